@@ -1,0 +1,55 @@
+"""Explanation methods behind one interface, keyed by stable slugs.
+
+Usage::
+
+    method = get_method("gradcam", batch_size=16)
+    result = method.explain(model, images)  # result.saliency: (B, H, W) in [0, 1]
+    record = {"method": method.slug, "params": method.params(), "hash": method.params_hash()}
+
+Pure PyTorch; never imports Django.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .base import SaliencyMethod, SaliencyResult
+from .gradcam import GradCAM
+from .integrated_gradients import IntegratedGradients
+
+__all__ = [
+    "REGISTRY",
+    "GradCAM",
+    "IntegratedGradients",
+    "SaliencyMethod",
+    "SaliencyResult",
+    "get_method",
+]
+
+REGISTRY: dict[str, type[SaliencyMethod]] = {
+    cls.slug: cls for cls in (GradCAM, IntegratedGradients)
+}
+
+
+def get_method(slug: str, /, **params: Any) -> SaliencyMethod:
+    """Construct the method registered under `slug` with keyword `params`.
+
+    Raises:
+        ValueError: for an unknown slug (the message lists the known ones), an unknown
+            parameter (the message lists the method's parameters) or an invalid value.
+    """
+    try:
+        cls = REGISTRY[slug]
+    except KeyError:
+        raise ValueError(
+            f"unknown explanation method {slug!r}; known: {', '.join(sorted(REGISTRY))}"
+        ) from None
+    known = [field.name for field in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for method {slug!r}; "
+            f"its parameters: {', '.join(known)}"
+        )
+    return cls(**params)

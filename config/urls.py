@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import include, path
+
+from study import researcher_views
+
+
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("s/", include("study.urls")),
+    path(
+        "researcher/login/",
+        auth_views.LoginView.as_view(template_name="researcher/login.html"),
+        name="researcher-login",
+    ),
+    path("researcher/logout/", auth_views.LogoutView.as_view(), name="researcher-logout"),
+    path("researcher/", researcher_views.study_list, name="researcher-home"),
+    path(
+        "researcher/studies/<slug:slug>/responses.csv",
+        researcher_views.study_export_csv,
+        name="researcher-export",
+    ),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ExplainEngineConfig(AppConfig):
+    name = "explain_engine"
+    verbose_name = "Explanation engine"

@@ -1,0 +1,63 @@
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from explain_engine import selectors
+from explain_engine.models import Classifier, Image, PrecomputeJob
+from explain_engine.services import EngineInputError, precompute_job_create
+from explain_engine.tasks import precompute_job_run
+
+
+class Command(BaseCommand):
+    help = "Precompute predictions and explanations for a classifier's images."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--classifier", required=True)
+        parser.add_argument(
+            "--methods", nargs="+", required=True, help="Method slugs, e.g. gradcam."
+        )
+        parser.add_argument(
+            "--params", default="{}", help='JSON parameters per method: {"gradcam": {...}}.'
+        )
+        parser.add_argument("--split", choices=["train", "test", "all"], default="test")
+        parser.add_argument("--wait", action="store_true", help="Show progress until done.")
+
+    def handle(self, *args, classifier, methods, params, split, wait, **options):
+        try:
+            chosen = Classifier.objects.get(name=classifier)
+        except Classifier.DoesNotExist:
+            raise CommandError(f"no classifier named {classifier!r}") from None
+        try:
+            params_by_method = json.loads(params)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--params is not JSON: {error}") from error
+        images = Image.objects.filter(image_set=chosen.image_set)
+        if split != "all":
+            images = images.filter(split=split)
+        try:
+            job = precompute_job_create(
+                classifier=chosen,
+                methods=[(slug, params_by_method.get(slug, {})) for slug in methods],
+                images=list(images),
+            )
+        except EngineInputError as error:
+            raise CommandError(str(error)) from error
+        precompute_job_run.delay_on_commit(job.pk)
+        self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {methods}")
+        if wait:
+            self._wait(job)
+
+    def _wait(self, job: PrecomputeJob) -> None:
+        while True:
+            progress = selectors.precompute_job_progress(job=job)
+            self.stdout.write(
+                f"\r{progress.done}/{progress.total} done, {progress.failed} failed", ending=""
+            )
+            job.refresh_from_db()
+            if job.status in (PrecomputeJob.Status.DONE, PrecomputeJob.Status.FAILED):
+                self.stdout.write("")
+                break
+            time.sleep(1)
+        if job.status == PrecomputeJob.Status.FAILED:
+            raise CommandError(f"job {job.pk}: {job.error}")

@@ -1,0 +1,432 @@
+"""Writes for the engine: importing images, registering and training classifiers, and
+computing predictions and explanations into records.
+
+The PyTorch work is done by the pure core (`classifiers`, `training`, `methods`, `render`);
+this module moves data between it and the database and storage.
+"""
+
+import hashlib
+import io
+import logging
+import platform
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import PIL
+import PIL.Image
+import torch
+import torchvision
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.db import transaction
+from django.utils import timezone
+
+from explain_engine import classifiers, render, training
+from explain_engine.datasets.cub import display_name, read_cub
+from explain_engine.methods import get_method
+from explain_engine.models import (
+    ClassLabel,
+    Classifier,
+    Explanation,
+    Image,
+    ImageSet,
+    PrecomputeJob,
+    Prediction,
+)
+
+logger = logging.getLogger(__name__)
+
+STIMULUS_JPEG_QUALITY = 95
+PREDICTION_TOP_K = 5
+
+
+class EngineInputError(ValueError):
+    """Input the engine cannot use (a bad path, a mismatched checkpoint); nothing was saved."""
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _stimulus_bytes(path: Path) -> tuple[bytes, int, int]:
+    """Re-encode an image as a baseline JPEG without metadata (EXIF can hold GPS, camera
+    and original file names)."""
+    with PIL.Image.open(path) as source:
+        source.load()
+        rgb = source.convert("RGB")
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=STIMULUS_JPEG_QUALITY)
+    return buffer.getvalue(), rgb.width, rgb.height
+
+
+def image_set_import_cub(*, root: Path, name: str, classes: list[str] | None = None) -> ImageSet:
+    """Import a CUB-200-2011-layout data set; a second import of the same set adds only what
+    is missing."""
+    dataset = read_cub(Path(root), classes=classes)
+    image_set, _ = ImageSet.objects.get_or_create(
+        name=name, defaults={"source_path": str(Path(root).resolve())}
+    )
+    used_names = sorted({image.class_name for image in dataset.images})
+    labels = {}
+    with transaction.atomic():
+        for position, source_name in enumerate(used_names):
+            label, _ = ClassLabel.objects.get_or_create(
+                image_set=image_set,
+                source_name=source_name,
+                defaults={"display_name": display_name(source_name), "position": position},
+            )
+            labels[source_name] = label
+
+    existing = set(image_set.images.values_list("source_id", flat=True))
+    for cub_image in dataset.images:
+        if cub_image.image_id in existing:
+            continue
+        data, width, height = _stimulus_bytes(dataset.root / "images" / cub_image.relative_path)
+        image = Image(
+            image_set=image_set,
+            class_label=labels[cub_image.class_name],
+            split=Image.Split.TRAIN if cub_image.is_train else Image.Split.TEST,
+            source_id=cub_image.image_id,
+            source_path=cub_image.relative_path,
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=width,
+            height=height,
+            bbox=list(cub_image.bbox) if cub_image.bbox else None,
+            parts={part: list(xy) for part, xy in cub_image.parts.items()},
+        )
+        # The name given here is discarded by the opaque upload_to; only the suffix is kept.
+        image.file.save("stimulus.jpg", ContentFile(data), save=False)
+        image.save()
+    return image_set
+
+
+# ------------------------------------------------------------------------ classifiers
+
+
+def _class_order(image_set: ImageSet) -> list[str]:
+    return list(image_set.classes.order_by("position").values_list("source_name", flat=True))
+
+
+def classifier_train(
+    *,
+    image_set: ImageSet,
+    name: str,
+    seed: int = 0,
+    architecture: str | None = None,
+    epochs: int | None = None,
+    input_size: int | None = None,
+    progress=None,
+) -> Classifier:
+    """Train a classifier from scratch on the image set's train split, test it on its test
+    split, and register it with its checkpoint."""
+    options = dict(training.DEMO_TRAINING)
+    if architecture is not None:
+        options["architecture"] = architecture
+    if epochs is not None:
+        options["epochs"] = epochs
+    if input_size is not None:
+        options["input_size"] = input_size
+    class_order = _class_order(image_set)
+    index_of = {source_name: index for index, source_name in enumerate(class_order)}
+
+    def items(split: str) -> list[tuple[Path, int]]:
+        rows = image_set.images.filter(split=split).select_related("class_label")
+        return [(Path(image.file.path), index_of[image.class_label.source_name]) for image in rows]
+
+    train_items, test_items = items(Image.Split.TRAIN), items(Image.Split.TEST)
+    if not train_items or not test_items:
+        raise EngineInputError(
+            f"image set {image_set.name!r} needs images in both splits "
+            f"(train: {len(train_items)}, test: {len(test_items)})"
+        )
+    result = training.train_classifier(
+        train_items,
+        test_items,
+        num_classes=len(class_order),
+        seed=seed,
+        progress=progress,
+        **options,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        checkpoint_path = Path(scratch) / "checkpoint.pt"
+        training.save_checkpoint(result.model, checkpoint_path)
+        return classifier_register(
+            name=name,
+            image_set=image_set,
+            architecture=options["architecture"],
+            checkpoint_path=checkpoint_path,
+            input_size=result.preprocessing.input_size,
+            mean=result.preprocessing.mean,
+            std=result.preprocessing.std,
+            test_accuracy=result.test_accuracy,
+            training_record={
+                **options,
+                "seed": seed,
+                "train_accuracy": result.train_accuracy,
+                "seconds": result.seconds,
+                "history": result.history,
+            },
+        )
+
+
+def classifier_register(
+    *,
+    name: str,
+    image_set: ImageSet,
+    architecture: str,
+    checkpoint_path: Path,
+    input_size: int,
+    mean: tuple[float, float, float] = classifiers.IMAGENET_MEAN,
+    std: tuple[float, float, float] = classifiers.IMAGENET_STD,
+    class_order: list[str] | None = None,
+    test_accuracy: float | None = None,
+    training_record: dict | None = None,
+) -> Classifier:
+    """Register an existing state_dict checkpoint, after proving it loads into the
+    architecture with one output per class."""
+    class_order = class_order or _class_order(image_set)
+    known = set(_class_order(image_set))
+    unknown = [source_name for source_name in class_order if source_name not in known]
+    if unknown:
+        raise EngineInputError(f"classes not in image set {image_set.name!r}: {unknown[:5]}")
+    if Classifier.objects.filter(name=name).exists():
+        raise EngineInputError(f"a classifier named {name!r} already exists")
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        raise EngineInputError(f"checkpoint {checkpoint_path} does not exist")
+    try:
+        classifiers.load_model(architecture, len(class_order), checkpoint_path)
+        preprocessing = classifiers.Preprocessing(input_size=input_size, mean=mean, std=std)
+    except ValueError as error:
+        raise EngineInputError(str(error)) from error
+    classifier = Classifier(
+        name=name,
+        image_set=image_set,
+        architecture=architecture,
+        checkpoint_sha256=classifiers.sha256_file(checkpoint_path),
+        class_order=class_order,
+        input_size=preprocessing.input_size,
+        normalization_mean=list(preprocessing.mean),
+        normalization_std=list(preprocessing.std),
+        test_accuracy=test_accuracy,
+        training=training_record or {},
+    )
+    with checkpoint_path.open("rb") as handle:
+        classifier.checkpoint.save("checkpoint.pt", File(handle), save=False)
+    classifier.save()
+    return classifier
+
+
+def engine_device() -> torch.device:
+    if settings.EXPLAINSTUDY_DEVICE == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(settings.EXPLAINSTUDY_DEVICE)
+
+
+@lru_cache(maxsize=4)
+def _loaded_model(
+    checkpoint_path: str, checkpoint_sha256: str, architecture: str, num_classes: int, device: str
+) -> torch.nn.Module:
+    # Keyed by the checkpoint's hash, so a worker keeps each classifier loaded across tasks.
+    model = classifiers.load_model(architecture, num_classes, checkpoint_path)
+    return model.to(device).eval()
+
+
+def classifier_model(classifier: Classifier) -> tuple[torch.nn.Module, classifiers.Preprocessing]:
+    model = _loaded_model(
+        classifier.checkpoint.path,
+        classifier.checkpoint_sha256,
+        classifier.architecture,
+        len(classifier.class_order),
+        str(engine_device()),
+    )
+    preprocessing = classifiers.Preprocessing(
+        input_size=classifier.input_size,
+        mean=tuple(classifier.normalization_mean),
+        std=tuple(classifier.normalization_std),
+    )
+    return model, preprocessing
+
+
+def _image_tensor(image: Image, preprocessing: classifiers.Preprocessing) -> torch.Tensor:
+    with image.file.open("rb") as handle, PIL.Image.open(handle) as pil:
+        return preprocessing.to_tensor(pil)
+
+
+# ------------------------------------------------------------------------ predictions
+
+
+def predictions_compute(*, classifier: Classifier, images: list[Image], batch_size: int = 32) -> int:
+    """Store the classifier's prediction for each image that has none; returns how many."""
+    done = set(
+        Prediction.objects.filter(classifier=classifier, image__in=images).values_list(
+            "image_id", flat=True
+        )
+    )
+    todo = [image for image in images if image.pk not in done]
+    if not todo:
+        return 0
+    model, preprocessing = classifier_model(classifier)
+    labels = {label.source_name: label for label in classifier.image_set.classes.all()}
+    ordered_labels = [labels[source_name] for source_name in classifier.class_order]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        batch = torch.stack([_image_tensor(image, preprocessing) for image in chunk])
+        probabilities = classifiers.predict(model, batch, batch_size=batch_size)
+        top = probabilities.topk(min(PREDICTION_TOP_K, probabilities.shape[1]), dim=1)
+        Prediction.objects.bulk_create(
+            [
+                Prediction(
+                    classifier=classifier,
+                    image=image,
+                    predicted_index=int(indices[0]),
+                    predicted_label=ordered_labels[int(indices[0])],
+                    confidence=float(values[0]),
+                    top_k=[
+                        {"index": int(i), "probability": round(float(p), 6)}
+                        for i, p in zip(indices, values, strict=True)
+                    ],
+                )
+                for image, values, indices in zip(chunk, top.values, top.indices, strict=True)
+            ],
+            ignore_conflicts=True,
+        )
+    return len(todo)
+
+
+# ------------------------------------------------------------------------ explanations
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def precompute_job_create(
+    *, classifier: Classifier, methods: list[tuple[str, dict]], images: list[Image]
+) -> PrecomputeJob:
+    """Record what is asked; checks every method and its parameters before anything runs."""
+    if not images:
+        raise EngineInputError("no images to explain")
+    foreign = [image.pk for image in images if image.image_set_id != classifier.image_set_id]
+    if foreign:
+        raise EngineInputError(f"images {foreign[:5]} are not in the classifier's image set")
+    resolved = []
+    for slug, params in methods:
+        try:
+            method = get_method(slug, **params)
+        except ValueError as error:
+            raise EngineInputError(str(error)) from error
+        resolved.append({"method": slug, "params": method.params()})
+    return PrecomputeJob.objects.create(
+        classifier=classifier, methods=resolved, image_ids=[image.pk for image in images]
+    )
+
+
+def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
+    """Compute the predictions the job needs, then create its explanation rows (one per
+    image and method, explaining the predicted class). Returns the ids still to compute."""
+    images = list(Image.objects.filter(pk__in=job.image_ids))
+    predictions_compute(classifier=job.classifier, images=images)
+    predicted = dict(
+        Prediction.objects.filter(classifier=job.classifier, image__in=images).values_list(
+            "image_id", "predicted_index"
+        )
+    )
+    rows = []
+    for spec in job.methods:
+        method = get_method(spec["method"], **spec["params"])
+        for image in images:
+            rows.append(
+                Explanation(
+                    classifier=job.classifier,
+                    image=image,
+                    method=method.slug,
+                    target_index=predicted[image.pk],
+                    params=method.params(),
+                    params_hash=method.params_hash(),
+                    job=job,
+                    checkpoint_sha256=job.classifier.checkpoint_sha256,
+                )
+            )
+    # Rows that exist already (an earlier job, a rerun) are kept as they are.
+    Explanation.objects.bulk_create(rows, ignore_conflicts=True)
+    PrecomputeJob.objects.filter(pk=job.pk).update(status=PrecomputeJob.Status.RUNNING)
+    wanted = Explanation.objects.filter(classifier=job.classifier, image__in=images).exclude(
+        status=Explanation.Status.DONE
+    )
+    hashes = {get_method(s["method"], **s["params"]).params_hash() for s in job.methods}
+    return list(wanted.filter(params_hash__in=hashes).values_list("pk", flat=True))
+
+
+def explanation_claim(*, explanation_id: int) -> bool:
+    """Take a pending explanation for computing; False if another worker has it or it is done."""
+    claimed = Explanation.objects.filter(
+        pk=explanation_id, status=Explanation.Status.PENDING
+    ).update(status=Explanation.Status.RUNNING, started_at=timezone.now())
+    return claimed == 1
+
+
+def explanation_compute(*, explanation_id: int) -> Explanation:
+    """Compute one claimed explanation: the map, its overlay and provenance, saved together."""
+    explanation = Explanation.objects.select_related("classifier", "image").get(pk=explanation_id)
+    if explanation.status != Explanation.Status.RUNNING:
+        return explanation
+    model, preprocessing = classifier_model(explanation.classifier)
+    device = engine_device()
+    method = get_method(explanation.method, **explanation.params)
+    with explanation.image.file.open("rb") as handle, PIL.Image.open(handle) as pil:
+        stimulus = pil.convert("RGB")
+    batch = preprocessing.to_tensor(stimulus).unsqueeze(0)
+    started = time.perf_counter()
+    result = method.explain(model, batch, torch.tensor([explanation.target_index]))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    runtime = time.perf_counter() - started
+    saliency = result.saliency[0].numpy().astype(np.float32)
+
+    overlay = render.heatmap_overlay(stimulus, saliency)
+    overlay_bytes = io.BytesIO()
+    overlay.save(overlay_bytes, format="PNG")
+    raw_bytes = io.BytesIO()
+    np.save(raw_bytes, saliency)
+
+    explanation.overlay.save("overlay.png", ContentFile(overlay_bytes.getvalue()), save=False)
+    explanation.raw_map.save("map.npy", ContentFile(raw_bytes.getvalue()), save=False)
+    explanation.runtime_seconds = runtime
+    explanation.device = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    explanation.library_versions = library_versions()
+    explanation.checkpoint_sha256 = explanation.classifier.checkpoint_sha256
+    explanation.metrics = {"target_score": float(result.scores[0])}
+    explanation.status = Explanation.Status.DONE
+    explanation.finished_at = timezone.now()
+    explanation.attempts += 1
+    explanation.save()
+    return explanation
+
+
+def explanation_fail(*, explanation_id: int, reason: str) -> None:
+    Explanation.objects.filter(pk=explanation_id).update(
+        status=Explanation.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+
+
+def precompute_job_refresh(*, job: PrecomputeJob) -> PrecomputeJob:
+    """Mark the job finished once none of its explanations is pending or running."""
+    open_rows = job.explanations.filter(
+        status__in=[Explanation.Status.PENDING, Explanation.Status.RUNNING]
+    )
+    if job.status == PrecomputeJob.Status.RUNNING and not open_rows.exists():
+        failed = job.explanations.filter(status=Explanation.Status.FAILED).count()
+        job.status = PrecomputeJob.Status.FAILED if failed else PrecomputeJob.Status.DONE
+        job.error = f"{failed} explanation(s) failed" if failed else ""
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+    return job

@@ -1,0 +1,152 @@
+"""Study records: what a researcher configures and what participants leave behind."""
+
+from django.db import models
+
+from explain_engine.models import ClassLabel, Classifier, Explanation, Image
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PILOT = "pilot"
+        LIVE = "live"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class Platform(models.TextChoices):
+        PROLIFIC = "prolific"
+        OPEN = "open", "open link (lab or pilot)"
+
+    slug = models.SlugField(max_length=60, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    platform = models.CharField(max_length=10, choices=Platform.choices)
+    question_type = models.CharField(max_length=50)
+    classifier = models.ForeignKey(Classifier, on_delete=models.PROTECT, related_name="studies")
+    participants_per_condition = models.PositiveIntegerField()
+    consent_text = models.TextField()
+    consent_version = models.CharField(max_length=20, default="1")
+    instructions_text = models.TextField()
+    completion_code = models.CharField(max_length=40)
+    config_hash = models.CharField(max_length=64, blank=True, help_text="Frozen at launch.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Condition(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    name = models.SlugField(max_length=60)
+    explanation_method = models.CharField(
+        max_length=50, blank=True, help_text="Engine method slug; blank = no explanation."
+    )
+    explanation_params_hash = models.CharField(max_length=64, blank=True)
+    show_ai_prediction = models.BooleanField(default=False)
+    show_ai_confidence = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["study", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="condition_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.name}"
+
+
+class StudyItem(models.Model):
+    class Role(models.TextChoices):
+        TRAINING = "training"
+        MAIN = "main"
+        ATTENTION = "attention", "attention check"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="study_items")
+    role = models.CharField(max_length=10, choices=Role.choices)
+
+    class Meta:
+        ordering = ["study", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "image", "role"], name="studyitem_unique"),
+        ]
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        DECLINED = "declined", "declined consent"
+        TIMED_OUT = "timed_out"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
+    code = models.CharField(max_length=40, unique=True, help_text="Unguessable; in the URL.")
+    condition = models.ForeignKey(Condition, on_delete=models.PROTECT, related_name="participants")
+    platform = models.CharField(max_length=10, choices=Study.Platform.choices)
+    # Keyed hash of the platform id: analysis never sees the raw id (kept in PlatformIdentity).
+    platform_pseudonym = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    page = models.CharField(max_length=20, help_text="Where the participant is in the flow.")
+    trial_position = models.PositiveIntegerField(default=0)
+    trial_shown_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current trial was first sent."
+    )
+    trial_seed = models.BigIntegerField()
+    trial_item_ids = models.JSONField(help_text="StudyItem ids in this participant's order.")
+    study_config_hash = models.CharField(max_length=64, blank=True)
+    consent_version = models.CharField(max_length=20, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "platform_pseudonym"],
+                condition=~models.Q(platform_pseudonym=""),
+                name="participant_once_per_study",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.code[:8]}"
+
+
+class PlatformIdentity(models.Model):
+    """The raw crowd-platform ids, kept apart from analysis data for payment reconciliation."""
+
+    participant = models.OneToOneField(
+        Participant, on_delete=models.CASCADE, related_name="platform_identity"
+    )
+    worker_id = models.CharField(max_length=200, help_text="PROLIFIC_PID or MTurk workerId.")
+    platform_study_id = models.CharField(max_length=200, blank=True)
+    session_id = models.CharField(max_length=200, blank=True, help_text="Prolific SESSION_ID.")
+
+
+class Response(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="responses")
+    item = models.ForeignKey(StudyItem, on_delete=models.PROTECT, related_name="responses")
+    phase = models.CharField(max_length=10, choices=StudyItem.Role.choices)
+    trial_position = models.PositiveIntegerField()
+    answer_label = models.ForeignKey(ClassLabel, on_delete=models.PROTECT, related_name="+")
+    is_correct = models.BooleanField()
+    confidence = models.PositiveSmallIntegerField(help_text="1 (guessing) .. 5 (certain).")
+    client_response_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From stimulus paint to answer, measured in the browser."
+    )
+    server_shown_at = models.DateTimeField(help_text="When the server sent the trial page.")
+    server_received_at = models.DateTimeField(auto_now_add=True)
+    explanation_shown = models.ForeignKey(
+        Explanation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    viewport = models.CharField(max_length=20, blank=True, help_text='"WIDTHxHEIGHT" in CSS px.')
+
+    class Meta:
+        ordering = ["participant", "trial_position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "item", "phase"], name="response_unique"),
+        ]

@@ -1,0 +1,143 @@
+"""Participant pages. Every GET shows where the participant should be; every POST advances
+the server-side pointer and redirects, so Back, reload and double-clicks lose nothing."""
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from explain_engine.models import Explanation, Image
+from study import selectors, services
+from study.models import Participant, Study
+
+PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+
+
+def _session_key(study: Study) -> str:
+    return f"participant:{study.slug}"
+
+
+def _participant_or_404(slug: str, code: str) -> Participant:
+    return get_object_or_404(
+        Participant.objects.select_related("study__classifier", "condition"),
+        study__slug=slug,
+        code=code,
+    )
+
+
+def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -> HttpResponse:
+    return render(
+        request, "study/refused.html", {"study": study, "reason": error.reason}, status=error.status
+    )
+
+
+@never_cache
+@require_http_methods(["GET"])
+def entry(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    worker_id = request.GET.get("PROLIFIC_PID", "").strip()
+    if study.platform == Study.Platform.OPEN and not worker_id:
+        # An open link has no id; the session remembers who this browser is.
+        code = request.session.get(_session_key(study))
+        if code and Participant.objects.filter(study=study, code=code).exists():
+            return redirect("study:participant", slug=slug, code=code)
+    try:
+        participant = services.participant_enter(
+            study=study,
+            worker_id=worker_id[:200],
+            platform_study_id=request.GET.get("STUDY_ID", "")[:200],
+            session_id=request.GET.get("SESSION_ID", "")[:200],
+        )
+    except services.EntryRefused as error:
+        return _refusal(request, study, error)
+    request.session[_session_key(study)] = participant.code
+    return redirect("study:participant", slug=slug, code=participant.code)
+
+
+def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse:
+    study = participant.study
+    context = {"study": study, "participant": participant}
+    page = participant.page
+    if page == services.PAGE_TRIALS:
+        participant = services.trial_mark_shown(participant=participant)
+        context["trial"] = selectors.trial_current(participant=participant)
+        context["confidence_scale"] = services.CONFIDENCE_SCALE
+    elif page == services.PAGE_COMPLETE:
+        context["completion_url"] = services.completion_url(participant=participant)
+    return render(request, f"study/page_{page}.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    participant = _participant_or_404(slug, code)
+    if request.method == "GET":
+        return _render_page(request, participant)
+
+    submitted_page = request.POST.get("page")
+    if submitted_page != participant.page:
+        # A stale form (Back, second tab, double-click): show where they really are.
+        return redirect("study:participant", slug=slug, code=code)
+    if submitted_page == services.PAGE_CONSENT:
+        services.participant_consent(participant=participant, agreed=request.POST.get("consent") == "yes")
+    elif submitted_page == services.PAGE_INSTRUCTIONS:
+        services.participant_finish_instructions(participant=participant)
+    elif submitted_page == services.PAGE_TRIALS:
+        try:
+            response = services.response_record(
+                participant=participant,
+                trial_position=int(request.POST["trial_position"]),
+                answer_label_id=int(request.POST["answer"]),
+                confidence=int(request.POST["confidence"]),
+                client_response_ms=_optional_int(request.POST.get("client_response_ms")),
+                viewport=request.POST.get("viewport", ""),
+            )
+        except (KeyError, ValueError) as error:
+            message = (
+                f"missing field {error}" if isinstance(error, KeyError) else str(error)
+            )
+            return render(
+                request,
+                "study/bad_request.html",
+                {"study": participant.study, "participant": participant, "message": message},
+                status=400,
+            )
+        if response is not None:
+            participant.refresh_from_db()
+            if participant.page == services.PAGE_COMPLETE:
+                destination = services.completion_url(participant=participant)
+                if destination:
+                    return redirect(destination)
+    return redirect("study:participant", slug=slug, code=code)
+
+
+def _optional_int(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    return int(float(value))
+
+
+@require_http_methods(["GET"])
+def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
+    participant = _participant_or_404(slug, code)
+    image = get_object_or_404(Image, public_id=image_id)
+    if not selectors.participant_may_see_image(participant=participant, image=image):
+        raise Http404("No such image.")
+    return _private_file(image.file)
+
+
+@require_http_methods(["GET"])
+def participant_explanation(request: HttpRequest, slug: str, code: str, explanation_id) -> FileResponse:
+    participant = _participant_or_404(slug, code)
+    explanation = get_object_or_404(Explanation.objects.select_related("image"), public_id=explanation_id)
+    if not selectors.participant_may_see_explanation(participant=participant, explanation=explanation):
+        raise Http404("No such explanation.")
+    return _private_file(explanation.overlay)
+
+
+def _private_file(field_file) -> FileResponse:
+    response = FileResponse(field_file.open("rb"))
+    # The stored name is random but still not the participant's business.
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

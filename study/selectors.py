@@ -1,0 +1,212 @@
+"""Reads for the study side: what a participant sees next, progress, and exports."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from explain_engine.models import Explanation, Image, Prediction
+from study.models import Condition, Participant, Response, Study, StudyItem
+from study.question_types import QUESTION_TYPES, Choice
+
+
+def explanation_for(*, condition: Condition, image: Image) -> Explanation | None:
+    """The finished explanation a condition shows for an image: of the model's own prediction."""
+    if not condition.explanation_method:
+        return None
+    classifier = condition.study.classifier
+    prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
+    if prediction is None:
+        return None
+    return Explanation.objects.filter(
+        classifier=classifier,
+        image=image,
+        method=condition.explanation_method,
+        params_hash=condition.explanation_params_hash,
+        target_index=prediction.predicted_index,
+        status=Explanation.Status.DONE,
+    ).first()
+
+
+@dataclass(frozen=True)
+class Trial:
+    position: int
+    count: int
+    item: StudyItem
+    prompt: str
+    choices: list[Choice]
+    explanation: Explanation | None
+
+
+def trial_current(*, participant: Participant) -> Trial:
+    study = participant.study
+    question_type = QUESTION_TYPES[study.question_type]
+    item = StudyItem.objects.select_related("image").get(
+        pk=participant.trial_item_ids[participant.trial_position]
+    )
+    return Trial(
+        position=participant.trial_position,
+        count=len(participant.trial_item_ids),
+        item=item,
+        prompt=question_type.prompt,
+        choices=question_type.choices(classifier=study.classifier),
+        explanation=explanation_for(condition=participant.condition, image=item.image),
+    )
+
+
+def participant_may_see_image(*, participant: Participant, image: Image) -> bool:
+    return StudyItem.objects.filter(pk__in=participant.trial_item_ids, image=image).exists()
+
+
+def participant_may_see_explanation(*, participant: Participant, explanation: Explanation) -> bool:
+    shown = explanation_for(condition=participant.condition, image=explanation.image)
+    return (
+        shown is not None
+        and shown.pk == explanation.pk
+        and participant_may_see_image(participant=participant, image=explanation.image)
+    )
+
+
+def study_config_snapshot(*, study: Study) -> dict:
+    """Everything that defines what participants see, for the launch hash."""
+    return {
+        "slug": study.slug,
+        "question_type": study.question_type,
+        "platform": study.platform,
+        "classifier_sha256": study.classifier.checkpoint_sha256,
+        "consent_text": study.consent_text,
+        "consent_version": study.consent_version,
+        "instructions_text": study.instructions_text,
+        "participants_per_condition": study.participants_per_condition,
+        "conditions": [
+            [c.name, c.explanation_method, c.explanation_params_hash, c.show_ai_prediction]
+            for c in study.conditions.order_by("name")
+        ],
+        "items": sorted(
+            [str(item.image.public_id), item.role]
+            for item in study.items.select_related("image")
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class ConditionProgress:
+    name: str
+    explanation_method: str
+    active: int
+    completed: int
+    responses: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.responses if self.responses else None
+
+
+def study_progress(*, study: Study) -> list[ConditionProgress]:
+    conditions = study.conditions.annotate(
+        active=Count("participants", filter=Q(participants__status=Participant.Status.ACTIVE), distinct=True),
+        completed=Count(
+            "participants", filter=Q(participants__status=Participant.Status.COMPLETED), distinct=True
+        ),
+    )
+    answer_counts = {
+        row["participant__condition"]: row
+        for row in Response.objects.filter(participant__study=study, phase=StudyItem.Role.MAIN)
+        .values("participant__condition")
+        .annotate(responses=Count("pk"), correct=Count("pk", filter=Q(is_correct=True)))
+    }
+    return [
+        ConditionProgress(
+            name=condition.name,
+            explanation_method=condition.explanation_method or "none",
+            active=condition.active,
+            completed=condition.completed,
+            responses=answer_counts.get(condition.pk, {}).get("responses", 0),
+            correct=answer_counts.get(condition.pk, {}).get("correct", 0),
+        )
+        for condition in conditions
+    ]
+
+
+EXPORT_COLUMNS = (
+    "study",
+    "participant",
+    "platform_pseudonym",
+    "participant_status",
+    "condition",
+    "explanation_method",
+    "phase",
+    "trial_position",
+    "item",
+    "image",
+    "true_label",
+    "answer",
+    "is_correct",
+    "confidence",
+    "client_response_ms",
+    "server_response_ms",
+    "ai_prediction",
+    "ai_confidence",
+    "ai_correct",
+    "explanation",
+    "server_shown_at",
+    "server_received_at",
+    "viewport",
+    "study_config_hash",
+)
+
+
+def study_export_rows(*, study: Study) -> Iterator[dict]:
+    """One dict per response, joined with the item and the model's output on it."""
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.filter(classifier=study.classifier).select_related(
+            "predicted_label"
+        )
+    }
+    responses = (
+        Response.objects.filter(participant__study=study)
+        .select_related(
+            "participant__condition",
+            "item__image__class_label",
+            "answer_label",
+            "explanation_shown",
+        )
+        .order_by("participant_id", "trial_position")
+    )
+    for response in responses.iterator(chunk_size=2000):
+        participant = response.participant
+        image = response.item.image
+        prediction = predictions.get(image.pk)
+        shown_to_received = response.server_received_at - response.server_shown_at
+        yield {
+            "study": study.slug,
+            "participant": participant.pk,
+            "platform_pseudonym": participant.platform_pseudonym,
+            "participant_status": participant.status,
+            "condition": participant.condition.name,
+            "explanation_method": participant.condition.explanation_method or "none",
+            "phase": response.phase,
+            "trial_position": response.trial_position,
+            "item": response.item_id,
+            "image": str(image.public_id),
+            "true_label": image.class_label.display_name,
+            "answer": response.answer_label.display_name,
+            "is_correct": int(response.is_correct),
+            "confidence": response.confidence,
+            "client_response_ms": response.client_response_ms,
+            "server_response_ms": round(shown_to_received.total_seconds() * 1000),
+            "ai_prediction": prediction.predicted_label.display_name if prediction else "",
+            "ai_confidence": round(prediction.confidence, 4) if prediction else "",
+            "ai_correct": int(prediction.predicted_label_id == image.class_label_id)
+            if prediction
+            else "",
+            "explanation": str(response.explanation_shown.public_id)
+            if response.explanation_shown
+            else "",
+            "server_shown_at": response.server_shown_at.isoformat(),
+            "server_received_at": response.server_received_at.isoformat(),
+            "viewport": response.viewport,
+            "study_config_hash": participant.study_config_hash,
+        }

@@ -1,0 +1,337 @@
+"""Writes for the study side: creating studies, admitting participants, recording answers.
+
+Every function here either completes its write or raises; a participant's state only
+moves forward, so a repeated or stale request changes nothing.
+"""
+
+import hashlib
+import hmac
+import json
+import random
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from explain_engine.methods import get_method
+from explain_engine.models import ClassLabel, Classifier, Image
+from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
+from study.question_types import QUESTION_TYPES
+
+PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+
+# The participant's pages, in order. The server keeps a pointer into this sequence.
+PAGE_CONSENT = "consent"
+PAGE_INSTRUCTIONS = "instructions"
+PAGE_TRIALS = "trials"
+PAGE_COMPLETE = "complete"
+PAGE_DECLINED = "declined"
+PAGE_SEQUENCE = (PAGE_CONSENT, PAGE_INSTRUCTIONS, PAGE_TRIALS, PAGE_COMPLETE)
+
+CONFIDENCE_SCALE = (1, 2, 3, 4, 5)
+
+
+class StudyConfigError(ValueError):
+    """A study definition that cannot run as asked."""
+
+
+class EntryRefused(Exception):
+    """A participant cannot enter; `reason` is shown to them, `status` is the HTTP status."""
+
+    def __init__(self, reason: str, *, status: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class InvalidAnswer(ValueError):
+    """A submitted answer that does not fit the trial; nothing is saved."""
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    name: str
+    explanation_method: str = ""
+    explanation_params: dict | None = None
+
+
+def study_create(
+    *,
+    slug: str,
+    title: str,
+    classifier: Classifier,
+    platform: str,
+    conditions: list[ConditionSpec],
+    main_images: list[Image],
+    participants_per_condition: int,
+    consent_text: str,
+    instructions_text: str,
+    question_type: str = "species_identification",
+    completion_code: str | None = None,
+) -> Study:
+    if question_type not in QUESTION_TYPES:
+        raise StudyConfigError(
+            f"unknown question type {question_type!r}; known: {sorted(QUESTION_TYPES)}"
+        )
+    if platform not in Study.Platform.values:
+        raise StudyConfigError(f"unknown platform {platform!r}; known: {Study.Platform.values}")
+    if not conditions:
+        raise StudyConfigError("a study needs at least one condition")
+    if len({spec.name for spec in conditions}) != len(conditions):
+        raise StudyConfigError("condition names must be distinct")
+    if not main_images:
+        raise StudyConfigError("a study needs at least one main trial image")
+    if participants_per_condition < 1:
+        raise StudyConfigError("participants_per_condition must be at least 1")
+    foreign = [image for image in main_images if image.image_set_id != classifier.image_set_id]
+    if foreign:
+        raise StudyConfigError(
+            f"{len(foreign)} image(s) are not from the classifier's image set "
+            f"{classifier.image_set.name!r}"
+        )
+
+    with transaction.atomic():
+        study = Study.objects.create(
+            slug=slug,
+            title=title,
+            platform=platform,
+            question_type=question_type,
+            classifier=classifier,
+            participants_per_condition=participants_per_condition,
+            consent_text=consent_text,
+            instructions_text=instructions_text,
+            completion_code=completion_code or secrets.token_hex(4).upper(),
+        )
+        for spec in conditions:
+            method_params_hash = ""
+            if spec.explanation_method:
+                try:
+                    method = get_method(spec.explanation_method, **(spec.explanation_params or {}))
+                except ValueError as error:
+                    raise StudyConfigError(f"condition {spec.name!r}: {error}") from error
+                method_params_hash = method.params_hash()
+            Condition.objects.create(
+                study=study,
+                name=spec.name,
+                explanation_method=spec.explanation_method,
+                explanation_params_hash=method_params_hash,
+            )
+        StudyItem.objects.bulk_create(
+            StudyItem(study=study, image=image, role=StudyItem.Role.MAIN) for image in main_images
+        )
+    return study
+
+
+def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
+    """Open a study to participants once every explanation it needs exists; freeze its config."""
+    from study.selectors import explanation_for, study_config_snapshot
+
+    if status not in (Study.Status.PILOT, Study.Status.LIVE):
+        raise StudyConfigError(f"a study is launched as pilot or live, not {status!r}")
+    missing = [
+        (condition.name, item.image.public_id)
+        for condition in study.conditions.exclude(explanation_method="")
+        for item in study.items.select_related("image")
+        if explanation_for(condition=condition, image=item.image) is None
+    ]
+    if missing:
+        condition_name, image_id = missing[0]
+        raise StudyConfigError(
+            f"{len(missing)} explanation(s) missing, e.g. condition {condition_name!r} "
+            f"image {image_id}; run `manage.py precompute` first"
+        )
+    snapshot = json.dumps(study_config_snapshot(study=study), sort_keys=True)
+    study.config_hash = hashlib.sha256(snapshot.encode()).hexdigest()
+    study.status = status
+    study.save(update_fields=["config_hash", "status"])
+    return study
+
+
+def platform_pseudonym(*, platform: str, worker_id: str) -> str:
+    key = settings.PSEUDONYM_KEY.encode()
+    return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def _condition_assign(*, study: Study) -> Condition:
+    """Least-filled condition (active + completed), random tie-break, within the quota."""
+    conditions = list(
+        study.conditions.annotate(
+            filled=Count(
+                "participants",
+                filter=Q(
+                    participants__status__in=[
+                        Participant.Status.ACTIVE,
+                        Participant.Status.COMPLETED,
+                    ]
+                ),
+            )
+        )
+    )
+    open_conditions = [c for c in conditions if c.filled < study.participants_per_condition]
+    if not open_conditions:
+        raise EntryRefused("This study is full. Thank you for your interest.", status=409)
+    least = min(c.filled for c in open_conditions)
+    return random.SystemRandom().choice([c for c in open_conditions if c.filled == least])
+
+
+def participant_enter(
+    *,
+    study: Study,
+    worker_id: str = "",
+    platform_study_id: str = "",
+    session_id: str = "",
+) -> Participant:
+    """Admit a participant, or return the one this platform id already has in the study."""
+    if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
+        raise EntryRefused("This study is not open at the moment.", status=403)
+    if study.platform == Study.Platform.PROLIFIC and not worker_id:
+        raise EntryRefused(
+            "This study must be opened from Prolific (the link carries your Prolific ID).",
+            status=400,
+        )
+    pseudonym = platform_pseudonym(platform=study.platform, worker_id=worker_id) if worker_id else ""
+
+    with transaction.atomic():
+        # One admission at a time per study, so two arrivals cannot both take the last place.
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if pseudonym:
+            existing = Participant.objects.filter(study=study, platform_pseudonym=pseudonym).first()
+            if existing is not None:
+                return existing
+        condition = _condition_assign(study=study)
+        item_ids = list(
+            study.items.filter(role=StudyItem.Role.MAIN).order_by("pk").values_list("pk", flat=True)
+        )
+        seed = secrets.randbits(32)
+        random.Random(seed).shuffle(item_ids)
+        try:
+            with transaction.atomic():
+                participant = Participant.objects.create(
+                    study=study,
+                    code=secrets.token_urlsafe(24),
+                    condition=condition,
+                    platform=study.platform,
+                    platform_pseudonym=pseudonym,
+                    page=PAGE_SEQUENCE[0],
+                    trial_seed=seed,
+                    trial_item_ids=item_ids,
+                    study_config_hash=study.config_hash,
+                )
+        except IntegrityError:
+            # The same worker arrived twice at once (two tabs); the other request won.
+            return Participant.objects.get(study=study, platform_pseudonym=pseudonym)
+        if worker_id:
+            PlatformIdentity.objects.create(
+                participant=participant,
+                worker_id=worker_id,
+                platform_study_id=platform_study_id,
+                session_id=session_id,
+            )
+    return participant
+
+
+def _locked(participant: Participant) -> Participant:
+    return Participant.objects.select_for_update().get(pk=participant.pk)
+
+
+def participant_consent(*, participant: Participant, agreed: bool) -> Participant:
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page != PAGE_CONSENT:
+            return participant
+        if agreed:
+            participant.consented_at = timezone.now()
+            participant.consent_version = participant.study.consent_version
+            participant.page = PAGE_INSTRUCTIONS
+        else:
+            participant.status = Participant.Status.DECLINED
+            participant.page = PAGE_DECLINED
+        participant.save()
+    return participant
+
+
+def participant_finish_instructions(*, participant: Participant) -> Participant:
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page == PAGE_INSTRUCTIONS:
+            participant.page = PAGE_TRIALS
+            participant.trial_position = 0
+            participant.trial_shown_at = None
+            participant.save()
+    return participant
+
+
+def trial_mark_shown(*, participant: Participant) -> Participant:
+    """Stamp when the current trial was first sent; a reload keeps the first stamp."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page == PAGE_TRIALS and participant.trial_shown_at is None:
+            participant.trial_shown_at = timezone.now()
+            participant.save(update_fields=["trial_shown_at", "last_seen_at"])
+    return participant
+
+
+def response_record(
+    *,
+    participant: Participant,
+    trial_position: int,
+    answer_label_id: int,
+    confidence: int,
+    client_response_ms: int | None,
+    viewport: str = "",
+) -> Response | None:
+    """Save the answer to the participant's current trial and move on.
+
+    Returns None, saving nothing, when `trial_position` is not the current trial: a
+    double-click, a reload of a POST or a stale second tab.
+    """
+    from study.selectors import explanation_for
+
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page != PAGE_TRIALS or trial_position != participant.trial_position:
+            return None
+        if confidence not in CONFIDENCE_SCALE:
+            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
+        if client_response_ms is not None and not 0 <= client_response_ms < 24 * 3600 * 1000:
+            raise InvalidAnswer("client response time out of range")
+        study = participant.study
+        item = StudyItem.objects.select_related("image").get(
+            pk=participant.trial_item_ids[trial_position]
+        )
+        question_type = QUESTION_TYPES[study.question_type]
+        allowed = {choice.label_id for choice in question_type.choices(classifier=study.classifier)}
+        if answer_label_id not in allowed:
+            raise InvalidAnswer("the answer is not one of the offered choices")
+        answer = ClassLabel.objects.get(pk=answer_label_id)
+        response = Response.objects.create(
+            participant=participant,
+            item=item,
+            phase=item.role,
+            trial_position=trial_position,
+            answer_label=answer,
+            is_correct=question_type.is_correct(image=item.image, answer=answer),
+            confidence=confidence,
+            client_response_ms=client_response_ms,
+            server_shown_at=participant.trial_shown_at or timezone.now(),
+            explanation_shown=explanation_for(condition=participant.condition, image=item.image),
+            viewport=viewport[:20],
+        )
+        participant.trial_position += 1
+        participant.trial_shown_at = None
+        if participant.trial_position >= len(participant.trial_item_ids):
+            participant.page = PAGE_COMPLETE
+            participant.status = Participant.Status.COMPLETED
+            participant.completed_at = timezone.now()
+        participant.save()
+    return response
+
+
+def completion_url(*, participant: Participant) -> str | None:
+    """Where a finished participant goes next: the platform's completion URL, if any."""
+    if participant.platform == Study.Platform.PROLIFIC:
+        return PROLIFIC_COMPLETION_URL.format(code=participant.study.completion_code)
+    return None

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from study import participant_views
+
+app_name = "study"
+
+urlpatterns = [
+    path("<slug:slug>/", participant_views.entry, name="entry"),
+    path("<slug:slug>/p/<str:code>/", participant_views.participant_page, name="participant"),
+    path(
+        "<slug:slug>/p/<str:code>/image/<uuid:image_id>/",
+        participant_views.participant_image,
+        name="image",
+    ),
+    path(
+        "<slug:slug>/p/<str:code>/explanation/<uuid:explanation_id>/",
+        participant_views.participant_explanation,
+        name="explanation",
+    ),
+]
