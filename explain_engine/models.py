@@ -133,6 +133,9 @@ class PrecomputeJob(models.Model):
     methods = models.JSONField(help_text='[{"method": slug, "params": {...}}, ...]')
     image_ids = models.JSONField(help_text="Image primary keys the job covers.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    image_failures = models.JSONField(
+        default=dict, blank=True, help_text="Image id -> why it could not be read or predicted."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

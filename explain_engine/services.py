@@ -43,6 +43,10 @@ STIMULUS_JPEG_QUALITY = 95
 PREDICTION_TOP_K = 5
 
 
+# What a damaged or unreadable image file raises when it is opened and decoded.
+UNREADABLE_IMAGE_ERRORS = (PIL.UnidentifiedImageError, OSError, SyntaxError)
+
+
 class EngineInputError(ValueError):
     """Input the engine cannot use (a bad path, a mismatched checkpoint); nothing was saved."""
 
@@ -68,10 +72,13 @@ def image_set_import_cub(*, root: Path, name: str, classes: list[str] | None = N
     image_set, _ = ImageSet.objects.get_or_create(
         name=name, defaults={"source_path": str(Path(root).resolve())}
     )
-    used_names = sorted({image.class_name for image in dataset.images})
+    present = {image.class_name for image in dataset.images}
     labels = {}
     with transaction.atomic():
-        for position, source_name in enumerate(used_names):
+        # Positions follow classes.txt, so importing more classes later keeps earlier ones.
+        for position, source_name in enumerate(dataset.class_names):
+            if source_name not in present:
+                continue
             label, _ = ClassLabel.objects.get_or_create(
                 image_set=image_set,
                 source_name=source_name,
@@ -83,7 +90,7 @@ def image_set_import_cub(*, root: Path, name: str, classes: list[str] | None = N
     for cub_image in dataset.images:
         if cub_image.image_id in existing:
             continue
-        data, width, height = _stimulus_bytes(dataset.root / "images" / cub_image.relative_path)
+        data, width, height = _stimulus_bytes(dataset.image_path(cub_image))
         image = Image(
             image_set=image_set,
             class_label=labels[cub_image.class_name],
@@ -258,8 +265,13 @@ def _image_tensor(image: Image, preprocessing: classifiers.Preprocessing) -> tor
 # ------------------------------------------------------------------------ predictions
 
 
-def predictions_compute(*, classifier: Classifier, images: list[Image], batch_size: int = 32) -> int:
-    """Store the classifier's prediction for each image that has none; returns how many."""
+def predictions_compute(
+    *, classifier: Classifier, images: list[Image], batch_size: int = 32
+) -> dict[int, str]:
+    """Store the classifier's prediction for each image that has none.
+
+    Returns the images that could not be read, id -> reason; the others are predicted.
+    """
     done = set(
         Prediction.objects.filter(classifier=classifier, image__in=images).values_list(
             "image_id", flat=True
@@ -267,13 +279,20 @@ def predictions_compute(*, classifier: Classifier, images: list[Image], batch_si
     )
     todo = [image for image in images if image.pk not in done]
     if not todo:
-        return 0
+        return {}
     model, preprocessing = classifier_model(classifier)
     labels = {label.source_name: label for label in classifier.image_set.classes.all()}
     ordered_labels = [labels[source_name] for source_name in classifier.class_order]
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        batch = torch.stack([_image_tensor(image, preprocessing) for image in chunk])
+    failures: dict[int, str] = {}
+    readable: list[tuple[Image, torch.Tensor]] = []
+    for image in todo:
+        try:
+            readable.append((image, _image_tensor(image, preprocessing)))
+        except UNREADABLE_IMAGE_ERRORS as error:
+            failures[image.pk] = f"{type(error).__name__}: {error}"
+    for start in range(0, len(readable), batch_size):
+        chunk = readable[start : start + batch_size]
+        batch = torch.stack([tensor for _, tensor in chunk])
         probabilities = classifiers.predict(model, batch, batch_size=batch_size)
         top = probabilities.topk(min(PREDICTION_TOP_K, probabilities.shape[1]), dim=1)
         Prediction.objects.bulk_create(
@@ -289,11 +308,11 @@ def predictions_compute(*, classifier: Classifier, images: list[Image], batch_si
                         for i, p in zip(indices, values, strict=True)
                     ],
                 )
-                for image, values, indices in zip(chunk, top.values, top.indices, strict=True)
+                for (image, _), values, indices in zip(chunk, top.values, top.indices, strict=True)
             ],
             ignore_conflicts=True,
         )
-    return len(todo)
+    return failures
 
 
 # ------------------------------------------------------------------------ explanations
@@ -334,7 +353,11 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
     """Compute the predictions the job needs, then create its explanation rows (one per
     image and method, explaining the predicted class). Returns the ids still to compute."""
     images = list(Image.objects.filter(pk__in=job.image_ids))
-    predictions_compute(classifier=job.classifier, images=images)
+    failures = predictions_compute(classifier=job.classifier, images=images)
+    if failures:
+        PrecomputeJob.objects.filter(pk=job.pk).update(image_failures=failures)
+        job.image_failures = failures
+        images = [image for image in images if image.pk not in failures]
     predicted = dict(
         Prediction.objects.filter(classifier=job.classifier, image__in=images).values_list(
             "image_id", "predicted_index"
@@ -423,10 +446,16 @@ def precompute_job_refresh(*, job: PrecomputeJob) -> PrecomputeJob:
     open_rows = job.explanations.filter(
         status__in=[Explanation.Status.PENDING, Explanation.Status.RUNNING]
     )
+    job.refresh_from_db()
     if job.status == PrecomputeJob.Status.RUNNING and not open_rows.exists():
         failed = job.explanations.filter(status=Explanation.Status.FAILED).count()
-        job.status = PrecomputeJob.Status.FAILED if failed else PrecomputeJob.Status.DONE
-        job.error = f"{failed} explanation(s) failed" if failed else ""
+        problems = []
+        if job.image_failures:
+            problems.append(f"{len(job.image_failures)} image(s) unreadable")
+        if failed:
+            problems.append(f"{failed} explanation(s) failed")
+        job.status = PrecomputeJob.Status.FAILED if problems else PrecomputeJob.Status.DONE
+        job.error = "; ".join(problems)
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
     return job

@@ -2,7 +2,6 @@
 
 import logging
 
-import PIL
 from celery import shared_task
 
 from explain_engine import services
@@ -10,8 +9,8 @@ from explain_engine.models import Explanation, PrecomputeJob
 
 logger = logging.getLogger(__name__)
 
-# Failures that will happen again on a retry: a corrupt or unreadable image, a bad shape.
-DETERMINISTIC_ERRORS = (PIL.UnidentifiedImageError, ValueError, OSError)
+# Failures that will happen again on a retry: an unreadable image, a bad shape or value.
+DETERMINISTIC_ERRORS = (*services.UNREADABLE_IMAGE_ERRORS, ValueError)
 
 
 @shared_task(acks_late=True)

@@ -115,8 +115,9 @@ def generate_synthetic_birds(
     """Draw `per_class` images of each of the 8 species into `out_dir` in the CUB layout.
 
     The same arguments always give byte-identical files. Image k of a class depends only on
-    (seed, class, k), so a larger `per_class` adds images without changing the first ones.
-    Refuses to write into a folder that already holds a data set.
+    (seed, class, k), so a larger `per_class` adds images without changing the first ones
+    (the train/test split may change). Refuses to write into a folder that already holds a
+    data set.
     """
     out_dir = Path(out_dir)
     _check_arguments(out_dir, per_class, seed, image_size, test_fraction)
@@ -287,7 +288,8 @@ def _draw_image(rng: np.random.Generator, species: Species, image_size: int) -> 
     near, far = ("left", "right") if facing_left else ("right", "left")
     parts: dict[str, Point] = {}
     for key, point in bird.parts.items():
-        name = key.replace("near", near).replace("far", far)
+        side, _, part = key.partition(" ")
+        name = {"near": f"{near} {part}", "far": f"{far} {part}"}.get(side, key)
         parts[name] = place(point)
     bbox = (
         min_x + offset_x,

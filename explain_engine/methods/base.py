@@ -67,7 +67,7 @@ class SaliencyMethod(abc.ABC):
     # ------------------------------------------------------------------ parameters
 
     def __post_init__(self) -> None:
-        _check_int(self.batch_size, "batch_size", minimum=1)
+        require_int(self.batch_size, "batch_size", minimum=1)
         self._check_params()
 
     def _check_params(self) -> None:  # noqa: B027 (optional hook, empty by default)
@@ -241,7 +241,7 @@ def normalize_per_image(raw: Tensor) -> Tensor:
     return out.clamp_(0.0, 1.0).reshape(raw.shape)
 
 
-def _check_int(value: Any, name: str, *, minimum: int) -> None:
+def require_int(value: Any, name: str, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 

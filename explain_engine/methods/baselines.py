@@ -40,7 +40,7 @@ def gaussian_blur(images: Tensor, *, kernel_size: int, sigma: float) -> Tensor:
     radius = kernel_size // 2
     channels, height, width = images.shape[1:]
     offsets = torch.arange(kernel_size, device=images.device, dtype=images.dtype) - radius
-    kernel = torch.exp(-(offsets**2) / (sigma**2))
+    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
     kernel = kernel / kernel.sum()
     mode = "reflect" if radius < min(height, width) else "replicate"
     padded = F.pad(images, (radius, radius, radius, radius), mode=mode)

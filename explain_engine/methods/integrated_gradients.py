@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from .base import SaliencyMethod, _check_int, call_model
+from .base import SaliencyMethod, call_model, require_int
 from .baselines import blur_baseline, zeros_baseline
 
 __all__ = ["IntegratedGradients"]
@@ -64,7 +64,7 @@ class IntegratedGradients(SaliencyMethod):
     batch_size: int = 32
 
     def _check_params(self) -> None:
-        _check_int(self.steps, "steps", minimum=1)
+        require_int(self.steps, "steps", minimum=1)
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {sorted(BASELINES)}; got {self.baseline!r}")
 

@@ -141,6 +141,10 @@ def test_contract_every_method(slug):
     assert sal.device.type == "cpu"
     assert torch.isfinite(sal).all()
     assert sal.min() >= 0 and sal.max() <= 1
+    assert (sal.flatten(1).amin(dim=1) == 0).all()  # min-max normalized per image:
+    maxima = sal.flatten(1).amax(dim=1)  # 1, or 0 for a constant (e.g. all-ReLU'd) map
+    assert set(maxima.tolist()) <= {0.0, 1.0}
+    assert (maxima == 1).sum() >= 2
     assert torch.equal(result.targets, targets)
     assert result.scores.shape == (3,)
     with torch.no_grad():
@@ -183,8 +187,9 @@ def test_state_restored_when_the_gradient_raises(monkeypatch):
 def test_batched_equals_unbatched(slug):
     model = make_tiny()
     images = make_images(4)
-    one = make_method(slug, batch_size=1).explain(model, images)
-    four = make_method(slug, batch_size=4).explain(model, images)
+    targets = torch.tensor([0, 3, 1, 4])
+    one = make_method(slug, batch_size=1).explain(model, images, targets)
+    four = make_method(slug, batch_size=4).explain(model, images, targets)
     assert torch.equal(one.targets, four.targets)
     assert torch.allclose(one.scores, four.scores, atol=1e-6)
     assert torch.allclose(one.saliency, four.saliency, atol=1e-5)

@@ -43,7 +43,8 @@ class Command(BaseCommand):
             )
         except EngineInputError as error:
             raise CommandError(str(error)) from error
-        precompute_job_run.delay_on_commit(job.pk)
+        # Commands run in autocommit, so the job row is already visible to any worker.
+        precompute_job_run.delay(job.pk)
         self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {methods}")
         if wait:
             self._wait(job)

@@ -1,0 +1,165 @@
+"""Engine services against the database: import, register, predict, precompute."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from explain_engine.datasets.cub import CubFormatError
+from explain_engine.models import Explanation, Image, PrecomputeJob, Prediction
+from explain_engine.services import (
+    EngineInputError,
+    classifier_register,
+    image_set_import_cub,
+    precompute_job_create,
+)
+from explain_engine.tasks import precompute_job_run
+from tests.conftest import TINY_PER_CLASS
+
+pytestmark = pytest.mark.django_db
+
+
+def test_import_stores_every_image_under_an_opaque_name(image_set):
+    images = list(image_set.images.select_related("class_label"))
+    assert len(images) == 8 * TINY_PER_CLASS
+    assert image_set.classes.count() == 8
+    for image in images[:8]:
+        name = image.file.name.lower()
+        assert "gull" not in name and image.class_label.source_name.lower() not in name
+        assert "gull" in image.source_path.lower()  # provenance is kept, just never served
+    assert {image.split for image in images} == {"train", "test"}
+
+
+def test_import_twice_adds_nothing(image_set, tiny_birds_dir):
+    again = image_set_import_cub(root=tiny_birds_dir, name="tiny-gulls")
+    assert again.pk == image_set.pk
+    assert again.images.count() == 8 * TINY_PER_CLASS
+
+
+def test_import_strips_exif(db, birds_copy):
+    first = sorted((birds_copy / "images").rglob("*.jpg"))[0]
+    with PILImage.open(first) as original:
+        exif = PILImage.Exif()
+        exif[0x010E] = "secret description: Herring Gull"
+        original.save(first, format="JPEG", exif=exif.tobytes())
+    with PILImage.open(first) as check:
+        assert check.info.get("exif")
+    image_set = image_set_import_cub(root=birds_copy, name="exif-test")
+    for image in image_set.images.all():
+        with image.file.open("rb") as handle:
+            data = handle.read()
+        assert b"secret description" not in data
+        assert not PILImage.open(io.BytesIO(data)).info.get("exif")
+
+
+def test_import_class_subset(db, tiny_birds_dir):
+    image_set = image_set_import_cub(
+        root=tiny_birds_dir, name="two", classes=["California Gull", "Herring_Gull"]
+    )
+    assert sorted(image_set.classes.values_list("display_name", flat=True)) == [
+        "California Gull",
+        "Herring Gull",
+    ]
+    assert image_set.images.count() == 2 * TINY_PER_CLASS
+
+
+def test_import_of_a_damaged_set_names_the_problem_and_saves_nothing(db, birds_copy):
+    lines = (birds_copy / "image_class_labels.txt").read_text().splitlines()
+    lines[2] = "3 not-a-number"
+    (birds_copy / "image_class_labels.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CubFormatError, match=r"image_class_labels.txt.*3"):
+        image_set_import_cub(root=birds_copy, name="damaged")
+    assert not Image.objects.exists()
+
+
+def test_register_rejects_a_checkpoint_for_another_architecture(image_set, untrained_checkpoint):
+    with pytest.raises(EngineInputError, match="resnet18"):
+        classifier_register(
+            name="wrong",
+            image_set=image_set,
+            architecture="resnet18",
+            checkpoint_path=untrained_checkpoint,
+            input_size=64,
+        )
+
+
+def test_register_records_the_checkpoint_hash(classifier, untrained_checkpoint):
+    import hashlib
+
+    assert classifier.checkpoint_sha256 == hashlib.sha256(untrained_checkpoint.read_bytes()).hexdigest()
+    assert len(classifier.class_order) == 8
+
+
+def test_precompute_gradcam_end_to_end_then_nothing_twice(classifier, django_capture_on_commit_callbacks):
+    images = list(classifier.image_set.images.filter(split="test"))
+    job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    precompute_job_run.delay(job.pk)
+
+    assert Prediction.objects.filter(classifier=classifier).count() == len(images)
+    explanations = list(Explanation.objects.filter(job=job))
+    assert len(explanations) == len(images)
+    job.refresh_from_db()
+    assert job.status == PrecomputeJob.Status.DONE
+    for explanation in explanations:
+        assert explanation.status == Explanation.Status.DONE
+        prediction = Prediction.objects.get(classifier=classifier, image=explanation.image)
+        assert explanation.target_index == prediction.predicted_index
+        assert explanation.checkpoint_sha256 == classifier.checkpoint_sha256
+        assert explanation.params["target_layer"] is None and explanation.params_hash
+        assert explanation.device == "cpu" and explanation.runtime_seconds > 0
+        assert {"torch", "torchvision"} <= set(explanation.library_versions)
+        saliency = np.load(explanation.raw_map.open("rb"))
+        assert saliency.shape == (64, 64) and 0 <= saliency.min() and saliency.max() <= 1
+        with PILImage.open(explanation.overlay.open("rb")) as overlay:
+            assert overlay.format == "PNG" and overlay.width == explanation.image.width
+        assert "gull" not in explanation.overlay.name.lower()
+
+    second = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    assert precompute_job_run.delay(second.pk).get() == 0
+    assert Explanation.objects.count() == len(images)
+
+
+def test_a_corrupt_image_is_reported_and_the_rest_finish(classifier):
+    images = list(classifier.image_set.images.filter(split="test"))
+    broken = images[0]
+    with open(broken.file.path, "wb") as handle:
+        handle.write(b"not a jpeg at all")
+    job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    precompute_job_run.delay(job.pk)
+    job.refresh_from_db()
+    assert job.status == PrecomputeJob.Status.FAILED
+    assert "cannot identify image" in job.image_failures[str(broken.pk)]
+    assert job.error == "1 image(s) unreadable"
+    assert Explanation.objects.filter(status=Explanation.Status.DONE).count() == len(images) - 1
+    assert not Explanation.objects.filter(image=broken).exists()
+
+
+def test_an_image_that_breaks_during_explanation_fails_with_its_reason(classifier, monkeypatch):
+    from explain_engine import services
+
+    images = list(classifier.image_set.images.filter(split="test"))
+    victim = images[1]
+    real_compute = services.explanation_compute
+
+    def compute(*, explanation_id):
+        if Explanation.objects.get(pk=explanation_id).image_id == victim.pk:
+            raise ValueError("shape mismatch in test")
+        return real_compute(explanation_id=explanation_id)
+
+    monkeypatch.setattr(services, "explanation_compute", compute)
+    job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    precompute_job_run.delay(job.pk)
+    failed = Explanation.objects.get(image=victim)
+    assert failed.status == Explanation.Status.FAILED
+    assert failed.error == "ValueError: shape mismatch in test"
+    assert Explanation.objects.filter(status=Explanation.Status.DONE).count() == len(images) - 1
+    job.refresh_from_db()
+    assert job.status == PrecomputeJob.Status.FAILED and job.error == "1 explanation(s) failed"
+
+
+def test_unknown_method_is_refused_before_anything_runs(classifier):
+    images = list(classifier.image_set.images.all()[:2])
+    with pytest.raises(EngineInputError, match="unknown explanation method 'sailency'"):
+        precompute_job_create(classifier=classifier, methods=[("sailency", {})], images=images)
+    assert not PrecomputeJob.objects.exists()

@@ -1,0 +1,199 @@
+"""Tests for explain_engine.training (pure PyTorch, no Django)."""
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from explain_engine import training
+from explain_engine.classifiers import IMAGENET_MEAN, IMAGENET_STD, load_model, predict
+from explain_engine.training import DEMO_TRAINING, _augment, save_checkpoint, train_classifier
+
+SIZE = 32
+COLOURS = [(220, 30, 30), (30, 60, 220)]  # class 0 red, class 1 blue
+
+
+def _write_images(directory, per_class, seed):
+    """Red and blue discs on a varied grey background: trivially separable by colour."""
+    generator = torch.Generator().manual_seed(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    items = []
+    for label, colour in enumerate(COLOURS):
+        for k in range(per_class):
+            grey = int(torch.randint(60, 200, (), generator=generator))
+            x, y = torch.randint(0, 20, (2,), generator=generator).tolist()
+            image = Image.new("RGB", (48, 48), (grey, grey, grey))
+            ImageDraw.Draw(image).ellipse((x, y, x + 26, y + 26), fill=colour)
+            path = directory / f"{label}_{k}.png"
+            image.save(path)
+            items.append((path, label))
+    return items
+
+
+@pytest.fixture(scope="module")
+def red_blue(tmp_path_factory):
+    root = tmp_path_factory.mktemp("red_blue")
+    return _write_images(root / "train", 8, seed=1), _write_images(root / "test", 4, seed=2)
+
+
+def _train(red_blue, **overrides):
+    train, test = red_blue
+    settings = dict(
+        architecture="small_cnn",
+        num_classes=2,
+        input_size=SIZE,
+        epochs=2,
+        seed=0,
+        batch_size=8,
+        learning_rate=3e-3,
+        device="cpu",
+    )
+    return train_classifier(train, test, **{**settings, **overrides})
+
+
+def test_training_is_deterministic_for_a_seed(red_blue):
+    torch.manual_seed(100)  # the caller's global RNG state must not matter
+    first = _train(red_blue, seed=3).model.state_dict()
+    torch.manual_seed(200)
+    second = _train(red_blue, seed=3).model.state_dict()
+    other = _train(red_blue, seed=4).model.state_dict()
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(first["classifier.weight"], other["classifier.weight"])
+
+
+def test_training_leaves_the_callers_global_rng_alone(red_blue):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    _train(red_blue, epochs=1)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_training_separates_red_from_blue(red_blue):
+    result = _train(red_blue, epochs=4)
+    assert result.train_accuracy == 1.0
+    assert result.test_accuracy == 1.0
+
+
+def test_test_accuracy_is_measured_on_the_test_items(red_blue):
+    train, _test = red_blue
+    mislabelled = [(path, 1 - label) for path, label in train]
+    result = _train((train, mislabelled), epochs=4)
+    assert result.train_accuracy == 1.0
+    assert result.test_accuracy == 0.0
+
+
+def test_training_returns_an_eval_mode_cpu_model_and_its_preprocessing(red_blue):
+    result = _train(red_blue, epochs=1)
+    assert not any(module.training for module in result.model.modules())
+    assert {p.device.type for p in result.model.parameters()} == {"cpu"}
+    assert result.preprocessing.input_size == SIZE
+    assert result.preprocessing.mean == IMAGENET_MEAN
+    assert result.preprocessing.std == IMAGENET_STD
+    assert result.architecture == "small_cnn"
+
+
+def test_reported_accuracies_match_predictions_on_the_cached_images(red_blue):
+    train, test = red_blue
+    result = _train(red_blue, epochs=1)
+    images = torch.stack([result.preprocessing.to_tensor(Image.open(p)) for p, _ in test])
+    labels = torch.tensor([label for _, label in test])
+    predicted = predict(result.model, images, batch_size=4).argmax(dim=1)
+    assert result.test_accuracy == pytest.approx((predicted == labels).float().mean().item())
+
+
+def test_progress_is_called_once_per_epoch_with_the_history_entry(red_blue):
+    calls = []
+    result = _train(red_blue, epochs=3, progress=calls.append)
+    assert [call["epoch"] for call in calls] == [1, 2, 3]
+    assert all(call["epochs"] == 3 for call in calls)
+    assert len(result.history) == 3
+    assert [{k: v for k, v in call.items() if k != "epochs"} for call in calls] == result.history
+    assert set(result.history[0]) == {"epoch", "loss", "accuracy", "learning_rate", "seconds"}
+    assert result.history[0]["seconds"] > 0
+
+
+def test_a_trained_model_survives_a_checkpoint_round_trip(red_blue, tmp_path):
+    result = _train(red_blue, epochs=1)
+    save_checkpoint(result.model, tmp_path / "model.pt")
+    loaded = load_model("small_cnn", 2, tmp_path / "model.pt")
+    images = torch.randn(3, 3, SIZE, SIZE)
+    torch.testing.assert_close(
+        predict(loaded, images, batch_size=3), predict(result.model, images, batch_size=3)
+    )
+
+
+def test_a_last_batch_of_one_image_is_folded_in(red_blue):
+    # At 16 px small_cnn's last feature map is 1x1, where BatchNorm cannot train on one image.
+    train, test = red_blue
+    result = train_classifier(
+        train[:9],
+        test,
+        architecture="small_cnn",
+        num_classes=2,
+        input_size=16,
+        epochs=1,
+        seed=0,
+        batch_size=4,
+        device="cpu",
+    )
+    assert len(result.history) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(num_classes=1), r"train labels must be in \[0, 1\)"),
+        (dict(architecture="nope"), "Unknown architecture 'nope'"),
+    ],
+)
+def test_bad_arguments_are_refused(red_blue, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _train(red_blue, **overrides)
+
+
+def test_empty_splits_are_refused(red_blue):
+    train, test = red_blue
+    settings = dict(architecture="small_cnn", num_classes=2, input_size=SIZE, epochs=1, seed=0)
+    with pytest.raises(ValueError, match="test_items is empty"):
+        train_classifier(train, [], **settings)
+    with pytest.raises(ValueError, match="at least 2 training images"):
+        train_classifier(train[:1], test, **settings)
+
+
+def test_augmentation_keeps_shape_and_is_reproducible():
+    images = torch.rand(6, 3, 16, 16)
+    first = _augment(images, torch.Generator().manual_seed(0))
+    second = _augment(images, torch.Generator().manual_seed(0))
+    assert first.shape == images.shape
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert not torch.allclose(first, images)
+    # Values are interpolated from the image, never invented.
+    assert first.min() >= images.min() and first.max() <= images.max()
+
+
+def test_augmentation_mirrors_about_half_the_images(monkeypatch):
+    monkeypatch.setattr(training, "CROP_SCALE", (1.0, 1.0))
+    monkeypatch.setattr(training, "CROP_RATIO", (1.0, 1.0))
+    images = torch.rand(32, 3, 8, 8)
+    augmented = _augment(images, torch.Generator().manual_seed(0))
+    same = [torch.allclose(a, i, atol=1e-5) for a, i in zip(augmented, images, strict=True)]
+    mirrored = [
+        torch.allclose(a, i.flip(-1), atol=1e-5) for a, i in zip(augmented, images, strict=True)
+    ]
+    assert all(s or m for s, m in zip(same, mirrored, strict=True))
+    assert 8 <= sum(mirrored) <= 24
+
+
+def test_demo_training_names_every_setting_train_classifier_needs():
+    assert set(DEMO_TRAINING) == {
+        "architecture",
+        "input_size",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+    }

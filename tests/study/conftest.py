@@ -1,0 +1,37 @@
+import pytest
+
+from explain_engine.models import Image
+from explain_engine.services import precompute_job_create
+from explain_engine.tasks import precompute_job_run
+from study.models import Study
+from study.services import ConditionSpec, study_create, study_launch
+
+
+def make_study(classifier, *, slug="gulls", platform=Study.Platform.PROLIFIC, per_condition=10,
+               n_items=4, launch=True):
+    images = list(classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:n_items])
+    study = study_create(
+        slug=slug,
+        title="Which gull?",
+        classifier=classifier,
+        platform=platform,
+        conditions=[
+            ConditionSpec(name="none"),
+            ConditionSpec(name="gradcam", explanation_method="gradcam"),
+        ],
+        main_images=images,
+        participants_per_condition=per_condition,
+        consent_text="Consent text v1",
+        instructions_text="Pick the species.",
+        completion_code="C0DE42",
+    )
+    if launch:
+        job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+        precompute_job_run.delay(job.pk)
+        study_launch(study=study)
+    return study
+
+
+@pytest.fixture
+def study(classifier):
+    return make_study(classifier)

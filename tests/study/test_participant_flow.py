@@ -1,0 +1,239 @@
+"""The participant's path through a study, driven with Django's test client."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from study.models import Participant, PlatformIdentity, Response, Study
+from study.services import PROLIFIC_COMPLETION_URL
+from tests.study.conftest import make_study
+
+pytestmark = pytest.mark.django_db
+
+PROLIFIC_QUERY = {"PROLIFIC_PID": "pid-aaa", "STUDY_ID": "st-1", "SESSION_ID": "se-1"}
+
+
+def enter(client, study, pid="pid-aaa"):
+    response = client.get(
+        reverse("study:entry", args=[study.slug]), {**PROLIFIC_QUERY, "PROLIFIC_PID": pid}
+    )
+    assert response.status_code == 302
+    return response["Location"]
+
+
+def post(client, url, **data):
+    return client.post(url, data)
+
+
+def answer_current_trial(client, url, participant, *, correct=True, confidence=4):
+    participant.refresh_from_db()
+    page = client.get(url)
+    assert page.status_code == 200
+    trial = page.context["trial"]
+    true_label = trial.item.image.class_label_id
+    choice_ids = [choice.label_id for choice in trial.choices]
+    answer = true_label if correct else next(c for c in choice_ids if c != true_label)
+    return post(
+        client,
+        url,
+        page="trials",
+        trial_position=trial.position,
+        answer=answer,
+        confidence=confidence,
+        client_response_ms=1234,
+        viewport="390x844",
+    )
+
+
+def test_prolific_participant_walks_the_whole_flow(client, study):
+    url = enter(client, study)
+    participant = Participant.objects.get()
+    identity = PlatformIdentity.objects.get(participant=participant)
+    assert identity.worker_id == "pid-aaa" and identity.session_id == "se-1"
+    assert participant.platform_pseudonym and "pid-aaa" not in participant.platform_pseudonym
+
+    assert "Consent text v1" in client.get(url).content.decode()
+    assert post(client, url, page="consent", consent="yes").status_code == 302
+    assert "Pick the species." in client.get(url).content.decode()
+    post(client, url, page="instructions")
+
+    n_items = len(participant.trial_item_ids)
+    for position in range(n_items):
+        result = answer_current_trial(client, url, participant, correct=position % 2 == 0)
+    assert result["Location"] == PROLIFIC_COMPLETION_URL.format(code="C0DE42")
+
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.COMPLETED
+    responses = list(Response.objects.filter(participant=participant).order_by("trial_position"))
+    assert [r.trial_position for r in responses] == list(range(n_items))
+    assert [r.is_correct for r in responses] == [p % 2 == 0 for p in range(n_items)]
+    assert all(r.confidence == 4 and r.client_response_ms == 1234 for r in responses)
+    assert all(r.server_received_at >= r.server_shown_at for r in responses)
+    shows_explanation = participant.condition.explanation_method == "gradcam"
+    assert all((r.explanation_shown is not None) == shows_explanation for r in responses)
+    # After completion the page keeps showing the code and the way back to Prolific.
+    assert "C0DE42" in client.get(url).content.decode()
+
+
+def test_explanation_condition_shows_heatmap_and_none_condition_does_not(client, classifier):
+    study = make_study(classifier, per_condition=1)
+    pages = {}
+    for pid in ("p1", "p2"):
+        url = enter(client, study, pid=pid)
+        post(client, url, page="consent", consent="yes")
+        post(client, url, page="instructions")
+        participant = Participant.objects.get(platform_identity__worker_id=pid)
+        pages[participant.condition.name] = client.get(url).content.decode()
+    assert "/explanation/" in pages["gradcam"]
+    assert "/explanation/" not in pages["none"]
+
+
+def test_reload_back_and_double_submit_record_once(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="consent", consent="yes")  # double-click
+    post(client, url, page="instructions")
+    participant = Participant.objects.get()
+    trial = client.get(url).context["trial"]
+    form = {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": trial.item.image.class_label_id,
+        "confidence": 3,
+    }
+    client.post(url, form)
+    client.post(url, form)  # the same form again: a double-click or a Back + resubmit
+    assert Response.objects.filter(participant=participant).count() == 1
+    participant.refresh_from_db()
+    assert participant.trial_position == 1
+    # A stale consent form from another tab changes nothing.
+    post(client, url, page="consent", consent="no")
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.ACTIVE
+
+
+def test_returning_participant_resumes_and_keeps_condition(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    first = Participant.objects.get()
+    again = enter(client, study)
+    assert again == url
+    assert Participant.objects.count() == 1
+    assert Participant.objects.get().condition == first.condition
+
+
+def test_server_shown_time_survives_reload(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    client.get(url)
+    shown = Participant.objects.get().trial_shown_at
+    client.get(url)
+    assert Participant.objects.get().trial_shown_at == shown
+
+
+def test_declining_consent_ends_politely_and_frees_the_place(client, classifier):
+    study = make_study(classifier, per_condition=1)
+    url = enter(client, study, pid="decliner")
+    post(client, url, page="consent", consent="no")
+    participant = Participant.objects.get()
+    assert participant.status == Participant.Status.DECLINED
+    assert "return this study on Prolific" in client.get(url).content.decode()
+    enter(client, study, pid="second")
+    enter(client, study, pid="third")
+    taken = Participant.objects.filter(status=Participant.Status.ACTIVE)
+    assert sorted(taken.values_list("condition__name", flat=True)) == ["gradcam", "none"]
+
+
+def test_assignment_is_balanced(client, classifier):
+    study = make_study(classifier, per_condition=5)
+    for index in range(6):
+        enter(client, study, pid=f"worker-{index}")
+    counts = [c.participants.count() for c in study.conditions.all()]
+    assert counts == [3, 3]
+
+
+def test_full_study_says_so(client, classifier):
+    study = make_study(classifier, per_condition=1)
+    enter(client, study, pid="one")
+    enter(client, study, pid="two")
+    response = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "three"})
+    assert response.status_code == 409
+    assert "full" in response.content.decode()
+    assert Participant.objects.count() == 2
+
+
+def test_prolific_study_without_pid_is_refused(client, study):
+    response = client.get(reverse("study:entry", args=[study.slug]))
+    assert response.status_code == 400
+    assert "Prolific" in response.content.decode()
+    assert not Participant.objects.exists()
+
+
+def test_draft_study_is_closed_to_participants(client, classifier):
+    study = make_study(classifier, launch=False)
+    response = client.get(reverse("study:entry", args=[study.slug]), PROLIFIC_QUERY)
+    assert response.status_code == 403
+    assert not Participant.objects.exists()
+
+
+def test_open_study_resumes_by_session(client, classifier):
+    study = make_study(classifier, platform=Study.Platform.OPEN)
+    first = client.get(reverse("study:entry", args=[study.slug]))["Location"]
+    second = client.get(reverse("study:entry", args=[study.slug]))["Location"]
+    assert first == second
+    assert Participant.objects.get().platform_pseudonym == ""
+
+
+def test_invalid_answers_are_rejected_and_nothing_is_saved(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    trial = client.get(url).context["trial"]
+    base = {"page": "trials", "trial_position": trial.position}
+    other_set_label = 10**9
+    for bad in (
+        {"answer": trial.choices[0].label_id},  # no confidence
+        {"answer": trial.choices[0].label_id, "confidence": 9},
+        {"answer": other_set_label, "confidence": 3},
+        {"answer": "abc", "confidence": 3},
+    ):
+        response = client.post(url, {**base, **bad})
+        assert response.status_code == 400, bad
+    assert not Response.objects.exists()
+    assert Participant.objects.get().trial_position == 0
+
+
+def test_participant_sees_only_their_own_images(client, classifier):
+    study = make_study(classifier, n_items=2)
+    url = enter(client, study, pid="owner")
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    page = client.get(url).content.decode()
+    image_url = re.search(r'src="([^"]+/image/[^"]+)"', page).group(1)
+    assert client.get(image_url).status_code == 200
+    outside = classifier.image_set.images.exclude(
+        pk__in=study.items.values_list("image_id", flat=True)
+    ).first()
+    owner = Participant.objects.get()
+    forbidden = reverse("study:image", args=[study.slug, owner.code, outside.public_id])
+    assert client.get(forbidden).status_code == 404
+    wrong_code = image_url.replace(owner.code, "not-a-participant")
+    assert client.get(wrong_code).status_code == 404
+
+
+def test_no_label_is_revealed_before_the_answer(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    response = client.get(url)
+    trial = response.context["trial"]
+    html = response.content.decode()
+    image = trial.item.image
+    assert image.class_label.source_name not in html
+    assert image.source_path not in html
+    assert image.file.name.split("/")[-1] not in html  # even the opaque stored name stays private
+    image_response = client.get(reverse("study:image", args=[study.slug, Participant.objects.get().code, image.public_id]))
+    content_disposition = image_response["Content-Disposition"]
+    assert "Gull" not in content_disposition and image_response["Content-Type"] == "image/jpeg"
