@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from explain_engine.models import (
-    ClassLabel,
     Classifier,
+    ClassLabel,
     Explanation,
     Image,
     ImageSet,

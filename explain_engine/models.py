@@ -41,15 +41,21 @@ class ImageSet(models.Model):
 
 class ClassLabel(models.Model):
     image_set = models.ForeignKey(ImageSet, on_delete=models.CASCADE, related_name="classes")
-    source_name = models.CharField(max_length=200, help_text='As in the source, e.g. "059.California_Gull".')
+    source_name = models.CharField(
+        max_length=200, help_text='As in the source, e.g. "059.California_Gull".'
+    )
     display_name = models.CharField(max_length=200)
     position = models.PositiveIntegerField(help_text="Order within the image set.")
 
     class Meta:
         ordering = ["image_set", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["image_set", "source_name"], name="classlabel_unique_name"),
-            models.UniqueConstraint(fields=["image_set", "position"], name="classlabel_unique_position"),
+            models.UniqueConstraint(
+                fields=["image_set", "source_name"], name="classlabel_unique_name"
+            ),
+            models.UniqueConstraint(
+                fields=["image_set", "position"], name="classlabel_unique_position"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -78,7 +84,9 @@ class Image(models.Model):
     class Meta:
         ordering = ["image_set", "source_id"]
         constraints = [
-            models.UniqueConstraint(fields=["image_set", "source_id"], name="image_unique_source_id"),
+            models.UniqueConstraint(
+                fields=["image_set", "source_id"], name="image_unique_source_id"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -117,6 +125,9 @@ class Prediction(models.Model):
             models.UniqueConstraint(fields=["classifier", "image"], name="prediction_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.classifier.name}: {self.image} -> {self.predicted_label}"
+
     @property
     def is_correct(self) -> bool:
         return self.predicted_label_id == self.image.class_label_id
@@ -140,6 +151,9 @@ class PrecomputeJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"job {self.pk} ({self.status})"
+
 
 class Explanation(models.Model):
     class Status(models.TextChoices):
@@ -148,7 +162,9 @@ class Explanation(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    classifier = models.ForeignKey(Classifier, on_delete=models.CASCADE, related_name="explanations")
+    classifier = models.ForeignKey(
+        Classifier, on_delete=models.CASCADE, related_name="explanations"
+    )
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="explanations")
     method = models.CharField(max_length=50)
     target_index = models.PositiveIntegerField(help_text="Output index explained.")

@@ -28,8 +28,8 @@ from explain_engine import classifiers, render, training
 from explain_engine.datasets.cub import display_name, read_cub
 from explain_engine.methods import get_method
 from explain_engine.models import (
-    ClassLabel,
     Classifier,
+    ClassLabel,
     Explanation,
     Image,
     ImageSet,

@@ -32,13 +32,19 @@ def explanation_run(explanation_id: int) -> str:
         status = Explanation.Status.DONE
     except DETERMINISTIC_ERRORS as error:
         logger.warning("explanation %s failed: %s", explanation_id, error)
-        services.explanation_fail(explanation_id=explanation_id, reason=f"{type(error).__name__}: {error}")
+        services.explanation_fail(
+            explanation_id=explanation_id, reason=f"{type(error).__name__}: {error}"
+        )
         status = Explanation.Status.FAILED
     except Exception as error:
-        services.explanation_fail(explanation_id=explanation_id, reason=f"{type(error).__name__}: {error}")
+        services.explanation_fail(
+            explanation_id=explanation_id, reason=f"{type(error).__name__}: {error}"
+        )
         raise
     finally:
-        job_id = Explanation.objects.filter(pk=explanation_id).values_list("job_id", flat=True).first()
+        job_id = (
+            Explanation.objects.filter(pk=explanation_id).values_list("job_id", flat=True).first()
+        )
         if job_id is not None:
             services.precompute_job_refresh(job=PrecomputeJob.objects.get(pk=job_id))
     return status

@@ -29,5 +29,12 @@ class ParticipantAdmin(admin.ModelAdmin):
 
 @admin.register(Response)
 class ResponseAdmin(admin.ModelAdmin):
-    list_display = ["participant", "item", "phase", "is_correct", "confidence", "client_response_ms"]
+    list_display = [
+        "participant",
+        "item",
+        "phase",
+        "is_correct",
+        "confidence",
+        "client_response_ms",
+    ]
     list_filter = ["phase", "is_correct"]

@@ -65,11 +65,14 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
             name=DEMO_CLASSIFIER,
             seed=0,
             progress=lambda entry: log(
-                f"  epoch {entry['epoch']}/{entry['epochs']}: train accuracy {entry['accuracy']:.0%}"
+                f"  epoch {entry['epoch']}/{entry['epochs']}: "
+                f"train accuracy {entry['accuracy']:.0%}"
             ),
         )
-    log(f"classifier {classifier.name}: test accuracy {classifier.test_accuracy:.1%} "
-        f"(chance {1 / len(classifier.class_order):.1%})")
+    log(
+        f"classifier {classifier.name}: test accuracy {classifier.test_accuracy:.1%} "
+        f"(chance {1 / len(classifier.class_order):.1%})"
+    )
 
     study = Study.objects.filter(slug=DEMO_STUDY).first()
     if study is None:

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from explain_engine.models import ClassLabel, Classifier, Explanation, Image
+from explain_engine.models import Classifier, ClassLabel, Explanation, Image
 
 
 class Study(models.Model):
@@ -74,6 +74,9 @@ class StudyItem(models.Model):
             models.UniqueConstraint(fields=["study", "image", "role"], name="studyitem_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.role}/{self.image.public_id}"
+
 
 class Participant(models.Model):
     class Status(models.TextChoices):
@@ -126,6 +129,9 @@ class PlatformIdentity(models.Model):
     platform_study_id = models.CharField(max_length=200, blank=True)
     session_id = models.CharField(max_length=200, blank=True, help_text="Prolific SESSION_ID.")
 
+    def __str__(self) -> str:
+        return f"identity of {self.participant}"
+
 
 class Response(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="responses")
@@ -148,5 +154,10 @@ class Response(models.Model):
     class Meta:
         ordering = ["participant", "trial_position"]
         constraints = [
-            models.UniqueConstraint(fields=["participant", "item", "phase"], name="response_unique"),
+            models.UniqueConstraint(
+                fields=["participant", "item", "phase"], name="response_unique"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} #{self.trial_position}"

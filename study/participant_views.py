@@ -79,7 +79,9 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         # A stale form (Back, second tab, double-click): show where they really are.
         return redirect("study:participant", slug=slug, code=code)
     if submitted_page == services.PAGE_CONSENT:
-        services.participant_consent(participant=participant, agreed=request.POST.get("consent") == "yes")
+        services.participant_consent(
+            participant=participant, agreed=request.POST.get("consent") == "yes"
+        )
     elif submitted_page == services.PAGE_INSTRUCTIONS:
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:
@@ -93,9 +95,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
                 viewport=request.POST.get("viewport", ""),
             )
         except (KeyError, ValueError) as error:
-            message = (
-                f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            )
+            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
             return render(
                 request,
                 "study/bad_request.html",
@@ -127,10 +127,16 @@ def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> F
 
 
 @require_http_methods(["GET"])
-def participant_explanation(request: HttpRequest, slug: str, code: str, explanation_id) -> FileResponse:
+def participant_explanation(
+    request: HttpRequest, slug: str, code: str, explanation_id
+) -> FileResponse:
     participant = _participant_or_404(slug, code)
-    explanation = get_object_or_404(Explanation.objects.select_related("image"), public_id=explanation_id)
-    if not selectors.participant_may_see_explanation(participant=participant, explanation=explanation):
+    explanation = get_object_or_404(
+        Explanation.objects.select_related("image"), public_id=explanation_id
+    )
+    if not selectors.participant_may_see_explanation(
+        participant=participant, explanation=explanation
+    ):
         raise Http404("No such explanation.")
     return _private_file(explanation.overlay)
 

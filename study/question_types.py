@@ -5,7 +5,7 @@ A study names one type by its slug; the registry is the one place new types are 
 
 from dataclasses import dataclass
 
-from explain_engine.models import ClassLabel, Classifier, Image
+from explain_engine.models import Classifier, ClassLabel, Image
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class Choice:
 
 
 class SpeciesIdentification:
-    """"Which species is this?" Correct means the image's true label."""
+    """ "Which species is this?" Correct means the image's true label."""
 
     slug = "species_identification"
     prompt = "Which species is this bird?"

@@ -83,8 +83,7 @@ def study_config_snapshot(*, study: Study) -> dict:
             for c in study.conditions.order_by("name")
         ],
         "items": sorted(
-            [str(item.image.public_id), item.role]
-            for item in study.items.select_related("image")
+            [str(item.image.public_id), item.role] for item in study.items.select_related("image")
         ),
     }
 
@@ -105,9 +104,13 @@ class ConditionProgress:
 
 def study_progress(*, study: Study) -> list[ConditionProgress]:
     conditions = study.conditions.annotate(
-        active=Count("participants", filter=Q(participants__status=Participant.Status.ACTIVE), distinct=True),
+        active=Count(
+            "participants", filter=Q(participants__status=Participant.Status.ACTIVE), distinct=True
+        ),
         completed=Count(
-            "participants", filter=Q(participants__status=Participant.Status.COMPLETED), distinct=True
+            "participants",
+            filter=Q(participants__status=Participant.Status.COMPLETED),
+            distinct=True,
         ),
     )
     answer_counts = {

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from explain_engine.methods import get_method
-from explain_engine.models import ClassLabel, Classifier, Image
+from explain_engine.models import Classifier, ClassLabel, Image
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.question_types import QUESTION_TYPES
 
@@ -192,7 +192,9 @@ def participant_enter(
             "This study must be opened from Prolific (the link carries your Prolific ID).",
             status=400,
         )
-    pseudonym = platform_pseudonym(platform=study.platform, worker_id=worker_id) if worker_id else ""
+    pseudonym = (
+        platform_pseudonym(platform=study.platform, worker_id=worker_id) if worker_id else ""
+    )
 
     with transaction.atomic():
         # One admission at a time per study, so two arrivals cannot both take the last place.

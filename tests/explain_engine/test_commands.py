@@ -14,8 +14,9 @@ pytestmark = pytest.mark.django_db
 
 def test_make_synthetic_birds_then_import(tmp_path, capsys):
     out = tmp_path / "gulls"
-    call_command("make_synthetic_birds", str(out), "--per-class", "2", "--seed", "3",
-                 "--image-size", "64")
+    call_command(
+        "make_synthetic_birds", str(out), "--per-class", "2", "--seed", "3", "--image-size", "64"
+    )
     assert (out / "images.txt").read_text().count("\n") == 16
     call_command("import_cub", str(out), "--name", "gulls")
     assert ImageSet.objects.get(name="gulls").images.count() == 16
@@ -39,8 +40,19 @@ def test_import_cub_names_an_unknown_class(tiny_birds_dir):
 
 
 def test_train_classifier_records_accuracy_and_checkpoint(image_set, capsys):
-    call_command("train_classifier", "--imageset", image_set.name, "--name", "quick",
-                 "--architecture", "small_cnn", "--epochs", "1", "--input-size", "64")
+    call_command(
+        "train_classifier",
+        "--imageset",
+        image_set.name,
+        "--name",
+        "quick",
+        "--architecture",
+        "small_cnn",
+        "--epochs",
+        "1",
+        "--input-size",
+        "64",
+    )
     classifier = Classifier.objects.get(name="quick")
     assert 0 <= classifier.test_accuracy <= 1
     assert classifier.training["epochs"] == 1 and len(classifier.training["history"]) == 1
@@ -61,8 +73,18 @@ def test_register_classifier_with_class_order(image_set, tmp_path):
     order = list(reversed(image_set.classes.values_list("source_name", flat=True)))
     order_file = tmp_path / "order.json"
     order_file.write_text(json.dumps(order))
-    call_command("register_classifier", str(path), "--imageset", image_set.name, "--name",
-                 "resnet", "--architecture", "resnet18", "--class-order", str(order_file))
+    call_command(
+        "register_classifier",
+        str(path),
+        "--imageset",
+        image_set.name,
+        "--name",
+        "resnet",
+        "--architecture",
+        "resnet18",
+        "--class-order",
+        str(order_file),
+    )
     assert Classifier.objects.get(name="resnet").class_order == order
 
 
@@ -70,8 +92,16 @@ def test_register_classifier_wrong_class_count(image_set, tmp_path):
     path = tmp_path / "resnet.pt"
     torch.save(classifiers.build_model("resnet18", 5).state_dict(), path)
     with pytest.raises(CommandError, match="fc"):
-        call_command("register_classifier", str(path), "--imageset", image_set.name,
-                     "--name", "bad", "--architecture", "resnet18")
+        call_command(
+            "register_classifier",
+            str(path),
+            "--imageset",
+            image_set.name,
+            "--name",
+            "bad",
+            "--architecture",
+            "resnet18",
+        )
     assert not Classifier.objects.exists()
 
 

@@ -87,11 +87,16 @@ def test_register_rejects_a_checkpoint_for_another_architecture(image_set, untra
 def test_register_records_the_checkpoint_hash(classifier, untrained_checkpoint):
     import hashlib
 
-    assert classifier.checkpoint_sha256 == hashlib.sha256(untrained_checkpoint.read_bytes()).hexdigest()
+    assert (
+        classifier.checkpoint_sha256
+        == hashlib.sha256(untrained_checkpoint.read_bytes()).hexdigest()
+    )
     assert len(classifier.class_order) == 8
 
 
-def test_precompute_gradcam_end_to_end_then_nothing_twice(classifier, django_capture_on_commit_callbacks):
+def test_precompute_gradcam_end_to_end_then_nothing_twice(
+    classifier, django_capture_on_commit_callbacks
+):
     images = list(classifier.image_set.images.filter(split="test"))
     job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
     precompute_job_run.delay(job.pk)
@@ -110,7 +115,7 @@ def test_precompute_gradcam_end_to_end_then_nothing_twice(classifier, django_cap
         assert explanation.device == "cpu" and explanation.runtime_seconds > 0
         assert {"torch", "torchvision"} <= set(explanation.library_versions)
         saliency = np.load(explanation.raw_map.open("rb"))
-        assert saliency.shape == (64, 64) and 0 <= saliency.min() and saliency.max() <= 1
+        assert saliency.shape == (64, 64) and saliency.min() >= 0 and saliency.max() <= 1
         with PILImage.open(explanation.overlay.open("rb")) as overlay:
             assert overlay.format == "PNG" and overlay.width == explanation.image.width
         assert "gull" not in explanation.overlay.name.lower()

@@ -7,9 +7,18 @@ from study.models import Study
 from study.services import ConditionSpec, study_create, study_launch
 
 
-def make_study(classifier, *, slug="gulls", platform=Study.Platform.PROLIFIC, per_condition=10,
-               n_items=4, launch=True):
-    images = list(classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:n_items])
+def make_study(
+    classifier,
+    *,
+    slug="gulls",
+    platform=Study.Platform.PROLIFIC,
+    per_condition=10,
+    n_items=4,
+    launch=True,
+):
+    images = list(
+        classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:n_items]
+    )
     study = study_create(
         slug=slug,
         title="Which gull?",

@@ -234,6 +234,8 @@ def test_no_label_is_revealed_before_the_answer(client, study):
     assert image.class_label.source_name not in html
     assert image.source_path not in html
     assert image.file.name.split("/")[-1] not in html  # even the opaque stored name stays private
-    image_response = client.get(reverse("study:image", args=[study.slug, Participant.objects.get().code, image.public_id]))
+    image_response = client.get(
+        reverse("study:image", args=[study.slug, Participant.objects.get().code, image.public_id])
+    )
     content_disposition = image_response["Content-Disposition"]
     assert "Gull" not in content_disposition and image_response["Content-Type"] == "image/jpeg"

@@ -15,19 +15,33 @@ class Command(BaseCommand):
         parser.add_argument("checkpoint", type=Path)
         parser.add_argument("--imageset", required=True)
         parser.add_argument("--name", required=True)
-        parser.add_argument("--architecture", required=True, choices=classifiers.SUPPORTED_ARCHITECTURES)
+        parser.add_argument(
+            "--architecture", required=True, choices=classifiers.SUPPORTED_ARCHITECTURES
+        )
         parser.add_argument("--input-size", type=int, default=224)
         parser.add_argument("--mean", type=float, nargs=3, default=classifiers.IMAGENET_MEAN)
         parser.add_argument("--std", type=float, nargs=3, default=classifiers.IMAGENET_STD)
         parser.add_argument(
             "--class-order",
             type=Path,
-            help="JSON list of class folder names in output order (default: the image set's order).",
+            help="JSON list of class folder names in output order (default: the set's order).",
         )
         parser.add_argument("--test-accuracy", type=float)
 
-    def handle(self, *args, checkpoint, imageset, name, architecture, input_size, mean, std,
-               class_order, test_accuracy, **options):
+    def handle(
+        self,
+        *args,
+        checkpoint,
+        imageset,
+        name,
+        architecture,
+        input_size,
+        mean,
+        std,
+        class_order,
+        test_accuracy,
+        **options,
+    ):
         try:
             image_set = ImageSet.objects.get(name=imageset)
         except ImageSet.DoesNotExist:

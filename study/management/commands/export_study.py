@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
-        parser.add_argument("--out", type=Path, help="CSV file to write (default: standard output).")
+        parser.add_argument(
+            "--out", type=Path, help="CSV file to write (default: standard output)."
+        )
 
     def handle(self, *args, slug, out, **options):
         try:
