@@ -23,6 +23,7 @@ DEMO_CLASSIFIER = "demo-classifier"
 DEMO_STUDY = "demo"
 DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
+DEMO_IMAGE_SIZE = 224
 DEMO_TRIALS_PER_CLASS = 1
 
 CONSENT_TEXT = """This is a demonstration study run by explainstudy.
@@ -50,7 +51,9 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
     birds_dir = data_dir / "synthetic-gulls"
     if not (birds_dir / "images.txt").exists():
         log(f"drawing {DEMO_PER_CLASS} synthetic gulls per species into {birds_dir} …")
-        generate_synthetic_birds(birds_dir, per_class=DEMO_PER_CLASS, seed=0)
+        generate_synthetic_birds(
+            birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
+        )
 
     if not ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists():
         log("importing the image set …")

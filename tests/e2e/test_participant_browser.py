@@ -1,0 +1,68 @@
+"""A bot walks a Prolific participant's whole study in real Chromium, on a phone and a desktop."""
+
+import pytest
+
+from study.models import Participant, Response
+from tests.study.conftest import make_study
+
+PROLIFIC_HOST = "https://app.prolific.com/"
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_participant_completes_the_study_in_a_browser(
+    browser, live_server, classifier, device, screenshot_dir
+):
+    study = make_study(classifier, per_condition=1)
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    # The completion redirect leaves the site; answer it here instead of the real Prolific.
+    page.route(PROLIFIC_HOST + "**", lambda route: route.fulfill(body="prolific says thanks"))
+
+    def snap(name):
+        if screenshot_dir:
+            page.screenshot(path=screenshot_dir / f"{device}-{name}.png", full_page=True)
+
+    for pid in ("bot-none", "bot-gradcam"):
+        page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        participant = Participant.objects.get(platform_identity__worker_id=pid)
+        condition = participant.condition.name
+        snap(f"{condition}-1-consent")
+        page.get_by_role("button", name="I agree, continue").click()
+        snap(f"{condition}-2-instructions")
+        page.get_by_role("button", name="Start").click()
+
+        for position in range(len(participant.trial_item_ids)):
+            submit = page.get_by_role("button", name="Next")
+            # Enabled only once every stimulus image has loaded and been painted.
+            page.wait_for_function("!document.querySelector('#trial-form button').disabled")
+            images = page.locator(".stimulus-image")
+            expected_images = 2 if condition == "gradcam" else 1
+            assert images.count() == expected_images
+            for index in range(expected_images):
+                assert images.nth(index).evaluate("img => img.complete && img.naturalWidth > 0")
+            if position == 0:
+                snap(f"{condition}-3-trial")
+            page.locator("input[name=answer]").first.check()
+            page.locator("input[name=confidence][value='4']").check()
+            page.wait_for_timeout(50)
+            submit.click()
+            page.wait_for_load_state()
+
+        page.wait_for_url(PROLIFIC_HOST + "**")
+        assert "cc=C0DE42" in page.url
+        participant.refresh_from_db()
+        assert participant.status == Participant.Status.COMPLETED
+        responses = Response.objects.filter(participant=participant)
+        assert responses.count() == len(participant.trial_item_ids)
+        width, height = VIEWPORTS[device]["width"], VIEWPORTS[device]["height"]
+        for response in responses:
+            assert response.client_response_ms is not None and response.client_response_ms >= 50
+            assert response.viewport == f"{width}x{height}"
+            assert response.confidence == 4
+        # Coming back after the redirect shows the completion page with the code.
+        page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}")
+        assert "C0DE42" in page.content()
+        snap(f"{condition}-4-complete")
+    context.close()

@@ -1,0 +1,42 @@
+"""`demo` builds the whole path once, and a second run reuses all of it."""
+
+import re
+
+import pytest
+from django.core.management import call_command
+
+from explain_engine import training
+from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob
+from study import demo
+from study.models import Study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_demo(monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_PER_CLASS", 3)
+    monkeypatch.setattr(demo, "DEMO_IMAGE_SIZE", 64)
+    monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 1)
+    monkeypatch.setitem(training.DEMO_TRAINING, "input_size", 64)
+
+
+def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, client):
+    call_command("demo", "--no-serve", "--data-dir", str(tmp_path))
+    first = capsys.readouterr().out
+    study = Study.objects.get(slug="demo")
+    assert study.status == Study.Status.LIVE and study.config_hash
+    assert sorted(study.conditions.values_list("explanation_method", flat=True)) == ["", "gradcam"]
+    assert Image.objects.count() == 24
+    assert Explanation.objects.filter(status="done").count() == study.items.count() == 8
+    assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
+
+    call_command("demo", "--no-serve", "--data-dir", str(tmp_path))
+    second = capsys.readouterr().out
+    assert "training" not in second and "drawing" not in second
+    assert Classifier.objects.count() == 1 and PrecomputeJob.objects.count() == 1
+    assert Image.objects.count() == 24 and Study.objects.count() == 1
+
+    password = re.search(r"password '([^']+)'", second).group(1)
+    assert client.login(username="researcher", password=password)
+    assert client.get("/researcher/").status_code == 200
