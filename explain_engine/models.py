@@ -30,6 +30,15 @@ upload_checkpoint = OpaqueUploadTo("checkpoints")
 upload_artifact = OpaqueUploadTo("explanations")
 
 
+class WorkStatus(models.TextChoices):
+    """Life of a unit of engine work: pending -> running (claimed) -> done or failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class ImageSet(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     source_path = models.CharField(max_length=500, help_text="Where it was imported from.")
@@ -134,11 +143,7 @@ class Prediction(models.Model):
 
 
 class PrecomputeJob(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    Status = WorkStatus
 
     classifier = models.ForeignKey(Classifier, on_delete=models.CASCADE, related_name="jobs")
     methods = models.JSONField(help_text='[{"method": slug, "params": {...}}, ...]')
@@ -156,11 +161,7 @@ class PrecomputeJob(models.Model):
 
 
 class Explanation(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    Status = WorkStatus
 
     classifier = models.ForeignKey(
         Classifier, on_delete=models.CASCADE, related_name="explanations"
