@@ -44,8 +44,14 @@ def worker(settings):
         "EXPLAINSTUDY_MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     celery = [sys.executable, "-m", "celery", "-A", "config"]
-    subprocess.run([*celery, "purge", "-f", "-Q", "engine,web"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [*celery, "purge", "-f", "-Q", "engine,web"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     process = subprocess.Popen(
         [*celery, "worker", "-Q", "engine,web", "--pool", "solo", "--loglevel", "INFO"],
         cwd=ROOT,
@@ -78,9 +84,7 @@ def _wait_for(job: PrecomputeJob, process, timeout: float = 180) -> PrecomputeJo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_real_worker_computes_a_job_and_a_second_run_computes_nothing(
-    classifier, worker
-):
+def test_real_worker_computes_a_job_and_a_second_run_computes_nothing(classifier, worker):
     assert settings.CELERY_BROKER_URL
     images = list(classifier.image_set.images.filter(split="test"))
     job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)

@@ -56,7 +56,9 @@ def test_export_unknown_study_and_missing_folder(study, tmp_path):
         call_command("export_study", study.slug, "--out", str(tmp_path / "missing" / "x.csv"))
 
 
-def test_researcher_pages_need_staff_and_show_progress(client, study, researcher_a, django_user_model):
+def test_researcher_pages_need_staff_and_show_progress(
+    client, study, researcher_a, django_user_model
+):
     finish(client, study, "first")
     home = reverse("researcher-home")
     assert client.get(home)["Location"].startswith("/researcher/login/")
