@@ -17,11 +17,24 @@ def study_list(request: HttpRequest) -> HttpResponse:
         {
             "study": study,
             "progress": selectors.study_progress(study=study),
-            "entry_url": request.build_absolute_uri(reverse("study:entry", args=[study.slug])),
+            "entry_url": _entry_url_for_platform(request, study),
         }
         for study in Study.objects.select_related("classifier").order_by("-created_at")
     ]
     return render(request, "researcher/study_list.html", {"studies": studies})
+
+
+# What the researcher pastes into Prolific: Prolific fills in the placeholders per participant.
+PROLIFIC_URL_PARAMETERS = (
+    "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+)
+
+
+def _entry_url_for_platform(request: HttpRequest, study: Study) -> str:
+    url = request.build_absolute_uri(reverse("study:entry", args=[study.slug]))
+    if study.platform == Study.Platform.PROLIFIC:
+        url += PROLIFIC_URL_PARAMETERS
+    return url
 
 
 class _Echo:

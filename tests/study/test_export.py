@@ -69,6 +69,7 @@ def test_researcher_pages_need_staff_and_show_progress(
     client.force_login(researcher_a)
     page = client.get(home).content.decode()
     assert study.slug in page and "Completed" in page
+    assert "/s/gulls/?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}" in page
     csv_response = client.get(reverse("researcher-export", args=[study.slug]))
     body = b"".join(csv_response.streaming_content).decode()
     assert body.count("\n") == 1 + study.items.count()
