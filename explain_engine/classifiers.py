@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,8 @@ import torchvision
 from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
+
+from explain_engine.methods.base import model_device, scoped_model_state
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -43,7 +44,6 @@ __all__ = [
     "build_model",
     "load_model",
     "predict",
-    "preserved_training_flags",
     "sha256_file",
 ]
 
@@ -279,24 +279,6 @@ def load_model(
 # ------------------------------------------------------------------------- prediction
 
 
-@contextmanager
-def preserved_training_flags(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block, then restore every submodule's own flag."""
-    flags = [(module, module.training) for module in model.modules()]
-    try:
-        model.eval()
-        yield model
-    finally:
-        for module, training in flags:
-            module.training = training
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def predict(model: nn.Module, images: Tensor, *, batch_size: int) -> Tensor:
     """Softmax probabilities (N, C) on the CPU for normalized images (N, 3, H, W).
 
@@ -309,9 +291,9 @@ def predict(model: nn.Module, images: Tensor, *, batch_size: int) -> Tensor:
         raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise ValueError("images is empty")
-    device = _model_device(model)
+    device = model_device(model)
     outputs = []
-    with preserved_training_flags(model), torch.no_grad():
+    with scoped_model_state(model), torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(device)
             outputs.append(torch.softmax(model(batch).float(), dim=1).cpu())
