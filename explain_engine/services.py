@@ -22,6 +22,7 @@ import torchvision
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from explain_engine import classifiers, render, training
@@ -393,7 +394,9 @@ def explanation_claim(*, explanation_id: int) -> bool:
     """Take a pending explanation for computing; False if another worker has it or it is done."""
     claimed = Explanation.objects.filter(
         pk=explanation_id, status=Explanation.Status.PENDING
-    ).update(status=Explanation.Status.RUNNING, started_at=timezone.now())
+    ).update(
+        status=Explanation.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
     return claimed == 1
 
 
@@ -430,7 +433,6 @@ def explanation_compute(*, explanation_id: int) -> Explanation:
     explanation.metrics = {"target_score": float(result.scores[0])}
     explanation.status = Explanation.Status.DONE
     explanation.finished_at = timezone.now()
-    explanation.attempts += 1
     explanation.save()
     return explanation
 

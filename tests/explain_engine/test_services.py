@@ -113,6 +113,7 @@ def test_precompute_gradcam_end_to_end_then_nothing_twice(
         assert explanation.checkpoint_sha256 == classifier.checkpoint_sha256
         assert explanation.params["target_layer"] is None and explanation.params_hash
         assert explanation.device == "cpu" and explanation.runtime_seconds > 0
+        assert explanation.attempts == 1
         assert {"torch", "torchvision"} <= set(explanation.library_versions)
         saliency = np.load(explanation.raw_map.open("rb"))
         assert saliency.shape == (64, 64) and saliency.min() >= 0 and saliency.max() <= 1
