@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from explain_engine.models import Classifier, ClassLabel, Explanation, Image
+from explain_engine.models import Classifier, Explanation, Image
 
 
 class Study(models.Model):
@@ -138,7 +138,9 @@ class Response(models.Model):
     item = models.ForeignKey(StudyItem, on_delete=models.PROTECT, related_name="responses")
     phase = models.CharField(max_length=10, choices=StudyItem.Role.choices)
     trial_position = models.PositiveIntegerField()
-    answer_label = models.ForeignKey(ClassLabel, on_delete=models.PROTECT, related_name="+")
+    answer = models.CharField(max_length=100, help_text="The chosen value, e.g. a label id.")
+    answer_text = models.CharField(max_length=200, help_text="What the participant read.")
+    correct_answer = models.CharField(max_length=100)
     is_correct = models.BooleanField()
     confidence = models.PositiveSmallIntegerField(help_text="1 (guessing) .. 5 (certain).")
     client_response_ms = models.PositiveIntegerField(

@@ -89,7 +89,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
             response = services.response_record(
                 participant=participant,
                 trial_position=int(request.POST["trial_position"]),
-                answer_label_id=int(request.POST["answer"]),
+                answer=request.POST["answer"],
                 confidence=int(request.POST["confidence"]),
                 client_response_ms=_optional_int(request.POST.get("client_response_ms")),
                 viewport=request.POST.get("viewport", ""),

@@ -36,6 +36,7 @@ class Trial:
     prompt: str
     choices: list[Choice]
     explanation: Explanation | None
+    ai_prediction: Prediction | None  # shown when the question or the condition asks for it
 
 
 def trial_current(*, participant: Participant) -> Trial:
@@ -44,6 +45,7 @@ def trial_current(*, participant: Participant) -> Trial:
     item = StudyItem.objects.select_related("image").get(
         pk=participant.trial_item_ids[participant.trial_position]
     )
+    shows_ai = question_type.shows_ai_prediction or participant.condition.show_ai_prediction
     return Trial(
         position=participant.trial_position,
         count=len(participant.trial_item_ids),
@@ -51,6 +53,11 @@ def trial_current(*, participant: Participant) -> Trial:
         prompt=question_type.prompt,
         choices=question_type.choices(classifier=study.classifier),
         explanation=explanation_for(condition=participant.condition, image=item.image),
+        ai_prediction=Prediction.objects.select_related("predicted_label")
+        .filter(classifier=study.classifier, image=item.image)
+        .first()
+        if shows_ai
+        else None,
     )
 
 
@@ -145,6 +152,7 @@ EXPORT_COLUMNS = (
     "image",
     "true_label",
     "answer",
+    "correct_answer",
     "is_correct",
     "confidence",
     "client_response_ms",
@@ -173,7 +181,6 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
         .select_related(
             "participant__condition",
             "item__image__class_label",
-            "answer_label",
             "explanation_shown",
         )
         .order_by("participant_id", "trial_position")
@@ -195,7 +202,8 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "item": response.item_id,
             "image": str(image.public_id),
             "true_label": image.class_label.display_name,
-            "answer": response.answer_label.display_name,
+            "answer": response.answer_text,
+            "correct_answer": response.correct_answer,
             "is_correct": int(response.is_correct),
             "confidence": response.confidence,
             "client_response_ms": response.client_response_ms,

@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from explain_engine.methods import get_method
-from explain_engine.models import Classifier, ClassLabel, Image
+from explain_engine.models import Classifier, Image, Prediction
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.question_types import QUESTION_TYPES
 
@@ -137,6 +137,12 @@ def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
         for item in study.items.select_related("image")
         if explanation_for(condition=condition, image=item.image) is None
     ]
+    unpredicted = study.items.exclude(image__predictions__classifier=study.classifier).count()
+    if unpredicted:
+        raise StudyConfigError(
+            f"{unpredicted} item(s) have no prediction from {study.classifier.name!r}; "
+            "run `manage.py precompute` first"
+        )
     if missing:
         condition_name, image_id = missing[0]
         raise StudyConfigError(
@@ -280,7 +286,7 @@ def response_record(
     *,
     participant: Participant,
     trial_position: int,
-    answer_label_id: int,
+    answer: str,
     confidence: int,
     client_response_ms: int | None,
     viewport: str = "",
@@ -305,17 +311,20 @@ def response_record(
             pk=participant.trial_item_ids[trial_position]
         )
         question_type = QUESTION_TYPES[study.question_type]
-        allowed = {choice.label_id for choice in question_type.choices(classifier=study.classifier)}
-        if answer_label_id not in allowed:
+        choices = {c.value: c for c in question_type.choices(classifier=study.classifier)}
+        if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
-        answer = ClassLabel.objects.get(pk=answer_label_id)
+        prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
+        correct_answer = question_type.correct_value(image=item.image, prediction=prediction)
         response = Response.objects.create(
             participant=participant,
             item=item,
             phase=item.role,
             trial_position=trial_position,
-            answer_label=answer,
-            is_correct=question_type.is_correct(image=item.image, answer=answer),
+            answer=answer,
+            answer_text=choices[answer].text,
+            correct_answer=correct_answer,
+            is_correct=answer == correct_answer,
             confidence=confidence,
             client_response_ms=client_response_ms,
             server_shown_at=participant.trial_shown_at or timezone.now(),

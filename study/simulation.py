@@ -7,7 +7,7 @@ answer per trial), so assignment, recording and export are exercised end to end.
 import random
 from dataclasses import dataclass
 
-from explain_engine.models import ClassLabel
+from explain_engine.models import Prediction
 from study.models import Participant, Study
 from study.question_types import QUESTION_TYPES
 from study.selectors import trial_current
@@ -44,6 +44,10 @@ def participants_simulate(
             raise ValueError(f"accuracy must be in [0, 1] and time positive, got {behaviour}")
     rng = random.Random(seed)
     question_type = QUESTION_TYPES[study.question_type]
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.filter(classifier=study.classifier)
+    }
     participants = []
     for index in range(n):
         participant = participant_enter(study=study, worker_id=f"{id_prefix}-{seed}-{index}")
@@ -53,20 +57,17 @@ def participants_simulate(
         while participant.status == Participant.Status.ACTIVE:
             participant = trial_mark_shown(participant=participant)
             trial = trial_current(participant=participant)
-            choice_ids = [choice.label_id for choice in trial.choices]
-            labels = ClassLabel.objects.in_bulk(choice_ids)
-            correct = [
-                label_id
-                for label_id in choice_ids
-                if question_type.is_correct(image=trial.item.image, answer=labels[label_id])
-            ]
-            wrong = [label_id for label_id in choice_ids if label_id not in correct]
-            answer_correctly = rng.random() < behaviour.accuracy or not wrong
-            answer = rng.choice(correct if answer_correctly and correct else wrong)
+            correct = question_type.correct_value(
+                image=trial.item.image, prediction=predictions[trial.item.image_id]
+            )
+            wrong = [choice.value for choice in trial.choices if choice.value != correct]
+            answer = (
+                correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
+            )
             response_record(
                 participant=participant,
                 trial_position=trial.position,
-                answer_label_id=answer,
+                answer=answer,
                 confidence=rng.randint(1, 5),
                 client_response_ms=max(1, round(rng.expovariate(1 / behaviour.mean_response_ms))),
                 viewport="simulated",

@@ -15,6 +15,7 @@ def make_study(
     per_condition=10,
     n_items=4,
     launch=True,
+    question_type="species_identification",
 ):
     images = list(
         classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:n_items]
@@ -33,6 +34,7 @@ def make_study(
         consent_text="Consent text v1",
         instructions_text="Pick the species.",
         completion_code="C0DE42",
+        question_type=question_type,
     )
     if launch:
         job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)

@@ -31,9 +31,9 @@ def answer_current_trial(client, url, participant, *, correct=True, confidence=4
     page = client.get(url)
     assert page.status_code == 200
     trial = page.context["trial"]
-    true_label = trial.item.image.class_label_id
-    choice_ids = [choice.label_id for choice in trial.choices]
-    answer = true_label if correct else next(c for c in choice_ids if c != true_label)
+    true_label = str(trial.item.image.class_label_id)
+    values = [choice.value for choice in trial.choices]
+    answer = true_label if correct else next(v for v in values if v != true_label)
     return post(
         client,
         url,
@@ -194,8 +194,8 @@ def test_invalid_answers_are_rejected_and_nothing_is_saved(client, study):
     base = {"page": "trials", "trial_position": trial.position}
     other_set_label = 10**9
     for bad in (
-        {"answer": trial.choices[0].label_id},  # no confidence
-        {"answer": trial.choices[0].label_id, "confidence": 9},
+        {"answer": trial.choices[0].value},  # no confidence
+        {"answer": trial.choices[0].value, "confidence": 9},
         {"answer": other_set_label, "confidence": 3},
         {"answer": "abc", "confidence": 3},
     ):
