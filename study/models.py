@@ -28,6 +28,12 @@ class Study(models.Model):
     consent_version = models.CharField(max_length=20, default="1")
     instructions_text = models.TextField()
     completion_code = models.CharField(max_length=40)
+    no_consent_code = models.CharField(
+        max_length=40, blank=True, help_text="Prolific code for those who decline consent."
+    )
+    time_limit_minutes = models.PositiveIntegerField(
+        default=60, help_text="From entry; past it an unfinished participant is timed out."
+    )
     config_hash = models.CharField(max_length=64, blank=True, help_text="Frozen at launch.")
     created_at = models.DateTimeField(auto_now_add=True)
 

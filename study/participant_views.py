@@ -62,7 +62,7 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
         participant = services.trial_mark_shown(participant=participant)
         context["trial"] = selectors.trial_current(participant=participant)
         context["confidence_scale"] = services.CONFIDENCE_SCALE
-    elif page == services.PAGE_COMPLETE:
+    elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED):
         context["completion_url"] = services.completion_url(participant=participant)
     return render(request, f"study/page_{page}.html", context)
 
@@ -71,6 +71,8 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     participant = _participant_or_404(slug, code)
+    if services.participants_expire(study=participant.study, participant=participant):
+        participant.refresh_from_db()
     if request.method == "GET":
         return _render_page(request, participant)
 
@@ -79,9 +81,12 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         # A stale form (Back, second tab, double-click): show where they really are.
         return redirect("study:participant", slug=slug, code=code)
     if submitted_page == services.PAGE_CONSENT:
-        services.participant_consent(
+        participant = services.participant_consent(
             participant=participant, agreed=request.POST.get("consent") == "yes"
         )
+        destination = services.completion_url(participant=participant)
+        if participant.status == Participant.Status.DECLINED and destination:
+            return redirect(destination)
     elif submitted_page == services.PAGE_INSTRUCTIONS:
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:

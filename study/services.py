@@ -10,6 +10,7 @@ import json
 import random
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +30,7 @@ PAGE_INSTRUCTIONS = "instructions"
 PAGE_TRIALS = "trials"
 PAGE_COMPLETE = "complete"
 PAGE_DECLINED = "declined"
+PAGE_TIMED_OUT = "timed_out"
 PAGE_SEQUENCE = (PAGE_CONSENT, PAGE_INSTRUCTIONS, PAGE_TRIALS, PAGE_COMPLETE)
 
 CONFIDENCE_SCALE = (1, 2, 3, 4, 5)
@@ -161,6 +163,20 @@ def platform_pseudonym(*, platform: str, worker_id: str) -> str:
     return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def participants_expire(*, study: Study, participant: Participant | None = None) -> int:
+    """Time out unfinished participants past the study's time limit, freeing their places.
+
+    A conditional update, so a participant who finishes at the same moment stays finished.
+    """
+    deadline = timezone.now() - timedelta(minutes=study.time_limit_minutes)
+    overdue = Participant.objects.filter(
+        study=study, status=Participant.Status.ACTIVE, started_at__lt=deadline
+    )
+    if participant is not None:
+        overdue = overdue.filter(pk=participant.pk)
+    return overdue.update(status=Participant.Status.TIMED_OUT, page=PAGE_TIMED_OUT)
+
+
 def _condition_assign(*, study: Study) -> Condition:
     """Least-filled condition (active + completed), random tie-break, within the quota."""
     conditions = list(
@@ -205,6 +221,7 @@ def participant_enter(
     with transaction.atomic():
         # One admission at a time per study, so two arrivals cannot both take the last place.
         study = Study.objects.select_for_update().get(pk=study.pk)
+        participants_expire(study=study)
         if pseudonym:
             existing = Participant.objects.filter(study=study, platform_pseudonym=pseudonym).first()
             if existing is not None:
@@ -342,7 +359,12 @@ def response_record(
 
 
 def completion_url(*, participant: Participant) -> str | None:
-    """Where a finished participant goes next: the platform's completion URL, if any."""
-    if participant.platform == Study.Platform.PROLIFIC:
-        return PROLIFIC_COMPLETION_URL.format(code=participant.study.completion_code)
-    return None
+    """Where a participant who has ended goes next: the platform's URL with the code for how
+    they ended, if the study has one."""
+    if participant.platform != Study.Platform.PROLIFIC:
+        return None
+    code = {
+        Participant.Status.COMPLETED: participant.study.completion_code,
+        Participant.Status.DECLINED: participant.study.no_consent_code,
+    }.get(participant.status)
+    return PROLIFIC_COMPLETION_URL.format(code=code) if code else None

@@ -1,9 +1,11 @@
 """The participant's path through a study, driven with Django's test client."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from study.models import Participant, PlatformIdentity, Response, Study
 from study.services import PROLIFIC_COMPLETION_URL
@@ -239,3 +241,50 @@ def test_no_label_is_revealed_before_the_answer(client, study):
     )
     content_disposition = image_response["Content-Disposition"]
     assert "Gull" not in content_disposition and image_response["Content-Type"] == "image/jpeg"
+
+
+def test_declining_with_a_no_consent_code_returns_to_prolific_with_it(client, classifier):
+    study = make_study(classifier)
+    Study.objects.filter(pk=study.pk).update(no_consent_code="NOCONSENT")
+    url = enter(client, study)
+    response = post(client, url, page="consent", consent="no")
+    assert response["Location"] == PROLIFIC_COMPLETION_URL.format(code="NOCONSENT")
+    assert "cc=NOCONSENT" in client.get(url).content.decode()
+
+
+def test_time_out_frees_the_place_and_records_nothing_more(client, classifier):
+    study = make_study(classifier, per_condition=1)
+    late_url = enter(client, study, pid="late")
+    post(client, late_url, page="consent", consent="yes")
+    post(client, late_url, page="instructions")
+    trial = client.get(late_url).context["trial"]
+    enter(client, study, pid="other")
+    refused = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "third"})
+    assert refused.status_code == 409
+
+    started = timezone.now() - timedelta(minutes=study.time_limit_minutes + 1)
+    Participant.objects.filter(platform_identity__worker_id="late").update(started_at=started)
+    late_answer = {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": trial.choices[0].value,
+        "confidence": 3,
+    }
+    client.post(late_url, late_answer)
+    assert not Response.objects.exists()
+    assert "Time is up" in client.get(late_url).content.decode()
+    late = Participant.objects.get(platform_identity__worker_id="late")
+    assert late.status == Participant.Status.TIMED_OUT
+
+    third = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "third"})
+    assert third.status_code == 302
+    assert Participant.objects.get(platform_identity__worker_id="third").condition == late.condition
+
+
+def test_entry_expires_overdue_participants(client, classifier):
+    study = make_study(classifier, per_condition=1)
+    enter(client, study, pid="a")
+    enter(client, study, pid="b")
+    Participant.objects.update(started_at=timezone.now() - timedelta(days=1))
+    enter(client, study, pid="c")
+    assert Participant.objects.filter(status=Participant.Status.TIMED_OUT).count() == 2
