@@ -100,6 +100,14 @@ class Participant(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     page = models.CharField(max_length=20, help_text="Where the participant is in the flow.")
     trial_position = models.PositiveIntegerField(default=0)
+    feedback_response = models.ForeignKey(
+        "Response",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The practice answer whose feedback is on screen.",
+    )
     trial_shown_at = models.DateTimeField(
         null=True, blank=True, help_text="When the current trial was first sent."
     )

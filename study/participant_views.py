@@ -62,6 +62,8 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
         participant = services.trial_mark_shown(participant=participant)
         context["trial"] = selectors.trial_current(participant=participant)
         context["confidence_scale"] = services.CONFIDENCE_SCALE
+    elif page == services.PAGE_FEEDBACK:
+        context["feedback"] = selectors.feedback_for(participant=participant)
     elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED):
         context["completion_url"] = services.completion_url(participant=participant)
     return render(request, f"study/page_{page}.html", context)
@@ -87,6 +89,8 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         destination = services.completion_url(participant=participant)
         if participant.status == Participant.Status.DECLINED and destination:
             return redirect(destination)
+    elif submitted_page == services.PAGE_FEEDBACK:
+        services.feedback_acknowledge(participant=participant)
     elif submitted_page == services.PAGE_INSTRUCTIONS:
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:

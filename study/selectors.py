@@ -32,6 +32,9 @@ def explanation_for(*, condition: Condition, image: Image) -> Explanation | None
 class Trial:
     position: int
     count: int
+    phase: str
+    phase_position: int  # 0-based within the practice or the main block
+    phase_count: int
     item: StudyItem
     prompt: str
     choices: list[Choice]
@@ -46,9 +49,16 @@ def trial_current(*, participant: Participant) -> Trial:
         pk=participant.trial_item_ids[participant.trial_position]
     )
     shows_ai = question_type.shows_ai_prediction or participant.condition.show_ai_prediction
+    roles = dict(
+        StudyItem.objects.filter(pk__in=participant.trial_item_ids).values_list("pk", "role")
+    )
+    phase_ids = [pk for pk in participant.trial_item_ids if roles[pk] == item.role]
     return Trial(
         position=participant.trial_position,
         count=len(participant.trial_item_ids),
+        phase=item.role,
+        phase_position=phase_ids.index(item.pk),
+        phase_count=len(phase_ids),
         item=item,
         prompt=question_type.prompt,
         choices=question_type.choices(classifier=study.classifier),
@@ -58,6 +68,28 @@ def trial_current(*, participant: Participant) -> Trial:
         .first()
         if shows_ai
         else None,
+    )
+
+
+@dataclass(frozen=True)
+class Feedback:
+    response: Response
+    correct_text: str
+    explanation: Explanation | None
+
+
+def feedback_for(*, participant: Participant) -> Feedback:
+    response = Response.objects.select_related("item__image", "explanation_shown").get(
+        pk=participant.feedback_response_id
+    )
+    question_type = QUESTION_TYPES[participant.study.question_type]
+    texts = {
+        c.value: c.text for c in question_type.choices(classifier=participant.study.classifier)
+    }
+    return Feedback(
+        response=response,
+        correct_text=texts[response.correct_answer],
+        explanation=response.explanation_shown,
     )
 
 

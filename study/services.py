@@ -28,6 +28,7 @@ PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={cod
 PAGE_CONSENT = "consent"
 PAGE_INSTRUCTIONS = "instructions"
 PAGE_TRIALS = "trials"
+PAGE_FEEDBACK = "feedback"
 PAGE_COMPLETE = "complete"
 PAGE_DECLINED = "declined"
 PAGE_TIMED_OUT = "timed_out"
@@ -73,6 +74,7 @@ def study_create(
     instructions_text: str,
     question_type: str = "species_identification",
     completion_code: str | None = None,
+    training_images: list[Image] = (),
 ) -> Study:
     if question_type not in QUESTION_TYPES:
         raise StudyConfigError(
@@ -88,7 +90,16 @@ def study_create(
         raise StudyConfigError("a study needs at least one main trial image")
     if participants_per_condition < 1:
         raise StudyConfigError("participants_per_condition must be at least 1")
-    foreign = [image for image in main_images if image.image_set_id != classifier.image_set_id]
+    if {image.pk for image in training_images} & {image.pk for image in main_images}:
+        raise StudyConfigError(
+            "an image cannot be both a practice and a main trial: practice feedback "
+            "would reveal the main trial's answer"
+        )
+    foreign = [
+        image
+        for image in [*main_images, *training_images]
+        if image.image_set_id != classifier.image_set_id
+    ]
     if foreign:
         raise StudyConfigError(
             f"{len(foreign)} image(s) are not from the classifier's image set "
@@ -122,7 +133,14 @@ def study_create(
                 explanation_params_hash=method_params_hash,
             )
         StudyItem.objects.bulk_create(
-            StudyItem(study=study, image=image, role=StudyItem.Role.MAIN) for image in main_images
+            [
+                StudyItem(study=study, image=image, role=StudyItem.Role.TRAINING)
+                for image in training_images
+            ]
+            + [
+                StudyItem(study=study, image=image, role=StudyItem.Role.MAIN)
+                for image in main_images
+            ]
         )
     return study
 
@@ -227,11 +245,14 @@ def participant_enter(
             if existing is not None:
                 return existing
         condition = _condition_assign(study=study)
-        item_ids = list(
-            study.items.filter(role=StudyItem.Role.MAIN).order_by("pk").values_list("pk", flat=True)
-        )
+        # Practice first, then the main trials; each block in this participant's own order.
         seed = secrets.randbits(32)
-        random.Random(seed).shuffle(item_ids)
+        order = random.Random(seed)
+        item_ids = []
+        for role in (StudyItem.Role.TRAINING, StudyItem.Role.MAIN):
+            block = list(study.items.filter(role=role).order_by("pk").values_list("pk", flat=True))
+            order.shuffle(block)
+            item_ids.extend(block)
         try:
             with transaction.atomic():
                 participant = Participant.objects.create(
@@ -350,12 +371,32 @@ def response_record(
         )
         participant.trial_position += 1
         participant.trial_shown_at = None
-        if participant.trial_position >= len(participant.trial_item_ids):
-            participant.page = PAGE_COMPLETE
-            participant.status = Participant.Status.COMPLETED
-            participant.completed_at = timezone.now()
+        if item.role == StudyItem.Role.TRAINING:
+            participant.page = PAGE_FEEDBACK
+            participant.feedback_response = response
+        else:
+            _advance_past_trial(participant)
         participant.save()
     return response
+
+
+def _advance_past_trial(participant: Participant) -> None:
+    participant.page = PAGE_TRIALS
+    participant.feedback_response = None
+    if participant.trial_position >= len(participant.trial_item_ids):
+        participant.page = PAGE_COMPLETE
+        participant.status = Participant.Status.COMPLETED
+        participant.completed_at = timezone.now()
+
+
+def feedback_acknowledge(*, participant: Participant) -> Participant:
+    """Leave the feedback on a practice trial for the next trial."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page == PAGE_FEEDBACK:
+            _advance_past_trial(participant)
+            participant.save()
+    return participant
 
 
 def completion_url(*, participant: Participant) -> str | None:

@@ -16,10 +16,11 @@ def make_study(
     n_items=4,
     launch=True,
     question_type="species_identification",
+    n_training=0,
 ):
-    images = list(
-        classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:n_items]
-    )
+    test_images = list(classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk"))
+    images = test_images[:n_items]
+    training_images = test_images[n_items : n_items + n_training]
     study = study_create(
         slug=slug,
         title="Which gull?",
@@ -35,9 +36,12 @@ def make_study(
         instructions_text="Pick the species.",
         completion_code="C0DE42",
         question_type=question_type,
+        training_images=training_images,
     )
     if launch:
-        job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+        job = precompute_job_create(
+            classifier=classifier, methods=[("gradcam", {})], images=images + training_images
+        )
         precompute_job_run.delay(job.pk)
         study_launch(study=study)
     return study
