@@ -25,6 +25,7 @@ DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
 DEMO_IMAGE_SIZE = 224
 DEMO_TRIALS_PER_CLASS = 1
+DEMO_PRACTICE_TRIALS = 2
 
 CONSENT_TEXT = """This is a demonstration study run by explainstudy.
 
@@ -33,6 +34,7 @@ also see where an AI model looked. It takes about five minutes. Your answers are
 under a pseudonym and used only for research. You may stop at any time by closing the page."""
 
 INSTRUCTIONS_TEXT = """Each page shows one gull. Choose its species, then say how sure you are.
+The first two are practice: afterwards you will see the right answer.
 
 The species differ in small details: the colour of the wing tips, the colour of the legs,
 and whether the bill has a red spot. Look closely before you answer."""
@@ -97,9 +99,12 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
 
 def _demo_study_create(*, classifier: Classifier) -> Study:
     chosen: list[Image] = []
+    practice: list[Image] = []
     for label in classifier.image_set.classes.all():
-        test_images = label.images.filter(split=Image.Split.TEST).order_by("source_id")
+        test_images = list(label.images.filter(split=Image.Split.TEST).order_by("source_id"))
         chosen.extend(test_images[:DEMO_TRIALS_PER_CLASS])
+        if len(practice) < DEMO_PRACTICE_TRIALS and len(test_images) > DEMO_TRIALS_PER_CLASS:
+            practice.append(test_images[DEMO_TRIALS_PER_CLASS])
     with transaction.atomic():
         return study_create(
             slug=DEMO_STUDY,
@@ -111,6 +116,7 @@ def _demo_study_create(*, classifier: Classifier) -> Study:
                 ConditionSpec(name="gradcam", explanation_method="gradcam"),
             ],
             main_images=chosen,
+            training_images=practice,
             participants_per_condition=50,
             consent_text=CONSENT_TEXT,
             instructions_text=INSTRUCTIONS_TEXT,

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def small_demo(monkeypatch):
-    monkeypatch.setattr(demo, "DEMO_PER_CLASS", 3)
+    monkeypatch.setattr(demo, "DEMO_PER_CLASS", 6)
     monkeypatch.setattr(demo, "DEMO_IMAGE_SIZE", 64)
     monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 1)
     monkeypatch.setitem(training.DEMO_TRAINING, "input_size", 64)
@@ -27,15 +27,17 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.LIVE and study.config_hash
     assert sorted(study.conditions.values_list("explanation_method", flat=True)) == ["", "gradcam"]
-    assert Image.objects.count() == 24
-    assert Explanation.objects.filter(status="done").count() == study.items.count() == 8
+    assert Image.objects.count() == 48
+    assert study.items.filter(role="main").count() == 8
+    assert study.items.filter(role="training").count() == 2
+    assert Explanation.objects.filter(status="done").count() == study.items.count()
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
 
     call_command("demo", "--no-serve", "--data-dir", str(tmp_path))
     second = capsys.readouterr().out
     assert "training" not in second and "drawing" not in second
     assert Classifier.objects.count() == 1 and PrecomputeJob.objects.count() == 1
-    assert Image.objects.count() == 24 and Study.objects.count() == 1
+    assert Image.objects.count() == 48 and Study.objects.count() == 1
 
     password = re.search(r"password '([^']+)'", second).group(1)
     assert client.login(username="researcher", password=password)
