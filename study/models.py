@@ -113,6 +113,7 @@ class Participant(models.Model):
     )
     trial_seed = models.BigIntegerField()
     trial_item_ids = models.JSONField(help_text="StudyItem ids in this participant's order.")
+    questionnaire = models.JSONField(default=dict, blank=True)
     study_config_hash = models.CharField(max_length=64, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from explain_engine.models import Explanation, Image
 from study import selectors, services
+from study.forms import QuestionnaireForm
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
@@ -62,6 +63,8 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
         participant = services.trial_mark_shown(participant=participant)
         context["trial"] = selectors.trial_current(participant=participant)
         context["confidence_scale"] = services.CONFIDENCE_SCALE
+    elif page == services.PAGE_QUESTIONNAIRE:
+        context["form"] = _questionnaire_form(participant)
     elif page == services.PAGE_FEEDBACK:
         context["feedback"] = selectors.feedback_for(participant=participant)
     elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED):
@@ -95,7 +98,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:
         try:
-            response = services.response_record(
+            services.response_record(
                 participant=participant,
                 trial_position=int(request.POST["trial_position"]),
                 answer=request.POST["answer"],
@@ -111,13 +114,23 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
                 {"study": participant.study, "participant": participant, "message": message},
                 status=400,
             )
-        if response is not None:
-            participant.refresh_from_db()
-            if participant.page == services.PAGE_COMPLETE:
-                destination = services.completion_url(participant=participant)
-                if destination:
-                    return redirect(destination)
+    elif submitted_page == services.PAGE_QUESTIONNAIRE:
+        form = _questionnaire_form(participant, data=request.POST)
+        if not form.is_valid():
+            context = {"study": participant.study, "participant": participant, "form": form}
+            return render(request, "study/page_questionnaire.html", context, status=400)
+        participant = services.questionnaire_submit(
+            participant=participant, answers=form.cleaned_data
+        )
+        destination = services.completion_url(participant=participant)
+        if participant.page == services.PAGE_COMPLETE and destination:
+            return redirect(destination)
     return redirect("study:participant", slug=slug, code=code)
+
+
+def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:
+    shows_explanations = bool(participant.condition.explanation_method)
+    return QuestionnaireForm(data, shows_explanations=shows_explanations)
 
 
 def _optional_int(value: str | None) -> int | None:

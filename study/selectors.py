@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 
 from explain_engine.models import Explanation, Image, Prediction
+from study.forms import QUESTIONNAIRE_FIELDS
 from study.models import Condition, Participant, Response, Study, StudyItem
 from study.question_types import QUESTION_TYPES, Choice
 
@@ -197,6 +198,7 @@ EXPORT_COLUMNS = (
     "server_received_at",
     "viewport",
     "study_config_hash",
+    *(f"q_{name}" for name in QUESTIONNAIRE_FIELDS),
 )
 
 
@@ -252,4 +254,8 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "server_received_at": response.server_received_at.isoformat(),
             "viewport": response.viewport,
             "study_config_hash": participant.study_config_hash,
+            **{
+                f"q_{name}": participant.questionnaire.get(name, "")
+                for name in QUESTIONNAIRE_FIELDS
+            },
         }

@@ -29,10 +29,17 @@ PAGE_CONSENT = "consent"
 PAGE_INSTRUCTIONS = "instructions"
 PAGE_TRIALS = "trials"
 PAGE_FEEDBACK = "feedback"
+PAGE_QUESTIONNAIRE = "questionnaire"
 PAGE_COMPLETE = "complete"
 PAGE_DECLINED = "declined"
 PAGE_TIMED_OUT = "timed_out"
-PAGE_SEQUENCE = (PAGE_CONSENT, PAGE_INSTRUCTIONS, PAGE_TRIALS, PAGE_COMPLETE)
+PAGE_SEQUENCE = (
+    PAGE_CONSENT,
+    PAGE_INSTRUCTIONS,
+    PAGE_TRIALS,
+    PAGE_QUESTIONNAIRE,
+    PAGE_COMPLETE,
+)
 
 CONFIDENCE_SCALE = (1, 2, 3, 4, 5)
 
@@ -384,9 +391,7 @@ def _advance_past_trial(participant: Participant) -> None:
     participant.page = PAGE_TRIALS
     participant.feedback_response = None
     if participant.trial_position >= len(participant.trial_item_ids):
-        participant.page = PAGE_COMPLETE
-        participant.status = Participant.Status.COMPLETED
-        participant.completed_at = timezone.now()
+        participant.page = PAGE_QUESTIONNAIRE
 
 
 def feedback_acknowledge(*, participant: Participant) -> Participant:
@@ -395,6 +400,19 @@ def feedback_acknowledge(*, participant: Participant) -> Participant:
         participant = _locked(participant)
         if participant.page == PAGE_FEEDBACK:
             _advance_past_trial(participant)
+            participant.save()
+    return participant
+
+
+def questionnaire_submit(*, participant: Participant, answers: dict) -> Participant:
+    """Save the questionnaire (already validated) and complete the participation."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page == PAGE_QUESTIONNAIRE:
+            participant.questionnaire = answers
+            participant.page = PAGE_COMPLETE
+            participant.status = Participant.Status.COMPLETED
+            participant.completed_at = timezone.now()
             participant.save()
     return participant
 

@@ -12,9 +12,11 @@ from study.models import Participant, Study
 from study.question_types import QUESTION_TYPES
 from study.selectors import trial_current
 from study.services import (
+    PAGE_QUESTIONNAIRE,
     participant_consent,
     participant_enter,
     participant_finish_instructions,
+    questionnaire_submit,
     response_record,
     trial_mark_shown,
 )
@@ -73,5 +75,9 @@ def participants_simulate(
                 viewport="simulated",
             )
             participant.refresh_from_db()
+            if participant.page == PAGE_QUESTIONNAIRE:
+                participant = questionnaire_submit(
+                    participant=participant, answers={"comments": "simulated participant"}
+                )
         participants.append(participant)
     return participants

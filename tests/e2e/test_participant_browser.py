@@ -50,6 +50,17 @@ def test_participant_completes_the_study_in_a_browser(
             submit.click()
             page.wait_for_load_state()
 
+        snap(f"{condition}-4-questionnaire")
+        for name, value in [
+            ("age_band", "25-34"),
+            ("gender", "no answer"),
+            ("bird_experience", "none"),
+            ("trust_ai", "4"),
+        ]:
+            page.locator(f"input[name={name}][value='{value}']").check()
+        if condition == "gradcam":
+            page.locator("input[name=explanation_helpfulness][value='6']").check()
+        page.get_by_role("button", name="Finish").click()
         page.wait_for_url(PROLIFIC_HOST + "**")
         assert "cc=C0DE42" in page.url
         participant.refresh_from_db()
@@ -64,5 +75,5 @@ def test_participant_completes_the_study_in_a_browser(
         # Coming back after the redirect shows the completion page with the code.
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}")
         assert "C0DE42" in page.content()
-        snap(f"{condition}-4-complete")
+        snap(f"{condition}-5-complete")
     context.close()

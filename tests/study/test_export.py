@@ -9,7 +9,7 @@ from django.urls import reverse
 from explain_engine.models import Prediction
 from study.models import Participant, Response
 from study.selectors import EXPORT_COLUMNS
-from tests.study.test_participant_flow import answer_current_trial, enter, post
+from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_trial, enter, post
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +21,7 @@ def finish(client, study, pid):
     participant = Participant.objects.get(platform_identity__worker_id=pid)
     for _ in participant.trial_item_ids:
         answer_current_trial(client, url, participant, correct=True, confidence=5)
+    client.post(url, QUESTIONNAIRE)
     return participant
 
 
@@ -47,6 +48,7 @@ def test_export_study_writes_one_row_per_response(client, study, tmp_path):
         assert (row["explanation"] != "") == (row["explanation_method"] == "gradcam")
         assert int(row["server_response_ms"]) >= 0
         assert "first" not in row["platform_pseudonym"]
+        assert row["q_trust_ai"] == "5" and row["q_comments"] == "Nice birds."
 
 
 def test_export_unknown_study_and_missing_folder(study, tmp_path):

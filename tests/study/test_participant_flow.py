@@ -28,6 +28,17 @@ def post(client, url, **data):
     return client.post(url, data)
 
 
+QUESTIONNAIRE = {
+    "page": "questionnaire",
+    "age_band": "25-34",
+    "gender": "no answer",
+    "bird_experience": "some",
+    "trust_ai": "5",
+    "explanation_helpfulness": "6",
+    "comments": "Nice birds.",
+}
+
+
 def answer_current_trial(client, url, participant, *, correct=True, confidence=4):
     participant.refresh_from_db()
     page = client.get(url)
@@ -63,16 +74,27 @@ def test_prolific_participant_walks_the_whole_flow(client, study):
     n_items = len(participant.trial_item_ids)
     for position in range(n_items):
         result = answer_current_trial(client, url, participant, correct=position % 2 == 0)
-    assert result["Location"] == PROLIFIC_COMPLETION_URL.format(code="C0DE42")
+    assert result["Location"] == url  # the questionnaire comes before the code
+    participant.refresh_from_db()
+    assert participant.status == Participant.Status.ACTIVE
+
+    questionnaire = client.get(url).content.decode()
+    shows_explanation = participant.condition.explanation_method == "gradcam"
+    assert ("where the AI looked" in questionnaire) == shows_explanation
+    incomplete = client.post(url, {**QUESTIONNAIRE, "trust_ai": ""})
+    assert incomplete.status_code == 400 and "This field is required" in incomplete.content.decode()
+    finished = client.post(url, QUESTIONNAIRE)
+    assert finished["Location"] == PROLIFIC_COMPLETION_URL.format(code="C0DE42")
 
     participant.refresh_from_db()
     assert participant.status == Participant.Status.COMPLETED
+    assert participant.questionnaire["trust_ai"] == "5"
+    assert ("explanation_helpfulness" in participant.questionnaire) == shows_explanation
     responses = list(Response.objects.filter(participant=participant).order_by("trial_position"))
     assert [r.trial_position for r in responses] == list(range(n_items))
     assert [r.is_correct for r in responses] == [p % 2 == 0 for p in range(n_items)]
     assert all(r.confidence == 4 and r.client_response_ms == 1234 for r in responses)
     assert all(r.server_received_at >= r.server_shown_at for r in responses)
-    shows_explanation = participant.condition.explanation_method == "gradcam"
     assert all((r.explanation_shown is not None) == shows_explanation for r in responses)
     # After completion the page keeps showing the code and the way back to Prolific.
     assert "C0DE42" in client.get(url).content.decode()

@@ -6,7 +6,7 @@ import pytest
 from study.models import Participant, Response
 from study.services import ConditionSpec, StudyConfigError, study_create
 from tests.study.conftest import make_study
-from tests.study.test_participant_flow import enter, post
+from tests.study.test_participant_flow import QUESTIONNAIRE, enter, post
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,8 @@ def test_practice_then_feedback_then_main(client, classifier):
                 post(client, url, page="feedback")
                 post(client, url, page="feedback")  # double-click: still one step
             else:
-                assert participant.page in ("trials", "complete")
+                assert participant.page in ("trials", "questionnaire")
+        post(client, url, **QUESTIONNAIRE)
         participant.refresh_from_db()
         assert participant.status == "completed"
         assert Response.objects.filter(participant=participant).count() == 5
