@@ -18,7 +18,7 @@ class QuestionnaireForm(forms.Form):
             ("woman", "Woman"),
             ("man", "Man"),
             ("non-binary", "Non-binary"),
-            ("self-described", "Prefer to self-describe"),
+            ("another", "Another gender"),
             ("no answer", "Prefer not to say"),
         ],
         widget=forms.RadioSelect,
