@@ -15,10 +15,14 @@ class Study(models.Model):
 
     class Platform(models.TextChoices):
         PROLIFIC = "prolific"
+        MTURK = "mturk", "Amazon Mechanical Turk"
         OPEN = "open", "open link (lab or pilot)"
 
     slug = models.SlugField(max_length=60, unique=True)
     title = models.CharField(max_length=200)
+    description = models.TextField(
+        blank=True, help_text="What a worker reads before accepting (the MTurk preview)."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     platform = models.CharField(max_length=10, choices=Platform.choices)
     question_type = models.CharField(max_length=50)
@@ -142,7 +146,12 @@ class PlatformIdentity(models.Model):
     )
     worker_id = models.CharField(max_length=200, help_text="PROLIFIC_PID or MTurk workerId.")
     platform_study_id = models.CharField(max_length=200, blank=True)
-    session_id = models.CharField(max_length=200, blank=True, help_text="Prolific SESSION_ID.")
+    session_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Prolific SESSION_ID or the latest MTurk assignmentId.",
+    )
+    submit_to = models.CharField(max_length=200, blank=True, help_text="MTurk turkSubmitTo.")
 
     def __str__(self) -> str:
         return f"identity of {self.participant}"

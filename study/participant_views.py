@@ -4,10 +4,11 @@ the server-side pointer and redirects, so Back, reload and double-clicks lose no
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from explain_engine.models import Explanation, Image
-from study import selectors, services
+from study import platforms, selectors, services
 from study.forms import QuestionnaireForm
 from study.models import Participant, Study
 
@@ -36,8 +37,14 @@ def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
-    worker_id = request.GET.get("PROLIFIC_PID", "").strip()
-    if study.platform == Study.Platform.OPEN and not worker_id:
+    try:
+        arrival = platforms.arrival_from_query(study.platform, request.GET)
+    except platforms.ArrivalError as error:
+        return _framable(_refusal(request, study, services.EntryRefused(str(error), status=400)))
+    if arrival.is_preview:
+        # MTurk shows the page before the worker accepts: describe, create nothing.
+        return _framable(render(request, "study/mturk_preview.html", {"study": study}))
+    if study.platform == Study.Platform.OPEN and not arrival.worker_id:
         # An open link has no id; the session remembers who this browser is.
         code = request.session.get(_session_key(study))
         if code and Participant.objects.filter(study=study, code=code).exists():
@@ -45,14 +52,23 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         participant = services.participant_enter(
             study=study,
-            worker_id=worker_id[:200],
-            platform_study_id=request.GET.get("STUDY_ID", "")[:200],
-            session_id=request.GET.get("SESSION_ID", "")[:200],
+            worker_id=arrival.worker_id,
+            platform_study_id=arrival.platform_study_id,
+            session_id=arrival.session_id,
+            submit_to=arrival.submit_to,
         )
     except services.EntryRefused as error:
-        return _refusal(request, study, error)
-    request.session[_session_key(study)] = participant.code
+        return _framable(_refusal(request, study, error))
+    if study.platform == Study.Platform.OPEN:
+        request.session[_session_key(study)] = participant.code
     return redirect("study:participant", slug=slug, code=participant.code)
+
+
+def _framable(response: HttpResponse) -> HttpResponse:
+    """Let MTurk's worker site show the page in its iframe, and no one else."""
+    response.xframe_options_exempt = True
+    response["Content-Security-Policy"] = f"frame-ancestors {platforms.MTURK_FRAME_ANCESTORS}"
+    return response
 
 
 def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse:
@@ -69,9 +85,14 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
         context["feedback"] = selectors.feedback_for(participant=participant)
     elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED):
         context["completion_url"] = services.completion_url(participant=participant)
-    return render(request, f"study/page_{page}.html", context)
+        context["mturk_submit"] = selectors.mturk_submission_for(participant=participant)
+    response = render(request, f"study/page_{page}.html", context)
+    return _framable(response) if study.platform == Study.Platform.MTURK else response
 
 
+# No CSRF token: the unguessable code in the URL is the participant's credential, so a
+# forged request needs it anyway, and MTurk's cross-site iframe does not send the cookie.
+@csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
 def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:

@@ -7,7 +7,8 @@ from django.db.models import Count, Q
 
 from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS
-from study.models import Condition, Participant, Response, Study, StudyItem
+from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
+from study.platforms import mturk_submit_url
 from study.question_types import QUESTION_TYPES, Choice
 
 
@@ -91,6 +92,27 @@ def feedback_for(*, participant: Participant) -> Feedback:
         response=response,
         correct_text=texts[response.correct_answer],
         explanation=response.explanation_shown,
+    )
+
+
+@dataclass(frozen=True)
+class MTurkSubmission:
+    url: str
+    assignment_id: str
+    completion_code: str
+
+
+def mturk_submission_for(*, participant: Participant) -> MTurkSubmission | None:
+    """The form that ends a completed MTurk participant's HIT, posted to Amazon."""
+    if participant.platform != Study.Platform.MTURK:
+        return None
+    if participant.status != Participant.Status.COMPLETED:
+        return None
+    identity = PlatformIdentity.objects.get(participant=participant)
+    return MTurkSubmission(
+        url=mturk_submit_url(identity.submit_to),
+        assignment_id=identity.session_id,
+        completion_code=participant.study.completion_code,
     )
 
 

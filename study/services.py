@@ -230,13 +230,15 @@ def participant_enter(
     worker_id: str = "",
     platform_study_id: str = "",
     session_id: str = "",
+    submit_to: str = "",
 ) -> Participant:
     """Admit a participant, or return the one this platform id already has in the study."""
     if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise EntryRefused("This study is not open at the moment.", status=403)
-    if study.platform == Study.Platform.PROLIFIC and not worker_id:
+    if study.platform != Study.Platform.OPEN and not worker_id:
+        platform_name = Study.Platform(study.platform).label
         raise EntryRefused(
-            "This study must be opened from Prolific (the link carries your Prolific ID).",
+            f"This study must be opened from {platform_name} (the link carries your worker ID).",
             status=400,
         )
     pseudonym = (
@@ -250,6 +252,11 @@ def participant_enter(
         if pseudonym:
             existing = Participant.objects.filter(study=study, platform_pseudonym=pseudonym).first()
             if existing is not None:
+                if submit_to:
+                    # An MTurk worker who returned and re-accepted the HIT has a new assignment.
+                    PlatformIdentity.objects.filter(participant=existing).update(
+                        session_id=session_id, submit_to=submit_to
+                    )
                 return existing
         condition = _condition_assign(study=study)
         # Practice first, then the main trials; each block in this participant's own order.
@@ -282,6 +289,7 @@ def participant_enter(
                 worker_id=worker_id,
                 platform_study_id=platform_study_id,
                 session_id=session_id,
+                submit_to=submit_to,
             )
     return participant
 
