@@ -35,6 +35,15 @@ class Study(models.Model):
     no_consent_code = models.CharField(
         max_length=40, blank=True, help_text="Prolific code for those who decline consent."
     )
+    comprehension_questions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"question": "...", "choices": [...], "answer": index}]; none = no check.',
+    )
+    comprehension_max_attempts = models.PositiveIntegerField(default=2)
+    failed_comprehension_code = models.CharField(
+        max_length=40, blank=True, help_text="Prolific code for those who fail the check."
+    )
     time_limit_minutes = models.PositiveIntegerField(
         default=60, help_text="From entry; past it an unfinished participant is timed out."
     )
@@ -93,6 +102,7 @@ class Participant(models.Model):
         ACTIVE = "active"
         COMPLETED = "completed"
         DECLINED = "declined", "declined consent"
+        SCREENED_OUT = "screened_out", "failed the comprehension check"
         TIMED_OUT = "timed_out"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
@@ -101,7 +111,7 @@ class Participant(models.Model):
     platform = models.CharField(max_length=10, choices=Study.Platform.choices)
     # Keyed hash of the platform id: analysis never sees the raw id (kept in PlatformIdentity).
     platform_pseudonym = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     page = models.CharField(max_length=20, help_text="Where the participant is in the flow.")
     trial_position = models.PositiveIntegerField(default=0)
     feedback_response = models.ForeignKey(
@@ -121,6 +131,7 @@ class Participant(models.Model):
     study_config_hash = models.CharField(max_length=64, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    comprehension_attempts = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -83,7 +83,7 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
         context["form"] = _questionnaire_form(participant)
     elif page == services.PAGE_FEEDBACK:
         context["feedback"] = selectors.feedback_for(participant=participant)
-    elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED):
+    elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED, services.PAGE_SCREENED_OUT):
         context["completion_url"] = services.completion_url(participant=participant)
         context["mturk_submit"] = selectors.mturk_submission_for(participant=participant)
     response = render(request, f"study/page_{page}.html", context)
@@ -115,6 +115,16 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
             return redirect(destination)
     elif submitted_page == services.PAGE_FEEDBACK:
         services.feedback_acknowledge(participant=participant)
+    elif submitted_page == services.PAGE_COMPREHENSION:
+        questions = participant.study.comprehension_questions
+        try:
+            answers = [int(request.POST[f"q{index}"]) for index in range(len(questions))]
+        except (KeyError, ValueError):
+            return _bad_request(request, participant, "please answer every question")
+        participant = services.comprehension_submit(participant=participant, answers=answers)
+        destination = services.completion_url(participant=participant)
+        if participant.status == Participant.Status.SCREENED_OUT and destination:
+            return redirect(destination)
     elif submitted_page == services.PAGE_INSTRUCTIONS:
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:
@@ -129,12 +139,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
             )
         except (KeyError, ValueError) as error:
             message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            return render(
-                request,
-                "study/bad_request.html",
-                {"study": participant.study, "participant": participant, "message": message},
-                status=400,
-            )
+            return _bad_request(request, participant, message)
     elif submitted_page == services.PAGE_QUESTIONNAIRE:
         form = _questionnaire_form(participant, data=request.POST)
         if not form.is_valid():
@@ -147,6 +152,11 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         if participant.page == services.PAGE_COMPLETE and destination:
             return redirect(destination)
     return redirect("study:participant", slug=slug, code=code)
+
+
+def _bad_request(request: HttpRequest, participant: Participant, message: str) -> HttpResponse:
+    context = {"study": participant.study, "participant": participant, "message": message}
+    return render(request, "study/bad_request.html", context, status=400)
 
 
 def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:

@@ -75,3 +75,8 @@ QUESTION_TYPES = {
     question_type.slug: question_type
     for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI()]
 }
+
+
+def attention_check_choice(*, item_id: int, choices: list[Choice]) -> Choice:
+    """The answer an attention-check item instructs; fixed per item, varied across items."""
+    return choices[item_id % len(choices)]

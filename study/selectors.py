@@ -9,7 +9,7 @@ from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
-from study.question_types import QUESTION_TYPES, Choice
+from study.question_types import QUESTION_TYPES, Choice, attention_check_choice
 
 
 def explanation_for(*, condition: Condition, image: Image) -> Explanation | None:
@@ -54,7 +54,20 @@ def trial_current(*, participant: Participant) -> Trial:
     roles = dict(
         StudyItem.objects.filter(pk__in=participant.trial_item_ids).values_list("pk", "role")
     )
-    phase_ids = [pk for pk in participant.trial_item_ids if roles[pk] == item.role]
+    is_practice = item.role == StudyItem.Role.TRAINING
+    phase_ids = [
+        pk
+        for pk in participant.trial_item_ids
+        if (roles[pk] == StudyItem.Role.TRAINING) == is_practice
+    ]
+    choices = question_type.choices(classifier=study.classifier)
+    prompt = question_type.prompt
+    if item.role == StudyItem.Role.ATTENTION:
+        instructed = attention_check_choice(item_id=item.pk, choices=choices)
+        prompt = (
+            f"Attention check: please choose \u201c{instructed.text}\u201d, "
+            "whatever the picture shows."
+        )
     return Trial(
         position=participant.trial_position,
         count=len(participant.trial_item_ids),
@@ -62,8 +75,8 @@ def trial_current(*, participant: Participant) -> Trial:
         phase_position=phase_ids.index(item.pk),
         phase_count=len(phase_ids),
         item=item,
-        prompt=question_type.prompt,
-        choices=question_type.choices(classifier=study.classifier),
+        prompt=prompt,
+        choices=choices,
         explanation=explanation_for(condition=participant.condition, image=item.image),
         ai_prediction=Prediction.objects.select_related("predicted_label")
         .filter(classifier=study.classifier, image=item.image)
@@ -199,6 +212,7 @@ EXPORT_COLUMNS = (
     "participant",
     "platform_pseudonym",
     "participant_status",
+    "attention_checks_failed",
     "condition",
     "explanation_method",
     "phase",
@@ -232,6 +246,14 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "predicted_label"
         )
     }
+    attention_failures = dict(
+        Response.objects.filter(
+            participant__study=study, phase=StudyItem.Role.ATTENTION, is_correct=False
+        )
+        .values("participant")
+        .annotate(failed=Count("pk"))
+        .values_list("participant", "failed")
+    )
     responses = (
         Response.objects.filter(participant__study=study)
         .select_related(
@@ -251,6 +273,7 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "participant": participant.pk,
             "platform_pseudonym": participant.platform_pseudonym,
             "participant_status": participant.status,
+            "attention_checks_failed": attention_failures.get(participant.pk, 0),
             "condition": participant.condition.name,
             "explanation_method": participant.condition.explanation_method or "none",
             "phase": response.phase,

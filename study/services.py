@@ -20,22 +20,25 @@ from django.utils import timezone
 from explain_engine.methods import get_method
 from explain_engine.models import Classifier, Image, Prediction
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
-from study.question_types import QUESTION_TYPES
+from study.question_types import QUESTION_TYPES, attention_check_choice
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
 # The participant's pages, in order. The server keeps a pointer into this sequence.
 PAGE_CONSENT = "consent"
 PAGE_INSTRUCTIONS = "instructions"
+PAGE_COMPREHENSION = "comprehension"
 PAGE_TRIALS = "trials"
 PAGE_FEEDBACK = "feedback"
 PAGE_QUESTIONNAIRE = "questionnaire"
 PAGE_COMPLETE = "complete"
 PAGE_DECLINED = "declined"
 PAGE_TIMED_OUT = "timed_out"
+PAGE_SCREENED_OUT = "screened_out"
 PAGE_SEQUENCE = (
     PAGE_CONSENT,
     PAGE_INSTRUCTIONS,
+    PAGE_COMPREHENSION,
     PAGE_TRIALS,
     PAGE_QUESTIONNAIRE,
     PAGE_COMPLETE,
@@ -82,6 +85,8 @@ def study_create(
     question_type: str = "species_identification",
     completion_code: str | None = None,
     training_images: list[Image] = (),
+    attention_images: list[Image] = (),
+    comprehension_questions: list[dict] = (),
 ) -> Study:
     if question_type not in QUESTION_TYPES:
         raise StudyConfigError(
@@ -97,6 +102,17 @@ def study_create(
         raise StudyConfigError("a study needs at least one main trial image")
     if participants_per_condition < 1:
         raise StudyConfigError("participants_per_condition must be at least 1")
+    for question in comprehension_questions:
+        choices = question.get("choices") or []
+        if (
+            not question.get("question")
+            or len(choices) < 2
+            or question.get("answer") not in range(len(choices))
+        ):
+            raise StudyConfigError(
+                f"comprehension question {question!r} needs a question, two or more choices "
+                "and the index of the right one"
+            )
     if {image.pk for image in training_images} & {image.pk for image in main_images}:
         raise StudyConfigError(
             "an image cannot be both a practice and a main trial: practice feedback "
@@ -104,7 +120,7 @@ def study_create(
         )
     foreign = [
         image
-        for image in [*main_images, *training_images]
+        for image in [*main_images, *training_images, *attention_images]
         if image.image_set_id != classifier.image_set_id
     ]
     if foreign:
@@ -124,6 +140,7 @@ def study_create(
             consent_text=consent_text,
             instructions_text=instructions_text,
             completion_code=completion_code or secrets.token_hex(4).upper(),
+            comprehension_questions=list(comprehension_questions),
         )
         for spec in conditions:
             method_params_hash = ""
@@ -147,6 +164,10 @@ def study_create(
             + [
                 StudyItem(study=study, image=image, role=StudyItem.Role.MAIN)
                 for image in main_images
+            ]
+            + [
+                StudyItem(study=study, image=image, role=StudyItem.Role.ATTENTION)
+                for image in attention_images
             ]
         )
     return study
@@ -259,12 +280,18 @@ def participant_enter(
                     )
                 return existing
         condition = _condition_assign(study=study)
-        # Practice first, then the main trials; each block in this participant's own order.
+        # Practice first, then the main trials with the attention checks mixed in; each
+        # block in this participant's own order.
         seed = secrets.randbits(32)
         order = random.Random(seed)
         item_ids = []
-        for role in (StudyItem.Role.TRAINING, StudyItem.Role.MAIN):
-            block = list(study.items.filter(role=role).order_by("pk").values_list("pk", flat=True))
+        for roles in (
+            [StudyItem.Role.TRAINING],
+            [StudyItem.Role.MAIN, StudyItem.Role.ATTENTION],
+        ):
+            block = list(
+                study.items.filter(role__in=roles).order_by("pk").values_list("pk", flat=True)
+            )
             order.shuffle(block)
             item_ids.extend(block)
         try:
@@ -318,10 +345,34 @@ def participant_finish_instructions(*, participant: Participant) -> Participant:
     with transaction.atomic():
         participant = _locked(participant)
         if participant.page == PAGE_INSTRUCTIONS:
-            participant.page = PAGE_TRIALS
-            participant.trial_position = 0
-            participant.trial_shown_at = None
+            if participant.study.comprehension_questions:
+                participant.page = PAGE_COMPREHENSION
+            else:
+                participant.page = PAGE_TRIALS
             participant.save()
+    return participant
+
+
+def comprehension_submit(*, participant: Participant, answers: list[int]) -> Participant:
+    """Check the answers: all right goes on to the trials; a wrong one sends the participant
+    back to the instructions, and too many failures end the study with a request to return
+    (never a rejection)."""
+    with transaction.atomic():
+        participant = _locked(participant)
+        if participant.page != PAGE_COMPREHENSION:
+            return participant
+        questions = participant.study.comprehension_questions
+        if len(answers) != len(questions):
+            raise InvalidAnswer(f"expected {len(questions)} answers, got {len(answers)}")
+        participant.comprehension_attempts += 1
+        if all(answer == q["answer"] for answer, q in zip(answers, questions, strict=True)):
+            participant.page = PAGE_TRIALS
+        elif participant.comprehension_attempts >= participant.study.comprehension_max_attempts:
+            participant.page = PAGE_SCREENED_OUT
+            participant.status = Participant.Status.SCREENED_OUT
+        else:
+            participant.page = PAGE_INSTRUCTIONS
+        participant.save()
     return participant
 
 
@@ -367,8 +418,12 @@ def response_record(
         choices = {c.value: c for c in question_type.choices(classifier=study.classifier)}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
-        prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
-        correct_answer = question_type.correct_value(image=item.image, prediction=prediction)
+        if item.role == StudyItem.Role.ATTENTION:
+            instructed = attention_check_choice(item_id=item.pk, choices=list(choices.values()))
+            correct_answer = instructed.value
+        else:
+            prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
+            correct_answer = question_type.correct_value(image=item.image, prediction=prediction)
         response = Response.objects.create(
             participant=participant,
             item=item,
@@ -433,5 +488,6 @@ def completion_url(*, participant: Participant) -> str | None:
     code = {
         Participant.Status.COMPLETED: participant.study.completion_code,
         Participant.Status.DECLINED: participant.study.no_consent_code,
+        Participant.Status.SCREENED_OUT: participant.study.failed_comprehension_code,
     }.get(participant.status)
     return PROLIFIC_COMPLETION_URL.format(code=code) if code else None

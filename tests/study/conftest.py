@@ -17,10 +17,13 @@ def make_study(
     launch=True,
     question_type="species_identification",
     n_training=0,
+    n_attention=0,
+    comprehension_questions=(),
 ):
     test_images = list(classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk"))
     images = test_images[:n_items]
     training_images = test_images[n_items : n_items + n_training]
+    attention_images = test_images[n_items + n_training : n_items + n_training + n_attention]
     study = study_create(
         slug=slug,
         title="Which gull?",
@@ -37,10 +40,14 @@ def make_study(
         completion_code="C0DE42",
         question_type=question_type,
         training_images=training_images,
+        attention_images=attention_images,
+        comprehension_questions=comprehension_questions,
     )
     if launch:
         job = precompute_job_create(
-            classifier=classifier, methods=[("gradcam", {})], images=images + training_images
+            classifier=classifier,
+            methods=[("gradcam", {})],
+            images=images + training_images + attention_images,
         )
         precompute_job_run.delay(job.pk)
         study_launch(study=study)
