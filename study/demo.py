@@ -26,6 +26,28 @@ DEMO_PER_CLASS = 60
 DEMO_IMAGE_SIZE = 224
 DEMO_TRIALS_PER_CLASS = 1
 DEMO_PRACTICE_TRIALS = 2
+DEMO_ATTENTION_CHECKS = 2
+
+COMPREHENSION_QUESTIONS = [
+    {
+        "question": "What do you do on each page?",
+        "choices": [
+            "Say which species the gull is, and how sure I am",
+            "Count the gulls in the picture",
+            "Describe the background",
+        ],
+        "answer": 0,
+    },
+    {
+        "question": "Where do the species differ?",
+        "choices": [
+            "Only in their size",
+            "In small details: wing tips, legs and the bill",
+            "In the background they stand on",
+        ],
+        "answer": 1,
+    },
+]
 
 CONSENT_TEXT = """This is a demonstration study run by explainstudy.
 
@@ -34,7 +56,8 @@ also see where an AI model looked. It takes about five minutes. Your answers are
 under a pseudonym and used only for research. You may stop at any time by closing the page."""
 
 INSTRUCTIONS_TEXT = """Each page shows one gull. Choose its species, then say how sure you are.
-The first two are practice: afterwards you will see the right answer.
+The first two are practice: afterwards you will see the right answer. A few pages are
+attention checks that tell you which answer to pick.
 
 The species differ in small details: the colour of the wing tips, the colour of the legs,
 and whether the bill has a red spot. Look closely before you answer."""
@@ -99,12 +122,13 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
 
 def _demo_study_create(*, classifier: Classifier) -> Study:
     chosen: list[Image] = []
-    practice: list[Image] = []
+    spare: list[Image] = []
     for label in classifier.image_set.classes.all():
         test_images = list(label.images.filter(split=Image.Split.TEST).order_by("source_id"))
         chosen.extend(test_images[:DEMO_TRIALS_PER_CLASS])
-        if len(practice) < DEMO_PRACTICE_TRIALS and len(test_images) > DEMO_TRIALS_PER_CLASS:
-            practice.append(test_images[DEMO_TRIALS_PER_CLASS])
+        spare.extend(test_images[DEMO_TRIALS_PER_CLASS : DEMO_TRIALS_PER_CLASS + 1])
+    practice = spare[:DEMO_PRACTICE_TRIALS]
+    attention = spare[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
     with transaction.atomic():
         return study_create(
             slug=DEMO_STUDY,
@@ -117,6 +141,8 @@ def _demo_study_create(*, classifier: Classifier) -> Study:
             ],
             main_images=chosen,
             training_images=practice,
+            attention_images=attention,
+            comprehension_questions=COMPREHENSION_QUESTIONS,
             participants_per_condition=50,
             consent_text=CONSENT_TEXT,
             instructions_text=INSTRUCTIONS_TEXT,

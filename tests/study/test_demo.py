@@ -30,6 +30,8 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     assert Image.objects.count() == 48
     assert study.items.filter(role="main").count() == 8
     assert study.items.filter(role="training").count() == 2
+    assert study.items.filter(role="attention").count() == 2
+    assert len(study.comprehension_questions) == 2
     assert Explanation.objects.filter(status="done").count() == study.items.count()
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
 
