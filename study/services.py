@@ -418,12 +418,7 @@ def response_record(
         choices = {c.value: c for c in question_type.choices(classifier=study.classifier)}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
-        if item.role == StudyItem.Role.ATTENTION:
-            instructed = attention_check_choice(item_id=item.pk, choices=list(choices.values()))
-            correct_answer = instructed.value
-        else:
-            prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
-            correct_answer = question_type.correct_value(image=item.image, prediction=prediction)
+        correct_answer = trial_correct_answer(study=study, item=item)
         response = Response.objects.create(
             participant=participant,
             item=item,
@@ -448,6 +443,17 @@ def response_record(
             _advance_past_trial(participant)
         participant.save()
     return response
+
+
+def trial_correct_answer(*, study: Study, item: StudyItem) -> str:
+    """The value that counts as correct: the instructed one on an attention check, else what
+    the study's question type says."""
+    question_type = QUESTION_TYPES[study.question_type]
+    if item.role == StudyItem.Role.ATTENTION:
+        choices = question_type.choices(classifier=study.classifier)
+        return attention_check_choice(item_id=item.pk, choices=choices).value
+    prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
+    return question_type.correct_value(image=item.image, prediction=prediction)
 
 
 def _advance_past_trial(participant: Participant) -> None:

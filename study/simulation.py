@@ -7,17 +7,22 @@ answer per trial), so assignment, recording and export are exercised end to end.
 import random
 from dataclasses import dataclass
 
-from explain_engine.models import Prediction
 from study.models import Participant, Study
-from study.question_types import QUESTION_TYPES
 from study.selectors import trial_current
 from study.services import (
+    PAGE_COMPREHENSION,
+    PAGE_FEEDBACK,
+    PAGE_INSTRUCTIONS,
     PAGE_QUESTIONNAIRE,
+    PAGE_TRIALS,
+    comprehension_submit,
+    feedback_acknowledge,
     participant_consent,
     participant_enter,
     participant_finish_instructions,
     questionnaire_submit,
     response_record,
+    trial_correct_answer,
     trial_mark_shown,
 )
 
@@ -45,39 +50,43 @@ def participants_simulate(
         if not 0 <= behaviour.accuracy <= 1 or behaviour.mean_response_ms < 1:
             raise ValueError(f"accuracy must be in [0, 1] and time positive, got {behaviour}")
     rng = random.Random(seed)
-    question_type = QUESTION_TYPES[study.question_type]
-    predictions = {
-        prediction.image_id: prediction
-        for prediction in Prediction.objects.filter(classifier=study.classifier)
-    }
     participants = []
     for index in range(n):
         participant = participant_enter(study=study, worker_id=f"{id_prefix}-{seed}-{index}")
         participant = participant_consent(participant=participant, agreed=True)
-        participant = participant_finish_instructions(participant=participant)
         behaviour = behaviour_by_condition.get(participant.condition.name, default_behaviour)
         while participant.status == Participant.Status.ACTIVE:
-            participant = trial_mark_shown(participant=participant)
-            trial = trial_current(participant=participant)
-            correct = question_type.correct_value(
-                image=trial.item.image, prediction=predictions[trial.item.image_id]
-            )
-            wrong = [choice.value for choice in trial.choices if choice.value != correct]
-            answer = (
-                correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
-            )
-            response_record(
-                participant=participant,
-                trial_position=trial.position,
-                answer=answer,
-                confidence=rng.randint(1, 5),
-                client_response_ms=max(1, round(rng.expovariate(1 / behaviour.mean_response_ms))),
-                viewport="simulated",
-            )
+            _act_on_page(participant, behaviour, rng)
             participant.refresh_from_db()
-            if participant.page == PAGE_QUESTIONNAIRE:
-                participant = questionnaire_submit(
-                    participant=participant, answers={"comments": "simulated participant"}
-                )
         participants.append(participant)
     return participants
+
+
+def _act_on_page(participant: Participant, behaviour: BotBehaviour, rng: random.Random) -> None:
+    """Do what a careful participant does on the current page."""
+    page = participant.page
+    if page == PAGE_INSTRUCTIONS:
+        participant_finish_instructions(participant=participant)
+    elif page == PAGE_COMPREHENSION:
+        questions = participant.study.comprehension_questions
+        comprehension_submit(participant=participant, answers=[q["answer"] for q in questions])
+    elif page == PAGE_TRIALS:
+        participant = trial_mark_shown(participant=participant)
+        trial = trial_current(participant=participant)
+        correct = trial_correct_answer(study=participant.study, item=trial.item)
+        wrong = [choice.value for choice in trial.choices if choice.value != correct]
+        answer = correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
+        response_record(
+            participant=participant,
+            trial_position=trial.position,
+            answer=answer,
+            confidence=rng.randint(1, 5),
+            client_response_ms=max(1, round(rng.expovariate(1 / behaviour.mean_response_ms))),
+            viewport="simulated",
+        )
+    elif page == PAGE_FEEDBACK:
+        feedback_acknowledge(participant=participant)
+    elif page == PAGE_QUESTIONNAIRE:
+        questionnaire_submit(participant=participant, answers={"comments": "simulated"})
+    else:
+        raise RuntimeError(f"a simulated participant cannot act on page {page!r}")

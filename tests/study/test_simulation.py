@@ -11,7 +11,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_bots_complete_with_the_accuracy_they_were_given(classifier):
-    study = make_study(classifier, per_condition=20, n_items=8)
+    study = make_study(
+        classifier,
+        per_condition=20,
+        n_items=5,
+        n_training=1,
+        n_attention=2,
+        comprehension_questions=[{"question": "Ready?", "choices": ["No", "Yes"], "answer": 1}],
+    )
     call_command(
         "simulate_participants",
         study.slug,
@@ -29,6 +36,10 @@ def test_bots_complete_with_the_accuracy_they_were_given(classifier):
     assert progress["gradcam"].completed == progress["none"].completed == 10
     assert progress["gradcam"].accuracy == 1.0 and progress["none"].accuracy == 0.0
     assert Response.objects.count() == 20 * 8
+    attention = Response.objects.filter(phase="attention")
+    assert attention.count() == 40
+    gradcam_attention = attention.filter(participant__condition__name="gradcam")
+    assert all(r.is_correct for r in gradcam_attention)
     gradcam_times = Response.objects.filter(participant__condition__name="gradcam")
     assert all(r.explanation_shown_id is not None for r in gradcam_times)
 
