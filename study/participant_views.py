@@ -75,6 +75,8 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
     study = participant.study
     context = {"study": study, "participant": participant}
     page = participant.page
+    if page in (services.PAGE_INSTRUCTIONS, services.PAGE_TRIALS):
+        context["gallery"] = selectors.reference_gallery(study=study)
     if page == services.PAGE_TRIALS:
         participant = services.trial_mark_shown(participant=participant)
         context["trial"] = selectors.trial_current(participant=participant)

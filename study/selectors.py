@@ -129,8 +129,37 @@ def mturk_submission_for(*, participant: Participant) -> MTurkSubmission | None:
     )
 
 
+@dataclass(frozen=True)
+class GalleryEntry:
+    label_text: str
+    image: Image
+
+
+def reference_gallery(*, study: Study) -> list[GalleryEntry]:
+    """One labelled example per class, from the train split, never a study item: the
+    species-identification task is learnable without giving trials away."""
+    if study.question_type not in ("species_identification", "predict_ai"):
+        return []
+    item_images = study.items.values_list("image_id", flat=True)
+    labels = {label.source_name: label for label in study.classifier.image_set.classes.all()}
+    entries = []
+    for source_name in study.classifier.class_order:
+        label = labels[source_name]
+        example = (
+            label.images.filter(split=Image.Split.TRAIN)
+            .exclude(pk__in=item_images)
+            .order_by("source_id")
+            .first()
+        )
+        if example is not None:
+            entries.append(GalleryEntry(label_text=label.display_name, image=example))
+    return entries
+
+
 def participant_may_see_image(*, participant: Participant, image: Image) -> bool:
-    return StudyItem.objects.filter(pk__in=participant.trial_item_ids, image=image).exists()
+    if StudyItem.objects.filter(pk__in=participant.trial_item_ids, image=image).exists():
+        return True
+    return any(entry.image.pk == image.pk for entry in reference_gallery(study=participant.study))
 
 
 def participant_may_see_explanation(*, participant: Participant, explanation: Explanation) -> bool:

@@ -237,9 +237,13 @@ def test_participant_sees_only_their_own_images(client, classifier):
     page = client.get(url).content.decode()
     image_url = re.search(r'src="([^"]+/image/[^"]+)"', page).group(1)
     assert client.get(image_url).status_code == 200
-    outside = classifier.image_set.images.exclude(
-        pk__in=study.items.values_list("image_id", flat=True)
-    ).first()
+    # A test image of the set that is not one of this study's trials (gallery images come
+    # from the train split).
+    outside = (
+        classifier.image_set.images.filter(split="test")
+        .exclude(pk__in=study.items.values_list("image_id", flat=True))
+        .first()
+    )
     owner = Participant.objects.get()
     forbidden = reverse("study:image", args=[study.slug, owner.code, outside.public_id])
     assert client.get(forbidden).status_code == 404
@@ -310,3 +314,23 @@ def test_entry_expires_overdue_participants(client, classifier):
     Participant.objects.update(started_at=timezone.now() - timedelta(days=1))
     enter(client, study, pid="c")
     assert Participant.objects.filter(status=Participant.Status.TIMED_OUT).count() == 2
+
+
+def test_reference_gallery_shows_one_training_example_per_species(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    instructions = client.get(url)
+    gallery = instructions.context["gallery"]
+    labels = {
+        label.source_name: label.display_name for label in study.classifier.image_set.classes.all()
+    }
+    assert [entry.label_text for entry in gallery] == [
+        labels[name] for name in study.classifier.class_order
+    ]
+    item_images = set(study.items.values_list("image_id", flat=True))
+    assert all(e.image.split == "train" and e.image.pk not in item_images for e in gallery)
+    code = Participant.objects.get().code
+    example = reverse("study:image", args=[study.slug, code, gallery[0].image.public_id])
+    assert client.get(example).status_code == 200
+    post(client, url, page="instructions")
+    assert "Show an example of each species" in client.get(url).content.decode()
