@@ -187,6 +187,11 @@ class Response(models.Model):
         Explanation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     viewport = models.CharField(max_length=20, blank=True, help_text='"WIDTHxHEIGHT" in CSS px.')
+    interactions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"event": "heatmap_hidden", "ms": 1234}, ...], ms from stimulus paint.',
+    )
 
     class Meta:
         ordering = ["participant", "trial_position"]

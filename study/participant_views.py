@@ -1,6 +1,8 @@
 """Participant pages. Every GET shows where the participant should be; every POST advances
 the server-side pointer and redirects, so Back, reload and double-clicks lose nothing."""
 
+import json
+
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -138,6 +140,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
                 confidence=int(request.POST["confidence"]),
                 client_response_ms=_optional_int(request.POST.get("client_response_ms")),
                 viewport=request.POST.get("viewport", ""),
+                interactions=json.loads(request.POST.get("interactions") or "[]"),
             )
         except (KeyError, ValueError) as error:
             message = f"missing field {error}" if isinstance(error, KeyError) else str(error)

@@ -1,5 +1,6 @@
 """Reads for the study side: what a participant sees next, progress, and exports."""
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +43,8 @@ class Trial:
     choices: list[Choice]
     explanation: Explanation | None
     ai_prediction: Prediction | None  # shown when the question or the condition asks for it
+    next_item: StudyItem | None  # its images are prefetched while this trial is answered
+    next_explanation: Explanation | None
 
 
 def trial_current(*, participant: Participant) -> Trial:
@@ -62,6 +65,12 @@ def trial_current(*, participant: Participant) -> Trial:
     ]
     choices = question_type.choices(classifier=study.classifier)
     prompt = question_type.prompt
+    next_position = participant.trial_position + 1
+    next_item = None
+    if next_position < len(participant.trial_item_ids):
+        next_item = StudyItem.objects.select_related("image").get(
+            pk=participant.trial_item_ids[next_position]
+        )
     if item.role == StudyItem.Role.ATTENTION:
         instructed = attention_check_choice(item_id=item.pk, choices=choices)
         prompt = (
@@ -82,6 +91,10 @@ def trial_current(*, participant: Participant) -> Trial:
         .filter(classifier=study.classifier, image=item.image)
         .first()
         if shows_ai
+        else None,
+        next_item=next_item,
+        next_explanation=explanation_for(condition=participant.condition, image=next_item.image)
+        if next_item
         else None,
     )
 
@@ -262,6 +275,7 @@ EXPORT_COLUMNS = (
     "server_shown_at",
     "server_received_at",
     "viewport",
+    "interactions",
     "study_config_hash",
     *(f"q_{name}" for name in QUESTIONNAIRE_FIELDS),
 )
@@ -327,6 +341,7 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "server_shown_at": response.server_shown_at.isoformat(),
             "server_received_at": response.server_received_at.isoformat(),
             "viewport": response.viewport,
+            "interactions": json.dumps(response.interactions, separators=(",", ":")),
             "study_config_hash": participant.study_config_hash,
             **{
                 f"q_{name}": participant.questionnaire.get(name, "")

@@ -394,6 +394,7 @@ def response_record(
     confidence: int,
     client_response_ms: int | None,
     viewport: str = "",
+    interactions: list[dict] = (),
 ) -> Response | None:
     """Save the answer to the participant's current trial and move on.
 
@@ -410,6 +411,7 @@ def response_record(
             raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
         if client_response_ms is not None and not 0 <= client_response_ms < 24 * 3600 * 1000:
             raise InvalidAnswer("client response time out of range")
+        _check_interactions(interactions)
         study = participant.study
         item = StudyItem.objects.select_related("image").get(
             pk=participant.trial_item_ids[trial_position]
@@ -433,6 +435,7 @@ def response_record(
             server_shown_at=participant.trial_shown_at or timezone.now(),
             explanation_shown=explanation_for(condition=participant.condition, image=item.image),
             viewport=viewport[:20],
+            interactions=list(interactions),
         )
         participant.trial_position += 1
         participant.trial_shown_at = None
@@ -443,6 +446,24 @@ def response_record(
             _advance_past_trial(participant)
         participant.save()
     return response
+
+
+INTERACTION_EVENTS = {"heatmap_hidden", "heatmap_shown", "gallery_opened", "gallery_closed"}
+MAX_INTERACTIONS = 200
+
+
+def _check_interactions(interactions) -> None:
+    if not isinstance(interactions, list | tuple) or len(interactions) > MAX_INTERACTIONS:
+        raise InvalidAnswer(f"interactions must be a list of at most {MAX_INTERACTIONS} events")
+    for event in interactions:
+        if (
+            not isinstance(event, dict)
+            or set(event) != {"event", "ms"}
+            or event["event"] not in INTERACTION_EVENTS
+            or not isinstance(event["ms"], int)
+            or event["ms"] < 0
+        ):
+            raise InvalidAnswer(f"unknown interaction event {event!r}")
 
 
 def trial_correct_answer(*, study: Study, item: StudyItem) -> str:

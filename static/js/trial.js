@@ -24,11 +24,33 @@
     }));
   });
 
+  // What the participant did with the explanation and the gallery, in ms from paint.
+  const interactions = [];
+  const record = (event) => {
+    if (paintedAt !== null) interactions.push({ event, ms: Math.round(performance.now() - paintedAt) });
+  };
+  const toggle = document.getElementById("heatmap-toggle");
+  if (toggle) {
+    const heatmap = document.querySelector(".stimulus-image.heatmap");
+    toggle.addEventListener("click", () => {
+      const hidden = heatmap.style.visibility !== "hidden";
+      heatmap.style.visibility = hidden ? "hidden" : "visible";
+      toggle.textContent = hidden ? "Show the heatmap" : "Hide the heatmap";
+      toggle.setAttribute("aria-pressed", String(hidden));
+      record(hidden ? "heatmap_hidden" : "heatmap_shown");
+    });
+  }
+  const gallery = document.querySelector(".gallery-toggle");
+  if (gallery) {
+    gallery.addEventListener("toggle", () => record(gallery.open ? "gallery_opened" : "gallery_closed"));
+  }
+
   form.addEventListener("submit", (event) => {
     if (sent || paintedAt === null) { event.preventDefault(); return; }
     sent = true;
     form.elements.client_response_ms.value = Math.round(performance.now() - paintedAt);
     form.elements.viewport.value = window.innerWidth + "x" + window.innerHeight;
+    form.elements.interactions.value = JSON.stringify(interactions);
     submit.disabled = true;
   });
 })();

@@ -44,6 +44,9 @@ def test_participant_completes_the_study_in_a_browser(
                 assert images.nth(index).evaluate("img => img.complete && img.naturalWidth > 0")
             if position == 0:
                 snap(f"{condition}-3-trial")
+                if condition == "gradcam":
+                    page.get_by_role("button", name="Hide the heatmap").click()
+                    page.get_by_role("button", name="Show the heatmap").click()
             page.locator("input[name=answer]").first.check()
             page.locator("input[name=confidence][value='4']").check()
             page.wait_for_timeout(50)
@@ -68,6 +71,10 @@ def test_participant_completes_the_study_in_a_browser(
         responses = Response.objects.filter(participant=participant)
         assert responses.count() == len(participant.trial_item_ids)
         width, height = VIEWPORTS[device]["width"], VIEWPORTS[device]["height"]
+        first = responses.get(trial_position=0)
+        events = [event["event"] for event in first.interactions]
+        expected = ["heatmap_hidden", "heatmap_shown"] if condition == "gradcam" else []
+        assert events == expected
         for response in responses:
             assert response.client_response_ms is not None and response.client_response_ms >= 50
             assert response.viewport == f"{width}x{height}"

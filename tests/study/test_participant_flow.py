@@ -334,3 +334,35 @@ def test_reference_gallery_shows_one_training_example_per_species(client, study)
     assert client.get(example).status_code == 200
     post(client, url, page="instructions")
     assert "Show an example of each species" in client.get(url).content.decode()
+
+
+def test_interactions_are_stored_and_bad_ones_refused(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    trial = client.get(url).context["trial"]
+    form = {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": trial.choices[0].value,
+        "confidence": 3,
+    }
+    for bad in ("{not json", '[{"event": "hacked", "ms": 1}]', '[{"event": "heatmap_hidden"}]'):
+        assert client.post(url, {**form, "interactions": bad}).status_code == 400
+    assert not Response.objects.exists()
+    events = '[{"event":"heatmap_hidden","ms":800},{"event":"heatmap_shown","ms":1500}]'
+    client.post(url, {**form, "interactions": events})
+    assert Response.objects.get().interactions == [
+        {"event": "heatmap_hidden", "ms": 800},
+        {"event": "heatmap_shown", "ms": 1500},
+    ]
+
+
+def test_the_next_trial_images_are_prefetched(client, study):
+    url = enter(client, study)
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    page = client.get(url)
+    next_item = page.context["trial"].next_item
+    assert f'rel="prefetch" href="/s/{study.slug}/p/' in page.content.decode()
+    assert str(next_item.image.public_id) in page.content.decode()
