@@ -13,7 +13,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["heatmap_overlay", "load_saliency_npy", "save_saliency_npy"]
+__all__ = ["heatmap_overlay", "load_saliency_npy", "save_saliency_npy", "xnn_concept_panel"]
 
 LEGEND_LABELS = ("less important", "more important")
 SHORT_LEGEND_LABELS = ("less", "more")
@@ -114,6 +114,114 @@ def _fit_labels(available: int, font_size: int):
             if needed <= available:
                 return labels, font
     return SHORT_LEGEND_LABELS, font
+
+
+_POSITIVE = (214, 39, 40)
+_NEGATIVE = (31, 90, 200)
+_RULE = (150, 150, 150)
+
+
+def xnn_concept_panel(
+    image: Image.Image,
+    concept_heatmaps: np.ndarray,
+    contributions: np.ndarray,
+    prototype_images: list[list[Image.Image]],
+    class_name: str,
+) -> Image.Image:
+    """An XNN explanation: the image, then one row per concept (about 700 px wide).
+
+    Each row shows where the concept is in the image (its heatmap over the image, see
+    `heatmap_overlay`), its contribution to the class score as a bar from a zero line
+    (positive red to the right, negative blue to the left, lengths scaled by the largest
+    |contribution|, with the number) and the training images that show the concept most.
+
+    Args:
+        image: the explained image.
+        concept_heatmaps: (k, h, w) maps in [0, 1], one per concept.
+        contributions: (k,) each concept's contribution (activation × weight) to the score
+            of `class_name`, in the same order.
+        prototype_images: k lists of prototype images (any number each, may be empty).
+        class_name: the class whose score the contributions make up.
+    """
+    maps = np.asarray(concept_heatmaps, dtype=np.float32)
+    values = np.asarray(contributions, dtype=np.float64).reshape(-1)
+    if maps.ndim != 3 or maps.shape[0] == 0:
+        raise ValueError(f"concept_heatmaps must be (k, H, W); got shape {maps.shape}")
+    k = maps.shape[0]
+    if values.shape != (k,) or not np.isfinite(values).all():
+        raise ValueError(f"contributions must be {k} finite numbers; got shape {values.shape}")
+    if len(prototype_images) != k:
+        raise ValueError(f"need {k} prototype lists, one per concept; got {len(prototype_images)}")
+
+    pad, gap, thumb, tile, bar_width = 12, 14, 150, 104, 200
+    n_protos = max(1, max(len(row) for row in prototype_images))
+    width = pad + thumb + gap + bar_width + gap + n_protos * (tile + 6) - 6 + pad
+    title_font = ImageFont.load_default(size=20)
+    font = ImageFont.load_default(size=15)
+    small = ImageFont.load_default(size=13)
+    hero = 200
+    heading_h = 22
+    row_h = max(thumb, tile) + 16
+    height = pad + 28 + hero + gap + heading_h + k * row_h + pad
+    canvas = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+
+    draw.text(
+        (pad, pad), f"Why the AI scores this image as {class_name}", fill=_TEXT, font=title_font
+    )
+    top = pad + 28
+    canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
+    total = float(values.sum())
+    lines = [
+        f"The AI found {k} concepts.",
+        "Each row shows where a concept is",
+        "in this image, how much it adds to",
+        f"the score for {class_name}",
+        "(red: for it, blue: against it),",
+        "and training images that show it most.",
+        f"Sum of contributions: {total:+.2f}",
+    ]
+    for i, line in enumerate(lines):
+        draw.text((pad + hero + 2 * gap, top + 8 + i * 22), line, fill=_TEXT, font=font)
+
+    y = top + hero + gap
+    bar_left = pad + thumb + gap
+    proto_left = bar_left + bar_width + gap
+    draw.text((pad, y), "Where in this image", fill=_TEXT, font=small)
+    draw.text((bar_left, y), "Contribution", fill=_TEXT, font=small)
+    draw.text((proto_left, y), "Training images with this concept", fill=_TEXT, font=small)
+    y += heading_h
+    scale = float(np.abs(values).max())
+    half = bar_width // 2 - 4
+    for j in range(k):
+        draw.line([(pad, y), (width - pad, y)], fill=(225, 225, 225))
+        overlay = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
+        canvas.paste(overlay, (pad, y + 8))
+
+        centre = bar_left + bar_width // 2
+        mid = y + 8 + thumb // 2
+        draw.text((bar_left, y + 12), f"Concept {j + 1}", fill=_TEXT, font=font)
+        length = 0 if scale == 0 else round(half * abs(values[j]) / scale)
+        colour = _POSITIVE if values[j] > 0 else _NEGATIVE
+        if length > 0:
+            x0, x1 = (centre, centre + length) if values[j] > 0 else (centre - length, centre)
+            draw.rectangle([x0, mid - 11, x1, mid + 11], fill=colour)
+        draw.line([(centre, mid - 18), (centre, mid + 18)], fill=_RULE, width=2)
+        label = f"{values[j]:+.2f}"
+        label_w = draw.textlength(label, font=font)
+        if values[j] >= 0:
+            lx = min(centre + length + 4, bar_left + bar_width - label_w)
+            ly = mid + 14 if lx < centre + length else mid - 8
+        else:
+            lx = max(centre - length - 4 - label_w, bar_left)
+            ly = mid + 14 if lx + label_w > centre - length else mid - 8
+        draw.text((lx, ly), label, fill=colour if values[j] != 0 else _TEXT, font=font)
+
+        for p, proto in enumerate(prototype_images[j]):
+            tile_img = proto.convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR)
+            canvas.paste(tile_img, (proto_left + p * (tile + 6), y + 8 + (thumb - tile) // 2))
+        y += row_h
+    return canvas
 
 
 def save_saliency_npy(file: str | os.PathLike[str] | IO[bytes], saliency: np.ndarray) -> None:

@@ -1,0 +1,282 @@
+"""XNN: faithfulness and decorrelation on synthetic features, contract invariants, rendering."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from explain_engine.classifiers import SmallCNN
+from explain_engine.methods.xnn import XNN, LossWeights, cmwp_chain
+from explain_engine.render import xnn_concept_panel
+
+#: Faithfulness-dominated weights: the synthetic logits have variance ~1, where the paper's
+#: table (tuned for CUB logits) lets reconstruction and pull-away outweigh faithfulness.
+SYNTHETIC_WEIGHTS = LossWeights(sparse=True, q=100.0, pred=1.0, rec=0.01, pt=0.01)
+LATENT = 5
+
+
+def _synthetic(n: int, seed: int, dim: int = 32, classes: int = 4) -> tuple[torch.Tensor, ...]:
+    """Features ReLU(A z) + noise and logits B z from LATENT non-negative latent factors z."""
+    mixing = torch.Generator().manual_seed(0)
+    a = torch.rand(dim, LATENT, generator=mixing)
+    b = torch.randn(classes, LATENT, generator=mixing)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, LATENT, generator=g)
+    features = torch.relu(z @ a.T) + 0.01 * torch.randn(n, dim, generator=g)
+    return features, z @ b.T
+
+
+@functools.cache
+def _fitted(pull_away: str) -> tuple[XNN, object, torch.Tensor, torch.Tensor]:
+    torch.set_num_threads(1)
+    features, logits = _synthetic(600, seed=1)
+    held_features, held_logits = _synthetic(300, seed=2)
+    weights = SYNTHETIC_WEIGHTS if pull_away != "none" else None
+    if pull_away == "none":
+        weights = LossWeights(sparse=True, q=100.0, pred=1.0, rec=0.01, pt=0.0)
+    xnn = XNN(
+        k=LATENT,
+        seed=0,
+        epochs=60,
+        pretrain_epochs=10,
+        max_attempts=1,
+        pull_away=pull_away,
+        loss_weights=weights,
+    )
+    report = xnn.fit_features(
+        features, logits, holdout_features=held_features, holdout_logits=held_logits
+    )
+    return xnn, report, held_features, held_logits
+
+
+def _mean_offdiagonal_correlation(contributions: torch.Tensor) -> float:
+    """Mean |correlation| between different x-features' contributions, over classes."""
+    values = []
+    for c in range(contributions.shape[1]):
+        corr = torch.nan_to_num(torch.corrcoef(contributions[:, c, :].T.double()))
+        off = ~torch.eye(corr.shape[0], dtype=torch.bool)
+        values.append(corr[off].abs().mean())
+    return float(torch.stack(values).mean())
+
+
+def _plain_cnn(num_classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, num_classes),
+    )
+
+
+def _small_xnn(k: int = 3) -> XNN:
+    return XNN(k=k, seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, batch_size=10)
+
+
+def _images(n: int = 12, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("k", [0, 2, 9, 3.0, True])
+def test_k_outside_3_to_8_is_rejected(k):
+    with pytest.raises(ValueError, match="k must be an integer in 3..8"):
+        XNN(k=k)
+
+
+def test_k_at_the_bounds_is_accepted():
+    assert XNN(k=3).k == 3 and XNN(k=8).k == 8
+
+
+# ---------------------------------------------------------------------- synthetic features
+
+
+def test_fitted_module_rebuilds_the_scores_faithfully():
+    _, report, _, _ = _fitted("images")
+    assert report.holdout_r2 >= 0.95
+    assert report.holdout_agreement >= 0.9
+
+
+def test_pull_away_term_decorrelates_the_concepts():
+    with_pt, _, held, _ = _fitted("features")
+    without_pt, _, _, _ = _fitted("none")
+    corr_with = _mean_offdiagonal_correlation(with_pt.concepts(held)[1])
+    corr_without = _mean_offdiagonal_correlation(without_pt.concepts(held)[1])
+    assert corr_with < corr_without
+
+
+def test_contributions_sum_with_the_bias_to_the_rebuilt_scores():
+    xnn, _, held, _ = _fitted("images")
+    activations, contributions, rebuilt = xnn.concepts(held)
+    assert activations.shape == (len(held), LATENT)
+    assert contributions.shape == (len(held), 4, LATENT)
+    torch.testing.assert_close(contributions.sum(dim=2) + xnn.module.head.bias, rebuilt)
+    with torch.no_grad():
+        torch.testing.assert_close(xnn.module(held)[2], rebuilt, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        contributions, activations[:, None, :] * xnn.module.head.weight[None]
+    )
+
+
+# --------------------------------------------------------------------------- on a CNN
+
+
+def test_explain_gives_one_map_per_concept_in_unit_range_with_cmwp_on_a_plain_cnn():
+    model, images = _plain_cnn(), _images()
+    xnn = _small_xnn(k=4)
+    xnn.fit(model, images, holdout=_images(6, seed=1))
+    result = xnn.explain(model, images[:5])
+    assert result.heatmap_method == "cmwp"
+    assert result.heatmaps.shape == (5, 4, 32, 32)
+    assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
+    assert result.activations.shape == (5, 4)
+    assert result.contributions.shape == (5, 4, 4) and result.rebuilt_scores.shape == (5, 4)
+    torch.testing.assert_close(result.contributions.sum(dim=2) + result.bias, result.rebuilt_scores)
+    # a concept active on an image has a non-empty map
+    active = result.activations > 0
+    peaks = result.heatmaps.flatten(2).amax(dim=2)
+    assert bool(active.any()) and bool((peaks[active] == 1).all())
+
+
+def test_explain_falls_back_to_gradcam_for_residual_networks():
+    model, images = SmallCNN(num_classes=3), _images(8, size=64)
+    assert cmwp_chain(model, images[:1]) is None
+    assert cmwp_chain(_plain_cnn(), _images(1)) is not None
+    xnn = _small_xnn()
+    xnn.fit(model, images)
+    result = xnn.explain(model, images[:2])
+    assert result.heatmap_method == "gradcam" and result.heatmap_layer == "features"
+    assert result.heatmaps.shape == (2, 3, 64, 64)
+    assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
+    with pytest.raises(ValueError, match="c-MWP needs a plain feed-forward CNN"):
+        XNN(k=3, heatmap="cmwp").from_state_dict(
+            {**xnn.state_dict(), "params": {**xnn.params(), "heatmap": "cmwp"}}
+        ).explain(model, images[:1])
+
+
+def test_prototypes_are_the_most_activating_of_the_train_images_passed():
+    model = _plain_cnn()
+    train, other = _images(12, seed=0), _images(12, seed=5)
+    xnn = _small_xnn()
+    xnn.fit(model, train)
+    protos = xnn.prototypes(model, train, top_n=3)
+    assert protos.shape == (3, 3) and protos.dtype == torch.int64
+    assert int(protos.min()) >= 0 and int(protos.max()) < len(train)
+    activations = xnn.explain(model, train).activations
+    for j in range(3):
+        top = torch.sort(activations[:, j], descending=True, stable=True).indices[:3]
+        assert protos[j].tolist() == top.tolist()
+    # indices refer to the images passed, never to another set
+    subset = xnn.prototypes(model, other[:4], top_n=2)
+    assert int(subset.max()) < 4
+    with pytest.raises(ValueError, match="top_n"):
+        xnn.prototypes(model, train[:2], top_n=3)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    model, images = _plain_cnn(), _images()
+    xnn = _small_xnn()
+    xnn.fit(model, images)
+    path = tmp_path / "xnn.pt"
+    xnn.save(path)
+    loaded = XNN.load(path)
+    assert loaded.params() == xnn.params() and loaded.fitted_classes == xnn.fitted_classes
+    a, b = xnn.explain(model, images[:3]), loaded.explain(model, images[:3])
+    for field in ("activations", "contributions", "rebuilt_scores", "heatmaps", "bias"):
+        assert torch.equal(getattr(a, field), getattr(b, field)), field
+    assert isinstance(torch.load(path, weights_only=True), dict)
+
+
+@pytest.mark.parametrize("make_model", [_plain_cnn, lambda: SmallCNN(num_classes=4)])
+def test_fit_and_explain_leave_model_hooks_flags_and_inputs_unchanged(make_model):
+    model = make_model()
+    model.train()
+    model.features[0].eval() if hasattr(model, "features") else model[1].eval()
+    flags = [m.training for m in model.modules()]
+    requires = [p.requires_grad for p in model.parameters()]
+    params = [p.detach().clone() for p in model.parameters()]
+    buffers = [b.detach().clone() for b in model.buffers()]
+    images = _images(10)
+    original = images.clone()
+
+    xnn = XNN(k=3, classes=[0, 2], seed=0, epochs=2, pretrain_epochs=1, max_attempts=1)
+    xnn.fit(model, images)
+    result = xnn.explain(model, images[:2], targets=torch.tensor([2, 0]))
+    xnn.prototypes(model, images, top_n=2)
+
+    assert result.classes == [0, 2] and result.targets.tolist() == [1, 0]
+    assert [m.training for m in model.modules()] == flags
+    assert [p.requires_grad for p in model.parameters()] == requires
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(buffers, model.buffers(), strict=True))
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert not module._backward_hooks
+    assert torch.equal(images, original)
+
+
+def test_hooks_are_removed_when_the_forward_pass_fails():
+    model = _plain_cnn()
+    xnn = _small_xnn()
+    with pytest.raises(RuntimeError):
+        xnn.fit(model, torch.randn(4, 3, 1, 1))  # too small for the pooling layers
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def _panel_inputs(k: int = 4, size: int = 96):
+    """A grey image, empty maps and grey prototypes: any red or blue pixel is a bar or label."""
+    image = Image.new("RGB", (size, size), (128, 128, 128))
+    maps = np.zeros((k, size, size), dtype=np.float32)
+    contributions = np.array([2.5, -1.0, 0.4, 0.0][:k])
+    prototypes = [[Image.new("RGB", (40, 40), (90, 90, 90))] * 3 for _ in range(k)]
+    return image, maps, contributions, prototypes
+
+
+def _red_blue(panel: Image.Image) -> tuple[int, int]:
+    pixels = np.asarray(panel).astype(int)
+    red = (pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)
+    blue = (pixels[..., 2] > 160) & (pixels[..., 0] < 90) & (pixels[..., 1] < 130)
+    return int(red.sum()), int(blue.sum())
+
+
+def test_concept_panel_has_one_row_per_concept_and_colours_bars_by_sign():
+    image, maps, contributions, prototypes = _panel_inputs()
+    panel = xnn_concept_panel(image, maps, contributions, prototypes, "Herring Gull")
+    assert panel.mode == "RGB" and 600 <= panel.width <= 800
+    red, blue = _red_blue(panel)
+    assert red > 500 and blue > 200
+    positive = xnn_concept_panel(image, maps, np.abs(contributions), prototypes, "Herring Gull")
+    assert _red_blue(positive)[1] == 0
+    # bars are scaled by the largest |contribution|: doubling every value keeps them
+    red_2x, blue_2x = _red_blue(xnn_concept_panel(image, maps, 2 * contributions, prototypes, "x"))
+    assert abs(red_2x - red) < 0.1 * red and abs(blue_2x - blue) < 0.2 * blue
+    taller = xnn_concept_panel(image, maps[:3], contributions[:3], prototypes[:3], "x")
+    assert panel.height > taller.height
+
+
+def test_concept_panel_rejects_mismatched_inputs():
+    image, maps, contributions, prototypes = _panel_inputs()
+    with pytest.raises(ValueError):
+        xnn_concept_panel(image, maps, contributions[:3], prototypes, "x")
+    with pytest.raises(ValueError):
+        xnn_concept_panel(image, maps, contributions, prototypes[:2], "x")
