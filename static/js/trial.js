@@ -21,6 +21,7 @@
     requestAnimationFrame(() => requestAnimationFrame(() => {
       paintedAt = performance.now();
       submit.disabled = false;
+      form.dataset.painted = "true";
     }));
   });
 

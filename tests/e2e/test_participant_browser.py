@@ -31,12 +31,15 @@ def test_participant_completes_the_study_in_a_browser(
         snap(f"{condition}-1-consent")
         page.get_by_role("button", name="I agree, continue").click()
         snap(f"{condition}-2-instructions")
-        page.get_by_role("button", name="Start").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Start").click()
 
         for position in range(len(participant.trial_item_ids)):
             submit = page.get_by_role("button", name="Next")
-            # Enabled only once every stimulus image has loaded and been painted.
-            page.wait_for_function("!document.querySelector('#trial-form button').disabled")
+            # The form is marked painted, and Next enabled, only once every stimulus image
+            # has loaded and been painted.
+            page.wait_for_selector("#trial-form[data-painted=true]")
+            assert submit.is_enabled()
             images = page.locator(".stimulus-image")
             expected_images = 2 if condition == "gradcam" else 1
             assert images.count() == expected_images
@@ -50,8 +53,8 @@ def test_participant_completes_the_study_in_a_browser(
             page.locator("input[name=answer]").first.check()
             page.locator("input[name=confidence][value='4']").check()
             page.wait_for_timeout(50)
-            submit.click()
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                submit.click()
 
         snap(f"{condition}-4-questionnaire")
         for name, value in [
