@@ -16,11 +16,14 @@ from typing import Any
 
 from .base import SaliencyMethod, SaliencyResult
 from .gradcam import GradCAM
+from .igos import IGOS, IGOSPlusPlus
 from .integrated_gradients import IntegratedGradients
 
 __all__ = [
     "REGISTRY",
+    "IGOS",
     "GradCAM",
+    "IGOSPlusPlus",
     "IntegratedGradients",
     "SaliencyMethod",
     "SaliencyResult",
@@ -28,7 +31,7 @@ __all__ = [
 ]
 
 REGISTRY: dict[str, type[SaliencyMethod]] = {
-    cls.slug: cls for cls in (GradCAM, IntegratedGradients)
+    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients)
 }
 
 
