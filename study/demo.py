@@ -106,9 +106,13 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
     if study is None:
         study = _demo_study_create(classifier=classifier)
     if study.status == Study.Status.DRAFT:
-        log("precomputing Grad-CAM explanations …")
+        log("precomputing Grad-CAM, I-GOS and iGOS++ explanations (about two minutes) …")
         images = [item.image for item in study.items.select_related("image")]
-        job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+        methods = [
+            (condition.explanation_method, {})
+            for condition in study.conditions.exclude(explanation_method="")
+        ]
+        job = precompute_job_create(classifier=classifier, methods=methods, images=images)
         precompute_job_run.delay(job.pk)
         study_launch(study=study)
 
@@ -138,6 +142,8 @@ def _demo_study_create(*, classifier: Classifier) -> Study:
             conditions=[
                 ConditionSpec(name="no-explanation"),
                 ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                ConditionSpec(name="igos", explanation_method="igos"),
+                ConditionSpec(name="igospp", explanation_method="igospp"),
             ],
             main_images=chosen,
             training_images=practice,

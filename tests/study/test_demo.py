@@ -26,13 +26,18 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     first = capsys.readouterr().out
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.LIVE and study.config_hash
-    assert sorted(study.conditions.values_list("explanation_method", flat=True)) == ["", "gradcam"]
+    assert sorted(study.conditions.values_list("explanation_method", flat=True)) == [
+        "",
+        "gradcam",
+        "igos",
+        "igospp",
+    ]
     assert Image.objects.count() == 48
     assert study.items.filter(role="main").count() == 8
     assert study.items.filter(role="training").count() == 2
     assert study.items.filter(role="attention").count() == 2
     assert len(study.comprehension_questions) == 2
-    assert Explanation.objects.filter(status="done").count() == study.items.count()
+    assert Explanation.objects.filter(status="done").count() == 3 * study.items.count()
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
 
     call_command("demo", "--no-serve", "--data-dir", str(tmp_path))
