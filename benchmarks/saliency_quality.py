@@ -53,14 +53,11 @@ def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60):
         root = Path(directory)
         generate_synthetic_birds(root, per_class=per_class, seed=seed)
         dataset = read_cub(root)
-        index = {name: i for i, name in enumerate(dataset.class_names)}
-        train, test = [], []
-        for image in dataset.images:
-            item = (root / "images" / image.relative_path, index[image.class_name])
-            (train if image.is_train else test).append(item)
+        class_names = dataset.class_names
+        train, test = dataset.labelled_items()
         started = time.perf_counter()
         result = train_classifier(
-            train, test, num_classes=len(index), seed=seed, device="cpu", **DEMO_TRAINING
+            train, test, num_classes=len(class_names), seed=seed, device="cpu", **DEMO_TRAINING
         )
         print(
             f"trained the demo classifier in {time.perf_counter() - started:.0f} s, "
@@ -74,7 +71,7 @@ def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60):
         )
         labels = torch.tensor([label for _, label in test])
     save_checkpoint(result.model, checkpoint)
-    torch.save({"images": images, "labels": labels, "num_classes": len(index)}, test_file)
+    torch.save({"images": images, "labels": labels, "num_classes": len(class_names)}, test_file)
     return result.model.eval(), images, labels
 
 

@@ -44,11 +44,7 @@ def _synthetic_items(root: Path, per_class: int, seed: int):
     """(train items, test items, class names) of a freshly generated synthetic set."""
     generate_synthetic_birds(root, per_class=per_class, seed=seed)
     dataset = read_cub(root)
-    index = {name: i for i, name in enumerate(dataset.class_names)}
-    train, test = [], []
-    for image in dataset.images:
-        item = (root / "images" / image.relative_path, index[image.class_name])
-        (train if image.is_train else test).append(item)
+    train, test = dataset.labelled_items()
     return train, test, dataset.class_names
 
 

@@ -43,22 +43,19 @@ def demo_classifier(
     if not (root / "images.txt").exists():
         generate_synthetic_birds(root, per_class=60, seed=0)
     dataset = read_cub(root)
-    index = {name: i for i, name in enumerate(dataset.class_names)}
-    train, test = [], []
-    for image in dataset.images:
-        item = (dataset.image_path(image), index[image.class_name])
-        (train if image.is_train else test).append(item)
+    class_names = dataset.class_names
+    train, test = dataset.labelled_items()
     checkpoint = cache / "classifier.pt"
     if not checkpoint.exists():
         result = train_classifier(
-            train, test, num_classes=len(index), seed=0, device=device, **DEMO_TRAINING
+            train, test, num_classes=len(class_names), seed=0, device=device, **DEMO_TRAINING
         )
         print(
             f"trained the demo classifier in {result.seconds:.0f} s, "
             f"test accuracy {result.test_accuracy:.3f}"
         )
         save_checkpoint(result.model, checkpoint)
-    model = load_model(str(DEMO_TRAINING["architecture"]), len(index), checkpoint)
+    model = load_model(str(DEMO_TRAINING["architecture"]), len(class_names), checkpoint)
     prep = Preprocessing(
         input_size=int(DEMO_TRAINING["input_size"]), mean=IMAGENET_MEAN, std=IMAGENET_STD
     )

@@ -55,6 +55,16 @@ class CubDataset:
     def image_path(self, image: CubImage) -> Path:
         return self.root / "images" / image.relative_path
 
+    def labelled_items(self) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+        """(train, test) lists of (image path, class index in `class_names` order)."""
+        index = {name: i for i, name in enumerate(self.class_names)}
+        train: list[tuple[Path, int]] = []
+        test: list[tuple[Path, int]] = []
+        for image in self.images:
+            item = (self.image_path(image), index[image.class_name])
+            (train if image.is_train else test).append(item)
+        return train, test
+
 
 _CLASS_NUMBER_PREFIX = re.compile(r"^\d+\.")
 

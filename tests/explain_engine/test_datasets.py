@@ -458,3 +458,15 @@ def test_datasets_package_does_not_import_django():
         "assert not any(name.split('.')[0] == 'django' for name in sys.modules), 'django'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_labelled_items_split_and_index_by_class_order(tiny_birds_dir):
+    dataset = read_cub(tiny_birds_dir)
+    train, test = dataset.labelled_items()
+    assert len(train) + len(test) == len(dataset.images)
+    by_path = {dataset.image_path(image): image for image in dataset.images}
+    for items, is_train in ((train, True), (test, False)):
+        for path, class_index in items:
+            image = by_path[path]
+            assert image.is_train is is_train
+            assert dataset.class_names[class_index] == image.class_name
