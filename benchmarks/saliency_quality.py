@@ -39,7 +39,7 @@ CACHE = Path("/tmp/explainstudy-bench")
 METHODS = ("igospp", "igos", "integrated_gradients", "gradcam")
 
 
-def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60):
+def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60, device: str = "cpu"):
     """(model in eval mode, normalized test images (N, 3, S, S), labels (N,)), cached."""
     CACHE.mkdir(parents=True, exist_ok=True)
     tag = f"demo-{DEMO_TRAINING['architecture']}-{DEMO_TRAINING['input_size']}-s{seed}-p{per_class}"
@@ -57,7 +57,7 @@ def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60):
         train, test = dataset.labelled_items()
         started = time.perf_counter()
         result = train_classifier(
-            train, test, num_classes=len(class_names), seed=seed, device="cpu", **DEMO_TRAINING
+            train, test, num_classes=len(class_names), seed=seed, device=device, **DEMO_TRAINING
         )
         print(
             f"trained the demo classifier in {time.perf_counter() - started:.0f} s, "
@@ -99,20 +99,22 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model, images, labels = demo_classifier_and_test_images()
+    model, images, labels = demo_classifier_and_test_images(device=args.device)
+    model = model.to(args.device)
     images = images[: args.images]
     with torch.no_grad():
-        predicted = model(images).argmax(dim=1)
+        predicted = model(images.to(args.device)).argmax(dim=1).cpu()
     accuracy = (predicted == labels[: args.images]).float().mean().item()
     print(
         f"demo classifier (small_cnn, {images.shape[-1]} px); {len(images)} test images, "
         f"accuracy on them {accuracy:.3f}; explaining the predicted class; "
         f"I-GOS iterations={args.iterations}, I-GOS IG steps={args.steps}, IG steps=20; "
-        f"torch threads={torch.get_num_threads()}",
+        f"torch threads={torch.get_num_threads()}, device={args.device}",
         flush=True,
     )
     header = f"{'res':>4} {'method':<22} {'deletion':>9} {'insertion':>9} {'ins-del':>8} {'sec':>7}"
