@@ -48,6 +48,12 @@ class Study(models.Model):
         default=60, help_text="From entry; past it an unfinished participant is timed out."
     )
     config_hash = models.CharField(max_length=64, blank=True, help_text="Frozen at launch.")
+    excluded_studies = models.ManyToManyField(
+        "self",
+        symmetrical=True,
+        blank=True,
+        help_text="Whoever took part in one of these may not take part in this one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -271,6 +271,15 @@ def participant_enter(
         study = Study.objects.select_for_update().get(pk=study.pk)
         participants_expire(study=study)
         if pseudonym:
+            elsewhere = Participant.objects.filter(
+                study__in=study.excluded_studies.all(), platform_pseudonym=pseudonym
+            )
+            if elsewhere.exists():
+                raise EntryRefused(
+                    "You have already taken part in a related study, so you cannot take part "
+                    "in this one. Thank you for your interest.",
+                    status=409,
+                )
             existing = Participant.objects.filter(study=study, platform_pseudonym=pseudonym).first()
             if existing is not None:
                 if submit_to:

@@ -366,3 +366,20 @@ def test_the_next_trial_images_are_prefetched(client, study):
     next_item = page.context["trial"].next_item
     assert f'rel="prefetch" href="/s/{study.slug}/p/' in page.content.decode()
     assert str(next_item.image.public_id) in page.content.decode()
+
+
+def test_someone_from_an_excluded_study_is_turned_away(client, classifier):
+    first = make_study(classifier, slug="first")
+    second = make_study(classifier, slug="second")
+    second.excluded_studies.add(first)
+    enter(client, first, pid="veteran")
+    refused = client.get(reverse("study:entry", args=[second.slug]), {"PROLIFIC_PID": "veteran"})
+    assert refused.status_code == 409
+    assert "already taken part in a related study" in refused.content.decode()
+    assert not Participant.objects.filter(study=second).exists()
+    # The exclusion works both ways, and newcomers are welcome in either.
+    enter(client, second, pid="newcomer")
+    refused_back = client.get(
+        reverse("study:entry", args=[first.slug]), {"PROLIFIC_PID": "newcomer"}
+    )
+    assert refused_back.status_code == 409
