@@ -13,10 +13,10 @@ from django.db import transaction
 
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
 from explain_engine.models import Classifier, Image, ImageSet
-from explain_engine.services import classifier_train, precompute_job_create
+from explain_engine.services import classifier_train
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
-from study.services import ConditionSpec, study_create, study_launch
+from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 DEMO_IMAGE_SET = "synthetic-gulls"
 DEMO_CLASSIFIER = "demo-classifier"
@@ -107,13 +107,7 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
         study = _demo_study_create(classifier=classifier)
     if study.status == Study.Status.DRAFT:
         log("precomputing Grad-CAM, I-GOS and iGOS++ explanations (about two minutes) …")
-        images = [item.image for item in study.items.select_related("image")]
-        methods = [
-            (condition.explanation_method, {})
-            for condition in study.conditions.exclude(explanation_method="")
-        ]
-        job = precompute_job_create(classifier=classifier, methods=methods, images=images)
-        precompute_job_run.delay(job.pk)
+        precompute_job_run.delay(study_precompute_job(study=study).pk)
         study_launch(study=study)
 
     password = secrets.token_urlsafe(9)

@@ -69,6 +69,9 @@ class Condition(models.Model):
     explanation_method = models.CharField(
         max_length=50, blank=True, help_text="Engine method slug; blank = no explanation."
     )
+    explanation_params = models.JSONField(
+        default=dict, blank=True, help_text="All the method's parameters, defaults included."
+    )
     explanation_params_hash = models.CharField(max_length=64, blank=True)
     show_ai_prediction = models.BooleanField(default=False)
     show_ai_confidence = models.BooleanField(default=False)

@@ -18,7 +18,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from explain_engine.methods import get_method
-from explain_engine.models import Classifier, Image, Prediction
+from explain_engine.models import Classifier, Image, PrecomputeJob, Prediction
+from explain_engine.services import precompute_job_create
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.question_types import QUESTION_TYPES, attention_check_choice
 
@@ -143,17 +144,18 @@ def study_create(
             comprehension_questions=list(comprehension_questions),
         )
         for spec in conditions:
-            method_params_hash = ""
+            method_params, method_params_hash = {}, ""
             if spec.explanation_method:
                 try:
                     method = get_method(spec.explanation_method, **(spec.explanation_params or {}))
                 except ValueError as error:
                     raise StudyConfigError(f"condition {spec.name!r}: {error}") from error
-                method_params_hash = method.params_hash()
+                method_params, method_params_hash = method.params(), method.params_hash()
             Condition.objects.create(
                 study=study,
                 name=spec.name,
                 explanation_method=spec.explanation_method,
+                explanation_params=method_params,
                 explanation_params_hash=method_params_hash,
             )
         StudyItem.objects.bulk_create(
@@ -171,6 +173,17 @@ def study_create(
             ]
         )
     return study
+
+
+def study_precompute_job(*, study: Study) -> PrecomputeJob:
+    """A precompute job for everything the study shows: every item's prediction and each
+    explanation condition's explanations, with the condition's own parameters."""
+    methods = [
+        (condition.explanation_method, condition.explanation_params)
+        for condition in study.conditions.exclude(explanation_method="")
+    ]
+    images = [item.image for item in study.items.select_related("image")]
+    return precompute_job_create(classifier=study.classifier, methods=methods, images=images)
 
 
 def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:

@@ -7,7 +7,7 @@ import torch
 from django.core.management import CommandError, call_command
 
 from explain_engine import classifiers
-from explain_engine.models import Classifier, Explanation, ImageSet
+from explain_engine.models import Classifier, ImageSet
 
 pytestmark = pytest.mark.django_db
 
@@ -103,26 +103,3 @@ def test_register_classifier_wrong_class_count(image_set, tmp_path):
             "resnet18",
         )
     assert not Classifier.objects.exists()
-
-
-def test_precompute_command_waits_and_reports(classifier, capsys):
-    call_command("precompute", "--classifier", classifier.name, "--methods", "gradcam")
-    test_images = classifier.image_set.images.filter(split="test").count()
-    assert Explanation.objects.filter(status="done").count() == test_images
-    assert f"{test_images} images × ['gradcam']" in capsys.readouterr().out
-    call_command("precompute", "--classifier", classifier.name, "--methods", "gradcam", "--wait")
-    assert "0/0 done, 0 failed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--methods", "nope"], "unknown explanation method 'nope'"),
-        (["--methods", "gradcam", "--params", "{bad"], "--params is not JSON"),
-        (["--methods", "gradcam", "--params", '{"gradcam": {"size": 3}}'], "unknown parameter"),
-    ],
-)
-def test_precompute_command_errors(classifier, arguments, message):
-    with pytest.raises(CommandError, match=message):
-        call_command("precompute", "--classifier", classifier.name, *arguments)
-    assert not Explanation.objects.exists()

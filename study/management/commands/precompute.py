@@ -7,23 +7,52 @@ from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services import EngineInputError, precompute_job_create
 from explain_engine.tasks import precompute_job_run
+from study.models import Study
+from study.services import study_precompute_job
 
 
 class Command(BaseCommand):
-    help = "Precompute predictions and explanations for a classifier's images."
+    help = (
+        "Precompute predictions and explanations: everything a study shows (--study), "
+        "or a classifier's images with the methods named."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--classifier", required=True)
-        parser.add_argument(
-            "--methods", nargs="+", required=True, help="Method slugs, e.g. gradcam."
-        )
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--study", help="Slug of the study whose conditions to compute.")
+        target.add_argument("--classifier")
+        parser.add_argument("--methods", nargs="+", help="Method slugs, e.g. gradcam.")
         parser.add_argument(
             "--params", default="{}", help='JSON parameters per method: {"gradcam": {...}}.'
         )
         parser.add_argument("--split", choices=["train", "test", "all"], default="test")
         parser.add_argument("--wait", action="store_true", help="Show progress until done.")
 
-    def handle(self, *args, classifier, methods, params, split, wait, **options):
+    def handle(self, *args, study, classifier, methods, params, split, wait, **options):
+        if study is not None:
+            job = self._study_job(study)
+        else:
+            job = self._classifier_job(classifier, methods, params, split)
+        # Commands run in autocommit, so the job row is already visible to any worker.
+        precompute_job_run.delay(job.pk)
+        names = sorted({spec["method"] for spec in job.methods})
+        self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {names}")
+        if wait:
+            self._wait(job)
+
+    def _study_job(self, slug: str) -> PrecomputeJob:
+        try:
+            study = Study.objects.get(slug=slug)
+        except Study.DoesNotExist:
+            raise CommandError(f"no study with slug {slug!r}") from None
+        try:
+            return study_precompute_job(study=study)
+        except EngineInputError as error:
+            raise CommandError(str(error)) from error
+
+    def _classifier_job(self, classifier, methods, params, split) -> PrecomputeJob:
+        if not methods:
+            raise CommandError("--classifier needs --methods")
         try:
             chosen = Classifier.objects.get(name=classifier)
         except Classifier.DoesNotExist:
@@ -36,18 +65,13 @@ class Command(BaseCommand):
         if split != "all":
             images = images.filter(split=split)
         try:
-            job = precompute_job_create(
+            return precompute_job_create(
                 classifier=chosen,
                 methods=[(slug, params_by_method.get(slug, {})) for slug in methods],
                 images=list(images),
             )
         except EngineInputError as error:
             raise CommandError(str(error)) from error
-        # Commands run in autocommit, so the job row is already visible to any worker.
-        precompute_job_run.delay(job.pk)
-        self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {methods}")
-        if wait:
-            self._wait(job)
 
     def _wait(self, job: PrecomputeJob) -> None:
         while True:
