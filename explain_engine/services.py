@@ -365,28 +365,30 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
         )
     )
     rows = []
+    hashes = set()
     for spec in job.methods:
         method = get_method(spec["method"], **spec["params"])
-        for image in images:
-            rows.append(
-                Explanation(
-                    classifier=job.classifier,
-                    image=image,
-                    method=method.slug,
-                    target_index=predicted[image.pk],
-                    params=method.params(),
-                    params_hash=method.params_hash(),
-                    job=job,
-                    checkpoint_sha256=job.classifier.checkpoint_sha256,
-                )
+        params, params_hash = method.params(), method.params_hash()
+        hashes.add(params_hash)
+        rows.extend(
+            Explanation(
+                classifier=job.classifier,
+                image=image,
+                method=method.slug,
+                target_index=predicted[image.pk],
+                params=params,
+                params_hash=params_hash,
+                job=job,
+                checkpoint_sha256=job.classifier.checkpoint_sha256,
             )
+            for image in images
+        )
     # Rows that exist already (an earlier job, a rerun) are kept as they are.
     Explanation.objects.bulk_create(rows, ignore_conflicts=True)
     PrecomputeJob.objects.filter(pk=job.pk).update(status=PrecomputeJob.Status.RUNNING)
     wanted = Explanation.objects.filter(classifier=job.classifier, image__in=images).exclude(
         status=Explanation.Status.DONE
     )
-    hashes = {get_method(s["method"], **s["params"]).params_hash() for s in job.methods}
     return list(wanted.filter(params_hash__in=hashes).values_list("pk", flat=True))
 
 
@@ -422,7 +424,7 @@ def explanation_compute(*, explanation_id: int) -> Explanation:
     overlay_bytes = io.BytesIO()
     overlay.save(overlay_bytes, format="PNG")
     raw_bytes = io.BytesIO()
-    np.save(raw_bytes, saliency)
+    render.save_saliency_npy(raw_bytes, saliency)
 
     explanation.overlay.save("overlay.png", ContentFile(overlay_bytes.getvalue()), save=False)
     explanation.raw_map.save("map.npy", ContentFile(raw_bytes.getvalue()), save=False)
