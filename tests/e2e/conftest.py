@@ -20,7 +20,16 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking"],
+            # The live server speaks plain http on localhost; the MTurk bot frames it in a page
+            # served as https://workersandbox.mturk.com, which Chromium would block as mixed
+            # content and as a public site reaching into the local network.
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--allow-running-insecure-content",
+                "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
+                "PrivateNetworkAccessForNavigations",
+            ],
         )
         yield browser
         browser.close()
