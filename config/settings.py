@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -121,6 +122,23 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=IS_PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# HTTPS only in production: redirect, and tell browsers to remember it (HSTS).
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=IS_PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if IS_PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=IS_PRODUCTION)
+# The preload flag only matters once someone submits the domain to the browsers list.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=IS_PRODUCTION)
+# Behind a TLS-terminating proxy: how many proxies set X-Forwarded-For / -Proto honestly.
+EXPLAINSTUDY_TRUSTED_PROXIES = env.int("EXPLAINSTUDY_TRUSTED_PROXIES", default=0)
+if EXPLAINSTUDY_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The cache holds rate-limit counters; several web processes must share it (Redis).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Study entries per client address per minute; a lab behind one NAT address needs headroom.
+EXPLAINSTUDY_ENTRY_RATE_LIMIT = env.int("EXPLAINSTUDY_ENTRY_RATE_LIMIT", default=60)
 
 # Celery: with no broker configured, tasks run in-process (the embedded default).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

@@ -3,12 +3,14 @@ the server-side pointer and redirects, so Back, reload and double-clicks lose no
 
 import json
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from config.security import client_address, rate_limit_exceeded
 from explain_engine.models import Explanation, Image
 from study import platforms, selectors, services
 from study.forms import QuestionnaireForm
@@ -39,6 +41,18 @@ def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
+    if rate_limit_exceeded(
+        "entry",
+        client_address(request),
+        limit=settings.EXPLAINSTUDY_ENTRY_RATE_LIMIT,
+        window_seconds=60,
+    ):
+        refusal = services.EntryRefused(
+            "Too many people started this study from your network in the last minute. "
+            "Please wait a minute and open the link again.",
+            status=429,
+        )
+        return _framable(_refusal(request, study, refusal))
     try:
         arrival = platforms.arrival_from_query(study.platform, request.GET)
     except platforms.ArrivalError as error:
@@ -69,7 +83,7 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
 def _framable(response: HttpResponse) -> HttpResponse:
     """Let MTurk's worker site show the page in its iframe, and no one else."""
     response.xframe_options_exempt = True
-    response["Content-Security-Policy"] = f"frame-ancestors {platforms.MTURK_FRAME_ANCESTORS}"
+    response.csp_frame_ancestors = platforms.MTURK_FRAME_ANCESTORS
     return response
 
 

@@ -25,6 +25,14 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Rate-limit counters live in the cache; one test's entries must not count for the next.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _celery_in_process():
     # Tests run tasks in-process unless a test asks for the real broker (see test_worker).
     previous = celery_app.conf.task_always_eager
