@@ -159,6 +159,43 @@ def test_path_images_are_evaluated_in_chunks_of_batch_size():
     assert max(model.calls) <= 4 or model.calls[0] == 3
 
 
+@pytest.mark.parametrize("variant", ["igos", "igospp"])
+def test_line_search_tries_several_steps_per_pass_and_takes_the_sequential_one(variant):
+    """With room in a batch, successive step sizes are scored together; the step taken is
+    the one plain backtracking (batch_size 1: one step size per pass) takes."""
+    from explain_engine.methods.igos import optimize_masks
+
+    model = Smooth().double()
+    model.requires_grad_(False)
+    scoring_passes: list[int] = []  # the no-gradient passes: objective and line search
+    model.register_forward_hook(
+        lambda _m, inputs, _o: (
+            None if torch.is_grad_enabled() else scoring_passes.append(inputs[0].shape[0])
+        )
+    )
+    images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)).double()
+    targets = torch.tensor([0, 2])
+    baseline = zeros_baseline(images)
+    runs = {}
+    for batch_size in (1, 48):
+        scoring_passes.clear()
+        with torch.enable_grad():
+            masks = optimize_masks(
+                model, images, baseline, targets, variant=variant, resolution=4,
+                iterations=4, steps=3, tv=2.0, batch_size=batch_size,
+            )  # fmt: skip
+        runs[batch_size] = (masks, list(scoring_passes))
+    (sequential, one_by_one), (parallel, batched) = runs[1], runs[48]
+    torch.testing.assert_close(parallel["mask"], sequential["mask"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(parallel["objective"], sequential["objective"], rtol=0, atol=1e-12)
+    terms = 1 if variant == "igos" else 2
+    assert max(batched) <= 48
+    # Several step sizes of both images in one pass, and fewer passes than image-terms tried
+    # one step size at a time.
+    assert max(batched) > 2 * terms
+    assert len(batched) < len(one_by_one) / (2 * terms)
+
+
 # ---------------------------------------------------------------------------- masks
 
 
