@@ -25,13 +25,19 @@ every interval and test here accounts for participant clustering:
 
 import io
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 from scipy import stats
+from statsmodels.genmod import cov_struct, families
+from statsmodels.genmod.generalized_estimating_equations import GEE
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 Z_95 = float(stats.norm.ppf(0.975))
 ECE_BINS = 10
@@ -346,7 +352,7 @@ def rao_scott_chi_square(accuracies: Sequence[Accuracy]) -> OmnibusTest:
     mean_design_effect = float(np.sum((1 - weights) * design_effects) / df)
     adjusted = statistic / mean_design_effect
     return OmnibusTest(
-        name=f"chi-square, Rao-Scott adjusted (raw X2 {statistic:.2f} / deff {mean_design_effect:.2f})",
+        name=f"chi-square, Rao-Scott adjusted (X2 {statistic:.2f} / {mean_design_effect:.2f})",
         statistic=adjusted,
         df=df,
         p_value=float(stats.chi2.sf(adjusted, df)),
@@ -362,11 +368,6 @@ class _Model:
 
 def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, list[str]]:
     """The GEE logistic model; None with the reasons when it cannot be fitted soundly."""
-    import warnings
-
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-
     notes = []
     item_outcomes: dict[str, set[bool]] = defaultdict(set)
     for row in rows:
@@ -379,10 +380,8 @@ def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, 
     for name in conditions:
         outcomes = {row.is_correct for row in rows if row.condition == name}
         if len(outcomes) < 2:
-            state = "no informative responses" if not outcomes else "every response the same"
-            notes.append(
-                f"model not fitted: condition {name!r} has {state}, so its odds are 0 or 1"
-            )
+            state = "no informative responses" if not outcomes else "all responses the same"
+            notes.append(f"model not fitted: condition {name!r} has {state} (odds 0 or 1)")
             return None, notes
     participants = sorted({row.participant for row in rows})
     items = sorted(informative)
@@ -410,13 +409,14 @@ def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, 
         notes.append("model not fitted: conditions and items are confounded (design not full rank)")
         return None, notes
     endog = np.array([row.is_correct for row in rows], dtype=float)
-    groups = np.array([participants.index(row.participant) for row in rows])
-    model = sm.GEE(
+    cluster_index = {participant: i for i, participant in enumerate(participants)}
+    groups = np.array([cluster_index[row.participant] for row in rows])
+    model = GEE(
         endog,
         exog,
         groups=groups,
-        family=sm.families.Binomial(),
-        cov_struct=sm.cov_struct.Exchangeable(),
+        family=families.Binomial(),
+        cov_struct=cov_struct.Exchangeable(),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -686,10 +686,6 @@ def _error_bars(accuracies: list[Accuracy]) -> np.ndarray:
 
 def report_svgs(report: StudyReport) -> dict[str, str]:
     """The report's plots as SVG documents, keyed by a file-name stem."""
-    import matplotlib
-
-    from matplotlib.figure import Figure
-
     names = [s.name for s in report.conditions]
     x = np.arange(len(names))
     width = max(4.5, 1.3 * len(names) + 2)
