@@ -41,6 +41,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 Z_95 = float(stats.norm.ppf(0.975))
 ECE_BINS = 10
+# A fitted log-odds this far from 0 (odds beyond 1 : 160,000) means separation, not an estimate.
+MAX_LOG_ODDS = 12.0
 MAIN_PHASE = "main"
 
 # Questions where agreeing with the AI means giving the AI's answer; in verify_ai the answer
@@ -419,17 +421,28 @@ def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, 
         cov_struct=cov_struct.Exchangeable(),
     )
     with warnings.catch_warnings():
+        # Both mean the iterations ran off (overflow, non-convergence): not a usable fit.
         warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("error", RuntimeWarning)
         try:
             result = model.fit(cov_type="bias_reduced", maxiter=100)
-        except (ConvergenceWarning, np.linalg.LinAlgError, ValueError) as error:
+            params = np.asarray(result.params)
+            cov = np.asarray(result.cov_params())
+        except (ConvergenceWarning, RuntimeWarning, np.linalg.LinAlgError, ValueError) as error:
             notes.append(f"model not fitted: {error}")
             return None, notes
-    params = np.asarray(result.params)
-    cov = np.asarray(result.cov_params())
     k = slice(1, len(conditions))
-    if not (np.all(np.isfinite(params)) and np.all(np.isfinite(cov[k, k]))):
-        notes.append("model not fitted: the estimates are not finite (separation)")
+    usable = (
+        np.all(np.isfinite(params))
+        and np.all(np.isfinite(cov))
+        and np.all(np.abs(params) < MAX_LOG_ODDS)
+        and np.all(np.linalg.eigvalsh(cov[k, k]) > 0)
+    )
+    if not usable:
+        notes.append(
+            "model not fitted: the estimates diverge (some condition or item is all or "
+            "nearly all right or wrong within the other effects)"
+        )
         return None, notes
     description = (
         "GEE logistic: condition + item fixed effects, exchangeable, participant clusters"
