@@ -602,9 +602,9 @@ def _p(value: float) -> str:
 def report_text(report: StudyReport) -> str:
     """The report as plain-text tables, for the command line."""
     lines = [
-        "Accuracy per condition (main trials). Interval: 95% Wilson on the effective sample",
-        "size (participant clustering); in brackets after 'resp': treating responses as",
-        "independent, for reference only.",
+        "Accuracy per condition (main trials). '95% interval': Wilson on the effective sample",
+        "size n / deff (participants clustered); 'resp 95% interval': responses treated as",
+        "independent, too narrow when participants differ, for reference only.",
         "",
         f"{'condition':<20} {'partic.':>7} {'resp.':>6} {'accuracy':>9}  "
         f"{'95% interval':<17} {'deff':>5}  {'resp 95% interval':<17}",
@@ -630,9 +630,9 @@ def report_text(report: StudyReport) -> str:
         m = report.model
         lines += [
             "",
-            f"Model: {m.description}; {m.n_participants} participants, {m.n_responses} "
-            f"responses, working correlation {m.working_correlation:.3f}; bias-reduced "
-            "sandwich covariance.",
+            f"Model: {m.description};",
+            f"  {m.n_participants} participants, {m.n_responses} responses, working "
+            f"correlation {m.working_correlation:.3f}, bias-reduced sandwich covariance.",
         ]
     if report.pairwise:
         lines += [
@@ -682,7 +682,7 @@ def report_text(report: StudyReport) -> str:
             lines.append(f"  {s.name:<20} {t.n:>6} {t.median_ms:>8.0f} {iqr:>17}")
     if report.notes:
         lines += ["", "Notes:", *(f"  - {note}" for note in report.notes)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _svg(figure) -> str:

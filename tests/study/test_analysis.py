@@ -100,22 +100,18 @@ def test_planted_accuracies_are_recovered_and_the_big_difference_found():
 
 def test_with_no_planted_difference_the_tests_reject_at_the_nominal_rate():
     rng = np.random.default_rng(1)
-    equal = {"a": 0.6, "b": 0.6, "c": 0.6}
+
+    def null_data():
+        equal = {"a": 0.6, "b": 0.6, "c": 0.6}
+        return simulate_rows(rng, equal, per_condition=12, n_items=12, spread=0.3)
+
     # Participants differ (random effect), so a chi-square that ignored clustering would
-    # reject about 12% of these; the Rao-Scott adjustment must bring it back to about 5%.
+    # reject about 17% of these; the Rao-Scott adjustment must bring it back to about 5%.
     chi_square_rejections = sum(
-        analyze(
-            simulate_rows(rng, equal, per_condition=12, n_items=8, spread=0.25), fit_model=False
-        ).chi_square.p_value
-        < 0.05
-        for _ in range(300)
+        analyze(null_data(), fit_model=False).chi_square.p_value < 0.05 for _ in range(300)
     )
     assert 0.015 <= chi_square_rejections / 300 <= 0.10
-    wald_rejections = sum(
-        analyze(simulate_rows(rng, equal, per_condition=12, n_items=8, spread=0.25)).wald.p_value
-        < 0.05
-        for _ in range(100)
-    )
+    wald_rejections = sum(analyze(null_data()).wald.p_value < 0.05 for _ in range(100))
     assert 0.01 <= wald_rejections / 100 <= 0.12
 
 
@@ -137,6 +133,8 @@ def test_formulas_match_hand_computations():
     assert expected_calibration_error(probabilities, outcomes) == pytest.approx(
         0.0625 + 0.09375 + 0.25
     )
+    # bins are closed on the right: 0.5 falls in (0.4, 0.5], apart from 0.55
+    assert expected_calibration_error([0.5, 0.55], [True, False]) == pytest.approx(0.25 + 0.275)
     # two participants, 2/4 and 4/4 right: robust variance 2 * (1 + 1) / 64 over binomial
     # 0.75 * 0.25 / 8 gives a design effect of 8/3 and an effective sample of 3
     accuracy = clustered_accuracy([2, 4], [4, 4])
