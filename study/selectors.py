@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q
 
@@ -11,6 +12,10 @@ from study.forms import QUESTIONNAIRE_FIELDS
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 from study.question_types import QUESTION_TYPES, Choice, attention_check_choice
+from study.services import CONFIDENCE_SCALE
+
+if TYPE_CHECKING:
+    from study.analysis import StudyReport
 
 
 def explanation_for(*, condition: Condition, image: Image) -> Explanation | None:
@@ -348,3 +353,30 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
                 for name in QUESTIONNAIRE_FIELDS
             },
         }
+
+
+def study_analysis(
+    *, study: Study, include_pilot: bool = False, include_excluded: bool = False
+) -> "StudyReport":
+    """The study's outcome statistics over its export rows (see study.analysis).
+
+    Raises study.analysis.AnalysisError when there is no main-phase response to analyse.
+    Rows without the participant_pilot / participant_excluded columns count as neither.
+    """
+    # Imported here: statsmodels and matplotlib take seconds to load, and only the
+    # researcher's analysis needs them, never a participant's page.
+    from study.analysis import analyze_responses
+
+    rows = (
+        {"participant_pilot": False, "participant_excluded": False, **row}
+        for row in study_export_rows(study=study)
+    )
+    return analyze_responses(
+        rows,
+        n_choices=len(QUESTION_TYPES[study.question_type].choices(classifier=study.classifier)),
+        confidence_levels=CONFIDENCE_SCALE,
+        question_type=study.question_type,
+        condition_order=list(study.conditions.values_list("name", flat=True)),
+        include_pilot=include_pilot,
+        include_excluded=include_excluded,
+    )

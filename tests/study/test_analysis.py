@@ -1,0 +1,266 @@
+"""Outcome statistics: planted differences come back, null data rejects at the nominal rate,
+the formulas match hand computations, and analyze_study runs on a real simulated study."""
+
+import xml.etree.ElementTree as ET
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from study import selectors
+from study.analysis import (
+    AnalysisError,
+    analyze_responses,
+    brier_score,
+    clustered_accuracy,
+    confidence_probability,
+    expected_calibration_error,
+    holm,
+    report_svgs,
+    report_text,
+    wilson_interval,
+)
+from study.selectors import study_analysis
+from study.simulation import BotBehaviour, participants_simulate
+from tests.study.conftest import make_study
+
+SCALE = (1, 2, 3, 4, 5)
+AI_EFFECT = 0.08  # planted: this much easier where the AI is right, harder where it is wrong
+
+
+def simulate_rows(rng, accuracies, *, per_condition, n_items, spread=0.15):
+    """Rows like the export's, with known accuracies: each participant's ability is the
+    condition's accuracy plus a symmetric random effect (Beta(2, 2) over +-spread); half the
+    items are AI-right (+AI_EFFECT) and half AI-wrong (-AI_EFFECT), so the condition's mean
+    accuracy is exactly the planted one. A wrong answer on an AI-wrong item is the AI's."""
+    rows = []
+    participant = 0
+    for condition, accuracy in accuracies.items():
+        for _ in range(per_condition):
+            ability = accuracy + 2 * spread * (rng.beta(2, 2) - 0.5)
+            for item in range(n_items):
+                ai_correct = item % 2 == 0
+                correct = bool(rng.random() < ability + (AI_EFFECT if ai_correct else -AI_EFFECT))
+                ai_answer = "right" if ai_correct else "wrong"
+                rows.append(
+                    {
+                        "participant": participant,
+                        "condition": condition,
+                        "item": item,
+                        "phase": "main",
+                        "answer": "right" if correct else "wrong",
+                        "ai_prediction": ai_answer,
+                        "is_correct": int(correct),
+                        "confidence": int(rng.integers(1, 6)),
+                        "ai_correct": int(ai_correct),
+                        "client_response_ms": int(rng.exponential(3000)) + 200,
+                        "participant_pilot": False,
+                        "participant_excluded": False,
+                    }
+                )
+            participant += 1
+    return rows
+
+
+def analyze(rows, **kwargs):
+    return analyze_responses(rows, n_choices=4, confidence_levels=SCALE, **kwargs)
+
+
+def test_planted_accuracies_are_recovered_and_the_big_difference_found():
+    planted = {"none": 0.45, "gradcam": 0.60, "igospp": 0.75}
+    rows = simulate_rows(np.random.default_rng(0), planted, per_condition=40, n_items=12)
+    report = analyze(rows, condition_order=list(planted))
+
+    assert [s.name for s in report.conditions] == list(planted)
+    for summary in report.conditions:
+        accuracy = summary.accuracy
+        assert accuracy.n_participants == 40 and accuracy.n_responses == 480
+        assert accuracy.low < planted[summary.name] < accuracy.high
+        assert accuracy.low <= accuracy.response_low  # clustering never narrows the interval
+        # 240 responses each side: a standard error of about 0.033, so 0.1 is three of them
+        expected_right, expected_wrong = (
+            planted[summary.name] + AI_EFFECT,
+            planted[summary.name] - AI_EFFECT,
+        )
+        assert summary.ai_right.estimate == pytest.approx(expected_right, abs=0.1)
+        assert summary.ai_wrong.estimate == pytest.approx(expected_wrong, abs=0.1)
+        # every wrong answer on an AI-wrong item was the AI's answer
+        assert summary.ai_wrong_agreement.estimate == pytest.approx(1 - summary.ai_wrong.estimate)
+        assert summary.response_times.n == 480 and summary.response_times.median_ms > 200
+    assert report.model.item_effects and report.model.n_participants == 120
+    assert report.chi_square.p_value < 0.001 and report.wald.p_value < 0.001
+    pairs = {(c.condition_a, c.condition_b): c for c in report.pairwise}
+    assert set(pairs) == {("none", "gradcam"), ("none", "igospp"), ("gradcam", "igospp")}
+    big = pairs[("none", "igospp")]
+    assert big.p_holm < 0.001 and big.odds_ratio_low > 1
+    assert big.accuracy_difference == pytest.approx(0.30, abs=0.06)
+    assert all(c.p_holm >= c.p_value for c in report.pairwise)
+
+
+def test_with_no_planted_difference_the_tests_reject_at_the_nominal_rate():
+    rng = np.random.default_rng(1)
+
+    def null_data():
+        equal = {"a": 0.6, "b": 0.6, "c": 0.6}
+        return simulate_rows(rng, equal, per_condition=12, n_items=12, spread=0.3)
+
+    # Participants differ (random effect), so a chi-square that ignored clustering would
+    # reject about 17% of these; the Rao-Scott adjustment must bring it back to about 5%.
+    chi_square_rejections = sum(
+        analyze(null_data(), fit_model=False).chi_square.p_value < 0.05 for _ in range(300)
+    )
+    assert 0.015 <= chi_square_rejections / 300 <= 0.10
+    wald_rejections = sum(analyze(null_data()).wald.p_value < 0.05 for _ in range(100))
+    assert 0.01 <= wald_rejections / 100 <= 0.12
+
+
+def test_formulas_match_hand_computations():
+    # Wilson 8/10 and 0/10, as in Newcombe (1998), table I
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    # Holm: sorted 0.005*4, 0.01*3, 0.03*2, then 0.04*1 raised to the running maximum 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # 1 = chance (4 choices), 5 = certain
+    assert [confidence_probability(c, levels=SCALE, n_choices=4) for c in (1, 3, 5)] == [
+        0.25,
+        0.625,
+        1.0,
+    ]
+    probabilities, outcomes = [0.25, 0.625, 1.0, 1.0], [False, True, True, False]
+    assert brier_score(probabilities, outcomes) == pytest.approx((0.25**2 + 0.375**2 + 0 + 1) / 4)
+    # bins (0.2, 0.3]: |0 - .25| * 1/4; (0.6, 0.7]: |1 - .625| * 1/4; (0.9, 1]: |.5 - 1| * 2/4
+    assert expected_calibration_error(probabilities, outcomes) == pytest.approx(
+        0.0625 + 0.09375 + 0.25
+    )
+    # bins are closed on the right: 0.5 falls in (0.4, 0.5], apart from 0.55
+    assert expected_calibration_error([0.5, 0.55], [True, False]) == pytest.approx(0.25 + 0.275)
+    # two participants, 2/4 and 4/4 right: robust variance 2 * (1 + 1) / 64 over binomial
+    # 0.75 * 0.25 / 8 gives a design effect of 8/3 and an effective sample of 3
+    accuracy = clustered_accuracy([2, 4], [4, 4])
+    assert accuracy.estimate == 0.75 and accuracy.design_effect == pytest.approx(8 / 3)
+    assert (accuracy.low, accuracy.high) == pytest.approx(wilson_interval(2.25, 3))
+    assert (accuracy.response_low, accuracy.response_high) == wilson_interval(6, 8)
+
+
+def test_only_main_responses_of_counted_participants_are_analysed():
+    rows = simulate_rows(np.random.default_rng(2), {"a": 0.6, "b": 0.7}, per_condition=6, n_items=4)
+    rows += [{**rows[0], "phase": "attention", "item": 99, "is_correct": 0}]
+    rows += [{**rows[0], "phase": "training", "item": 98, "is_correct": 0}]
+    for row in rows:
+        row["participant_pilot"] = row["participant"] == 0
+        row["participant_excluded"] = "1" if row["participant"] in (1, 2) else "0"
+    report = analyze(rows)
+    assert report.conditions[0].accuracy.n_participants == 3
+    assert report.conditions[0].accuracy.n_responses == 12
+    assert (report.participants_dropped_pilot, report.participants_dropped_excluded) == (1, 2)
+    everyone = analyze(rows, include_pilot=True, include_excluded=True)
+    assert everyone.conditions[0].accuracy.n_responses == 24
+    assert "Left out: 1 pilot and 2 excluded" in report_text(report)
+
+
+def test_degenerate_studies_get_messages_not_crashes():
+    rng = np.random.default_rng(3)
+    single = analyze(simulate_rows(rng, {"a": 0.6}, per_condition=5, n_items=4))
+    assert single.chi_square is None and single.pairwise == []
+    assert "one condition only: nothing to compare" in single.notes
+
+    rows = simulate_rows(rng, {"a": 0.6, "b": 0.7}, per_condition=20, n_items=6)
+    for row in rows:
+        if row["item"] == 0:
+            row["is_correct"] = 1
+    report = analyze(rows)
+    assert report.model.items_dropped == 1 and report.wald is not None
+    assert any("1 item(s) answered all right or all wrong" in note for note in report.notes)
+
+    for row in rows:
+        if row["condition"] == "b":
+            row["is_correct"] = 1
+    perfect = analyze(rows)
+    assert perfect.model is None and perfect.pairwise == [] and perfect.chi_square is not None
+    assert "model not fitted: condition 'b' has all responses the same (odds 0 or 1)" in (
+        perfect.notes
+    )
+
+    few = analyze(simulate_rows(rng, {"a": 0.5, "b": 0.8}, per_condition=3, n_items=6))
+    assert few.model is None or not few.model.item_effects
+    assert any("too few" in note for note in few.notes)
+    lonely = analyze(simulate_rows(rng, {"a": 0.5, "b": 0.8}, per_condition=1, n_items=6))
+    assert "tests need at least two participants in every condition" in lonely.notes
+    assert lonely.conditions[0].accuracy.design_effect == 6  # one participant: n_eff = 1
+
+    with pytest.raises(AnalysisError, match="no main-phase responses"):
+        analyze([{**rows[0], "phase": "attention"}])
+    with pytest.raises(AnalysisError, match="lack the column"):
+        analyze([{key: value for key, value in rows[0].items() if key != "participant_pilot"}])
+    with pytest.raises(AnalysisError, match="not on the scale"):
+        analyze([{**rows[0], "confidence": 7}])
+    report_svgs(single)  # one condition still plots
+
+
+def test_svgs_have_labelled_axes():
+    rows = simulate_rows(np.random.default_rng(4), {"a": 0.5, "b": 0.7}, per_condition=8, n_items=4)
+    svgs = report_svgs(analyze(rows))
+    assert set(svgs) == {"accuracy_by_condition", "accuracy_by_ai_correctness"}
+    for svg in svgs.values():
+        ET.fromstring(svg)  # well-formed
+        assert "Accuracy, 95% Wilson interval" in svg and "Condition" in svg
+    assert "AI wrong" in svgs["accuracy_by_ai_correctness"]
+
+
+@pytest.mark.django_db
+def test_analyze_study_command_on_simulated_participants(classifier, tmp_path, monkeypatch):
+    study = make_study(classifier, per_condition=6, n_items=5, n_training=1, n_attention=1)
+    with pytest.raises(CommandError, match="no main-phase responses"):
+        call_command("analyze_study", study.slug)
+    participants_simulate(
+        study=study,
+        n=12,
+        behaviour_by_condition={
+            "none": BotBehaviour(accuracy=0.3, mean_response_ms=3000),
+            "gradcam": BotBehaviour(accuracy=0.9, mean_response_ms=1500),
+        },
+        default_behaviour=BotBehaviour(accuracy=0.5, mean_response_ms=2000),
+        seed=5,
+    )
+    out = StringIO()
+    call_command("analyze_study", study.slug, svg_dir=tmp_path, stdout=out, stderr=StringIO())
+    text = out.getvalue()
+    assert "Accuracy per condition" in text and "Brier" in text and "median" in text
+    assert text.count("gradcam") >= 4 and f"({len(classifier.class_order)} choices)" in text
+    svg = (tmp_path / "accuracy_by_condition.svg").read_text()
+    assert "gradcam" in svg and "Accuracy by condition" in svg
+    assert "AI right" in (tmp_path / "accuracy_by_ai_correctness.svg").read_text()
+
+    report = study_analysis(study=study)
+    assert [s.name for s in report.conditions] == ["none", "gradcam"]
+    assert all(s.accuracy.n_participants == 6 for s in report.conditions)
+    assert all(s.accuracy.n_responses == 30 for s in report.conditions)  # main trials only
+    assert report.conditions[0].accuracy.estimate < report.conditions[1].accuracy.estimate
+    assert report.n_choices == len(classifier.class_order)
+
+    # Once the export carries the pilot flag, the analysis reads it.
+    first = study.participants.order_by("pk").first()
+    export_rows = selectors.study_export_rows
+    monkeypatch.setattr(
+        selectors,
+        "study_export_rows",
+        lambda *, study: (
+            {**row, "participant_pilot": row["participant"] == first.pk}
+            for row in export_rows(study=study)
+        ),
+    )
+    without_pilot = study_analysis(study=study)
+    assert sum(s.accuracy.n_participants for s in without_pilot.conditions) == 11
+    assert without_pilot.participants_dropped_pilot == 1
+    with_pilot = study_analysis(study=study, include_pilot=True)
+    assert sum(s.accuracy.n_participants for s in with_pilot.conditions) == 12
+
+
+@pytest.mark.django_db
+def test_analyze_study_names_bad_input(classifier, tmp_path):
+    study = make_study(classifier, launch=False)
+    with pytest.raises(CommandError, match="no study with slug 'nope'"):
+        call_command("analyze_study", "nope")
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("analyze_study", study.slug, svg_dir=tmp_path / "missing")
