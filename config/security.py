@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
 FORM_TARGETS = (
     "https://app.prolific.com",
@@ -72,3 +74,30 @@ def rate_limit_exceeded(scope: str, key: str, *, limit: int, window_seconds: int
         cache.set(cache_key, 1, timeout=window_seconds)
         hits = 1
     return hits > limit
+
+
+class DatabaseUnavailableMiddleware:
+    """A lost or restarting database gives a 503 that says to retry, not a server error.
+
+    The request's transaction was rolled back (ATOMIC_REQUESTS), so nothing of it was saved,
+    and Django drops the broken connection when the request ends; the next request connects
+    afresh. A participant reloads and finds the same question, with every earlier answer kept.
+    """
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        response = HttpResponse(
+            render_to_string("unavailable.html", {"retry_after": self.RETRY_AFTER_SECONDS}),
+            status=503,
+        )
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
+        return response

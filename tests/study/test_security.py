@@ -138,3 +138,42 @@ def test_nothing_served_before_an_answer_tells_the_label_apart(client, classifie
             assert not any(secret.encode() in body for secret in secrets)
             assert b"exif" not in body[:4096]
             assert "filename" not in served.get("Content-Disposition", "")
+
+
+@pytest.mark.django_db
+def test_a_lost_database_connection_gives_a_retry_page_and_saves_nothing(
+    client, study, monkeypatch
+):
+    from django.db import OperationalError
+
+    from study import services
+    from study.models import Response
+
+    url = _enter(client, study, "pid-db")["Location"]
+    client.post(url, {"page": "consent", "consent": "yes"})
+    client.post(url, {"page": "instructions"})
+    trial = client.get(url).context["trial"]
+    form = {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": trial.choices[0].value,
+        "confidence": 3,
+        "client_response_ms": 900,
+    }
+    real_record = services.response_record
+
+    def database_gone(**kwargs):
+        real_record(**kwargs)  # the write happens, then the connection drops
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "response_record", database_gone)
+    failed = client.post(url, form)
+    assert failed.status_code == 503
+    assert failed["Retry-After"] == "5"
+    assert "reload this page" in failed.content.decode()
+    assert not Response.objects.exists()  # rolled back with the request
+
+    monkeypatch.setattr(services, "response_record", real_record)
+    assert client.get(url).context["trial"].position == trial.position  # the same question
+    assert client.post(url, form).status_code == 302
+    assert Response.objects.count() == 1
