@@ -1,5 +1,6 @@
 """Study records: what a researcher configures and what participants leave behind."""
 
+from django.conf import settings
 from django.db import models
 
 from explain_engine.models import Classifier, Explanation, Image
@@ -212,3 +213,26 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant} #{self.trial_position}"
+
+
+class Withdrawal(models.Model):
+    """Audit entry of a participant's data deleted at their request.
+
+    Keeps what shows the deletion happened, not the data: the keyed-hash pseudonym (so a
+    repeated request is recognised), the condition, how many answers were deleted, who did
+    it, when and why. The raw platform id is deleted with the participant.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="withdrawals")
+    platform_pseudonym = models.CharField(max_length=64)
+    condition_name = models.CharField(max_length=100)
+    participant_status = models.CharField(max_length=20)
+    responses_deleted = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"withdrawal from {self.study.slug} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -20,7 +20,15 @@ from django.utils import timezone
 from explain_engine.methods import get_method
 from explain_engine.models import Classifier, Image, PrecomputeJob, Prediction
 from explain_engine.services import precompute_job_create
-from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
+from study.models import (
+    Condition,
+    Participant,
+    PlatformIdentity,
+    Response,
+    Study,
+    StudyItem,
+    Withdrawal,
+)
 from study.question_types import QUESTION_TYPES, attention_check_choice
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
@@ -540,3 +548,40 @@ def completion_url(*, participant: Participant) -> str | None:
         Participant.Status.SCREENED_OUT: participant.study.failed_comprehension_code,
     }.get(participant.status)
     return PROLIFIC_COMPLETION_URL.format(code=code) if code else None
+
+
+class WithdrawalError(ValueError):
+    """The withdrawal cannot be done; the message says why."""
+
+
+def participant_withdraw(
+    *, study: Study, worker_id: str, requested_by=None, reason: str = ""
+) -> Withdrawal:
+    """Delete everything a participant gave this study, found by their platform id, and
+    leave an audit entry. Other studies' data of the same person are not touched."""
+    pseudonym = platform_pseudonym(platform=study.platform, worker_id=worker_id.strip())
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update()
+            .select_related("condition")
+            .filter(study=study, platform_pseudonym=pseudonym)
+            .first()
+        )
+        if participant is None:
+            if Withdrawal.objects.filter(study=study, platform_pseudonym=pseudonym).exists():
+                raise WithdrawalError(
+                    f"the participant with this id already withdrew from {study.slug!r}"
+                )
+            raise WithdrawalError(f"no participant with this platform id in study {study.slug!r}")
+        deleted_responses, _ = Response.objects.filter(participant=participant).delete()
+        withdrawal = Withdrawal.objects.create(
+            study=study,
+            platform_pseudonym=pseudonym,
+            condition_name=participant.condition.name,
+            participant_status=participant.status,
+            responses_deleted=deleted_responses,
+            requested_by=requested_by,
+            reason=reason,
+        )
+        participant.delete()  # its PlatformIdentity (the raw id) goes with it
+    return withdrawal
