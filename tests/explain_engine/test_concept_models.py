@@ -36,8 +36,10 @@ def _split_tensors(classifier, split):
 
 def test_fit_creates_one_concept_model_and_a_second_call_reuses_it(classifier):
     first = concept_model_fit(classifier=classifier, k=3, **FAST)
-    again = concept_model_fit(classifier=classifier, k=3, **FAST)
+    trained = []
+    again = concept_model_fit(classifier=classifier, k=3, progress=trained.append, **FAST)
     assert again.pk == first.pk and ConceptModel.objects.count() == 1
+    assert trained == []  # found, not fitted again
     assert first.classes == list(range(8)) and first.k == 3
     assert first.layer == "input of classifier"
     assert first.params["classes"] == list(range(8)) and len(first.params_hash) == 64
@@ -159,8 +161,8 @@ def test_fit_xnn_command_shows_progress_and_faithfulness(classifier):
     ("args", "message"),
     [
         (["--classifier", "nope"], "no classifier named 'nope'"),
-        (["--classifier", "tiny-classifier", "--k", "2"], "--k must be 3 to 8; got 2"),
-        (["--classifier", "tiny-classifier", "--k", "9"], "--k must be 3 to 8; got 9"),
+        (["--classifier", "tiny-classifier", "--k", "2"], "k must be an integer in 3..8; got 2"),
+        (["--classifier", "tiny-classifier", "--k", "9"], "k must be an integer in 3..8; got 9"),
         (["--classifier", "tiny-classifier", "--classes", "Dodo"], "unknown class 'Dodo'"),
         (["--classifier", "tiny-classifier", "--classes", "8"], "class index 8 is out of range"),
         (["--classifier", "tiny-classifier", "--layer", "nowhere"], "'nowhere' is not a module"),

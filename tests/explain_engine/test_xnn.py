@@ -392,6 +392,8 @@ def test_concept_item_data_adds_up_and_gives_one_map_per_concept():
     np.testing.assert_allclose(data["logits"], result.logits[2], rtol=1e-6)
     activations = [concept["activation"] for concept in data["concepts"]]
     np.testing.assert_allclose(activations, result.activations[2], rtol=1e-6)
+    per_concept = [concept["contributions"] for concept in data["concepts"]]
+    np.testing.assert_allclose(per_concept, result.contributions[2].T, rtol=1e-6)
     assert [concept["prototype_ids"] for concept in data["concepts"]] == ids
 
     with Image.open(io.BytesIO(item.panel_png)) as panel:

@@ -1,6 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from explain_engine.methods.xnn import K_RANGE
 from explain_engine.models import Classifier
 from explain_engine.services import EngineInputError, concept_model_fit
 
@@ -32,8 +31,6 @@ class Command(BaseCommand):
             chosen = Classifier.objects.select_related("image_set").get(name=classifier)
         except Classifier.DoesNotExist:
             raise CommandError(f"no classifier named {classifier!r}") from None
-        if not K_RANGE[0] <= k <= K_RANGE[1]:
-            raise CommandError(f"--k must be {K_RANGE[0]} to {K_RANGE[1]}; got {k}")
         params = {"k": k, "seed": seed, "layer": layer}
         if epochs is not None:
             params["epochs"] = epochs
