@@ -16,7 +16,10 @@ to class c is ``z_j * W_head[c, j]`` and the rebuilt score is their sum plus the
 Unlike a saliency method, XNN is fitted once per classifier and class subset (`XNN.fit`),
 saved (`XNN.save` / `XNN.load`), then explains images (`XNN.explain`) with, per concept, its
 activation, contribution to each explained class, and a heatmap, and names prototype images
-from the training split (`XNN.prototypes`).
+from the training split (`XNN.prototypes`). In the methods registry it is the slug "xnn"
+with ``needs_fit = True``: ``get_method("xnn", ...)`` gives an unfitted XNN, whose
+`params` and `params_hash` (the same canonical-JSON sha256 as the saliency methods') name
+a fit, and whose `explain` raises RuntimeError until it is fitted or replaced by `load`.
 
 Heatmaps: contrastive excitation backprop (c-MWP; J. Zhang, Z. Lin, J. Brandt, X. Shen,
 S. Sclaroff, "Top-down Neural Attention by Excitation Backprop", ECCV 2016) from the concept
@@ -295,7 +298,7 @@ class XNN:
         classes: classifier class indices explained together (one head output each);
             None = all of the model's classes.
         pull_away: "images" (default), "features" or "none" (no pull-away term); picks the
-            starting loss weights from `LOSS_WEIGHTS`.
+            starting loss weights from `LOSS_WEIGHTS` (or `PAPER_LOSS_WEIGHTS`' ratios).
         seed: seeds initialization, dropout and batch order (a private generator is used
             for the order; the global RNG is forked, so the caller's RNG state is untouched).
         epochs: joint fine-tuning epochs (lr × 0.1 every 40 epochs, weight decay 1e-4).
@@ -309,9 +312,9 @@ class XNN:
             when it does not apply) or "gradcam".
         inference_batch_size: images per forward pass in feature extraction and explain.
         loss_weights: a `LossWeights` (or its dict) overriding the starting weights; None =
-            the paper's `LOSS_WEIGHTS` for ``pull_away``. Those were tuned for 4096-d VGG
-            features and CUB logits: on small logits (variance about 1) the reconstruction
-            and pull-away terms outweigh faithfulness (see the module docstring).
+            this project's `LOSS_WEIGHTS` for ``pull_away`` (the paper's table,
+            `PAPER_LOSS_WEIGHTS`, with reconstruction and pull-away scaled by 1/1000; see
+            the module docstring for why).
         lr_step_epochs: fine-tuning multiplies the learning rate by 0.1 every this many
             epochs (40 in the paper's code).
     """

@@ -9,6 +9,7 @@ import torch
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
+from explain_engine.methods import get_method
 from explain_engine.methods.xnn import r2_score
 from explain_engine.models import ConceptModel, Image
 from explain_engine.services import (
@@ -40,6 +41,9 @@ def test_fit_creates_one_concept_model_and_a_second_call_reuses_it(classifier):
     again = concept_model_fit(classifier=classifier, k=3, progress=trained.append, **FAST)
     assert again.pk == first.pk and ConceptModel.objects.count() == 1
     assert trained == []  # found, not fitted again
+    # a study condition's stored parameters (classes None = all) name the same fit
+    stored = get_method("xnn", k=3, **FAST).params()
+    assert concept_model_fit(classifier=classifier, **stored) == first
     assert first.classes == list(range(8)) and first.k == 3
     assert first.layer == "input of classifier"
     assert first.params["classes"] == list(range(8)) and len(first.params_hash) == 64
