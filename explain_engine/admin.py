@@ -3,6 +3,7 @@ from django.contrib import admin
 from explain_engine.models import (
     Classifier,
     ClassLabel,
+    ConceptModel,
     Explanation,
     Image,
     ImageSet,
@@ -48,3 +49,9 @@ class PrecomputeJobAdmin(admin.ModelAdmin):
 class ExplanationAdmin(admin.ModelAdmin):
     list_display = ["image", "method", "status", "runtime_seconds", "device"]
     list_filter = ["method", "status", "classifier"]
+
+
+@admin.register(ConceptModel)
+class ConceptModelAdmin(admin.ModelAdmin):
+    list_display = ["pk", "classifier", "k", "classes", "r2", "argmax_agreement", "created_at"]
+    list_filter = ["classifier"]

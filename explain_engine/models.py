@@ -1,4 +1,5 @@
-"""Engine records: image sets, classifiers, their predictions and explanations.
+"""Engine records: image sets, classifiers, their predictions, explanations and concept
+models (fitted XNNs).
 
 Files are stored under opaque names (a random hex stem); a participant-facing URL built
 from any of them reveals nothing about the label.
@@ -28,6 +29,7 @@ class OpaqueUploadTo:
 upload_image = OpaqueUploadTo("images")
 upload_checkpoint = OpaqueUploadTo("checkpoints")
 upload_artifact = OpaqueUploadTo("explanations")
+upload_concept_model = OpaqueUploadTo("concept_models")
 
 
 class WorkStatus(models.TextChoices):
@@ -200,3 +202,39 @@ class Explanation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method}({self.image}) [{self.status}]"
+
+
+class ConceptModel(models.Model):
+    """A fitted XNN: fitted once per classifier, class subset and parameters, then reused to
+    explain every image (``explain_engine.methods.xnn``)."""
+
+    classifier = models.ForeignKey(
+        Classifier, on_delete=models.CASCADE, related_name="concept_models"
+    )
+    classes = models.JSONField(help_text="Explained output indices of the classifier, sorted.")
+    k = models.PositiveSmallIntegerField(help_text="Number of concepts (x-features).")
+    layer = models.CharField(max_length=200, help_text="The layer whose features it embeds.")
+    params = models.JSONField(help_text="XNN.params(), classes included.")
+    params_hash = models.CharField(max_length=64)
+    file = models.FileField(upload_to=upload_concept_model, max_length=200)
+    r2 = models.FloatField(help_text="R² of the rebuilt class scores on the test split.")
+    argmax_agreement = models.FloatField(
+        help_text="Share of test images whose rebuilt arg-max is the classifier's."
+    )
+    fit_report = models.JSONField(
+        default=dict, blank=True, help_text="Attempts and their losses, time, device."
+    )
+    prototypes = models.JSONField(
+        help_text="Per concept, the ids of the train images that activate it most, best first."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["classifier", "classes", "params_hash"], name="conceptmodel_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"XNN k={self.k} on {self.classifier.name} classes {self.classes}"

@@ -6,14 +6,27 @@ Never imports Django or PyTorch.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
-from typing import IO
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["heatmap_overlay", "load_saliency_npy", "save_saliency_npy", "xnn_concept_panel"]
+if TYPE_CHECKING:
+    from explain_engine.methods.xnn import XNNResult
+
+__all__ = [
+    "ConceptItem",
+    "heatmap_overlay",
+    "load_saliency_npy",
+    "save_saliency_npy",
+    "xnn_concept_item",
+    "xnn_concept_panel",
+]
 
 LEGEND_LABELS = ("less important", "more important")
 SHORT_LEGEND_LABELS = ("less", "more")
@@ -222,6 +235,91 @@ def xnn_concept_panel(
             canvas.paste(tile_img, (proto_left + p * (tile + 6), y + 8 + (thumb - tile) // 2))
         y += row_h
     return canvas
+
+
+@dataclasses.dataclass
+class ConceptItem:
+    """What one image's XNN explanation leaves behind (see `xnn_concept_item`).
+
+    Attributes:
+        panel_png: the participant's panel (`xnn_concept_panel`) as PNG bytes.
+        data: JSON-safe numbers behind it (see `xnn_concept_item`).
+        heatmaps: (k, H, W) float32 in [0, 1], one map per concept at the model's input size.
+    """
+
+    panel_png: bytes
+    data: dict[str, Any]
+    heatmaps: np.ndarray
+
+
+def xnn_concept_item(
+    result: XNNResult,
+    index: int,
+    image: Image.Image,
+    prototype_images: Sequence[Sequence[Image.Image]],
+    *,
+    class_names: Sequence[str],
+    prototype_ids: Sequence[Sequence[Any]],
+) -> ConceptItem:
+    """One image of an `XNN.explain` batch as a panel PNG, its data and its concept maps.
+
+    The panel shows the contributions to the image's target class (``result.targets``).
+    ``data`` holds: ``classes`` (the classifier's output indices explained, in column order)
+    and their ``class_names``; ``target_class`` (an output index); per class the
+    classifier's ``logits``, the XNN's ``rebuilt_scores`` and the head ``bias``;
+    ``heatmap_method`` ("cmwp" or "gradcam") and ``heatmap_layer``; and ``concepts``, one
+    dict per concept: ``activation``, ``contributions`` (one per explained class, in column
+    order; with the bias they sum to the rebuilt score) and ``prototype_ids``.
+
+    Args:
+        result: what `XNN.explain` returned for a batch holding the image.
+        index: the image's position in that batch.
+        image: the stimulus as shown to participants.
+        prototype_images: per concept, its prototype tiles (e.g. training images with that
+            concept's heatmap over them), best first.
+        class_names: a name per classifier output index.
+        prototype_ids: per concept, ids of its prototype images, in the same order.
+    """
+    batch = int(result.activations.shape[0])
+    if not 0 <= index < batch:
+        raise ValueError(f"index must be in [0, {batch - 1}]; got {index}")
+    k = int(result.activations.shape[1])
+    if len(prototype_ids) != k or len(prototype_images) != k:
+        raise ValueError(f"need prototype images and ids for each of the {k} concepts")
+    for images, ids in zip(prototype_images, prototype_ids, strict=True):
+        if len(images) != len(ids):
+            raise ValueError("each concept needs as many prototype ids as prototype images")
+    missing = [c for c in result.classes if not 0 <= c < len(class_names)]
+    if missing:
+        raise ValueError(f"no class name for output indices {missing}")
+    column = int(result.targets[index])
+    target_class = result.classes[column]
+    heatmaps = result.heatmaps[index].numpy().astype(np.float32)
+    contributions = result.contributions[index].double().numpy()  # (C, k)
+    panel = xnn_concept_panel(
+        image, heatmaps, contributions[column], prototype_images, class_names[target_class]
+    )
+    buffer = io.BytesIO()
+    panel.save(buffer, format="PNG")
+    data = {
+        "classes": list(result.classes),
+        "class_names": [class_names[c] for c in result.classes],
+        "target_class": target_class,
+        "logits": result.logits[index].tolist(),
+        "rebuilt_scores": result.rebuilt_scores[index].tolist(),
+        "bias": result.bias.tolist(),
+        "heatmap_method": result.heatmap_method,
+        "heatmap_layer": result.heatmap_layer,
+        "concepts": [
+            {
+                "activation": float(result.activations[index, j]),
+                "contributions": contributions[:, j].tolist(),
+                "prototype_ids": list(prototype_ids[j]),
+            }
+            for j in range(k)
+        ],
+    }
+    return ConceptItem(panel_png=buffer.getvalue(), data=data, heatmaps=heatmaps)
 
 
 def save_saliency_npy(file: str | os.PathLike[str] | IO[bytes], saliency: np.ndarray) -> None:

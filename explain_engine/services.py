@@ -1,16 +1,18 @@
-"""Writes for the engine: importing images, registering and training classifiers, and
-computing predictions and explanations into records.
+"""Writes for the engine: importing images, registering and training classifiers,
+computing predictions and explanations into records, and fitting concept models (XNN).
 
 The PyTorch work is done by the pure core (`classifiers`, `training`, `methods`, `render`);
 this module moves data between it and the database and storage.
 """
 
+import dataclasses
 import hashlib
 import io
 import logging
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,16 +23,18 @@ import torch
 import torchvision
 from django.conf import settings
 from django.core.files.base import ContentFile, File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from explain_engine import classifiers, render, training
 from explain_engine.datasets.cub import display_name, read_cub
 from explain_engine.methods import get_method
+from explain_engine.methods.xnn import XNN
 from explain_engine.models import (
     Classifier,
     ClassLabel,
+    ConceptModel,
     Explanation,
     Image,
     ImageSet,
@@ -463,3 +467,208 @@ def precompute_job_refresh(*, job: PrecomputeJob) -> PrecomputeJob:
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
     return job
+
+
+# ------------------------------------------------------------------------ concept models
+
+#: Prototype images kept per concept (the panel shows them all).
+PROTOTYPES_PER_CONCEPT = 3
+
+
+def _readable_batches(
+    images: list[Image],
+    preprocessing: classifiers.Preprocessing,
+    batch_size: int,
+    unreadable: dict[int, str],
+) -> Iterator[torch.Tensor]:
+    """The images as (b, 3, H, W) batches, read one batch at a time; an image that cannot be
+    read is left out and noted in `unreadable` (id -> reason)."""
+    batch: list[torch.Tensor] = []
+    for image in images:
+        try:
+            batch.append(_image_tensor(image, preprocessing))
+        except UNREADABLE_IMAGE_ERRORS as error:
+            unreadable[image.pk] = f"{type(error).__name__}: {error}"
+            continue
+        if len(batch) == batch_size:
+            yield torch.stack(batch)
+            batch = []
+    if batch:
+        yield torch.stack(batch)
+
+
+def concept_model_fit(
+    *,
+    classifier: Classifier,
+    classes: list[int] | None = None,
+    progress: Callable[[dict], None] | None = None,
+    **params,
+) -> ConceptModel:
+    """Fit an XNN on the classifier's train split and save it; fitted once per classifier,
+    class subset and parameters (an existing record with the same ones is returned as is).
+
+    Args:
+        classifier: the classifier to explain; its image set gives the splits.
+        classes: output indices explained together; None = all. Their order does not matter.
+        progress: called with `XNN.fit_features`' progress dicts while it trains.
+        params: the other `XNN` parameters (k, layer, epochs, seed, ...); their defaults
+            otherwise. A study condition's stored parameters can be passed as they are.
+
+    The faithfulness (R², arg-max agreement) is measured on the test split, which the XNN
+    never sees, and the prototypes are the train images activating each concept most.
+
+    Raises:
+        EngineInputError: unknown class, bad parameter, or an image set missing a split.
+    """
+    num_outputs = len(classifier.class_order)
+    chosen = list(range(num_outputs)) if classes is None else sorted({int(c) for c in classes})
+    unknown = [c for c in chosen if not 0 <= c < num_outputs]
+    if unknown or not chosen:
+        raise EngineInputError(
+            f"classes must be output indices of {classifier.name!r} (0..{num_outputs - 1}); "
+            f"got {classes}"
+        )
+    try:
+        xnn = get_method("xnn", **{**params, "classes": chosen})
+    except ValueError as error:
+        raise EngineInputError(str(error)) from error
+    existing = ConceptModel.objects.filter(
+        classifier=classifier, classes=chosen, params_hash=xnn.params_hash()
+    ).first()
+    if existing is not None:
+        return existing
+
+    images = classifier.image_set.images.order_by("pk")
+    train = list(images.filter(split=Image.Split.TRAIN))
+    test = list(images.filter(split=Image.Split.TEST))
+    if len(train) < 2 or not test:
+        raise EngineInputError(
+            f"image set {classifier.image_set.name!r} needs train and test images to fit a "
+            f"concept model (train: {len(train)}, test: {len(test)})"
+        )
+    model, preprocessing = classifier_model(classifier)
+    device = engine_device()
+    batch_size = xnn.inference_batch_size
+    unreadable: dict[int, str] = {}
+    try:
+        report = xnn.fit(
+            model,
+            _readable_batches(train, preprocessing, batch_size, unreadable),
+            holdout=_readable_batches(test, preprocessing, batch_size, unreadable),
+            progress=progress,
+        )
+        readable_train = [image for image in train if image.pk not in unreadable]
+        order = xnn.prototypes(
+            model,
+            _readable_batches(readable_train, preprocessing, batch_size, unreadable),
+            top_n=min(PROTOTYPES_PER_CONCEPT, len(readable_train)),
+        )
+    except ValueError as error:  # e.g. a layer name the model does not have
+        raise EngineInputError(str(error)) from error
+
+    concept_model = ConceptModel(
+        classifier=classifier,
+        classes=chosen,
+        k=xnn.k,
+        layer=report.layer,
+        params=xnn.params(),
+        params_hash=xnn.params_hash(),
+        r2=report.holdout_r2,
+        argmax_agreement=report.holdout_agreement,
+        fit_report={
+            **dataclasses.asdict(report),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "train_images": len(readable_train),
+            "test_images": len(test) - sum(image.pk in unreadable for image in test),
+            "unreadable_images": {str(pk): reason for pk, reason in unreadable.items()},
+            "library_versions": library_versions(),
+        },
+        prototypes=[[readable_train[i].pk for i in row] for row in order.tolist()],
+    )
+    state = io.BytesIO()
+    torch.save(xnn.state_dict(), state)
+    concept_model.file.save("concept_model.pt", ContentFile(state.getvalue()), save=False)
+    try:
+        with transaction.atomic():
+            concept_model.save()
+    except IntegrityError:
+        # Another worker fitted the same one meanwhile: keep theirs, drop our file.
+        concept_model.file.delete(save=False)
+        return ConceptModel.objects.get(
+            classifier=classifier, classes=chosen, params_hash=concept_model.params_hash
+        )
+    return concept_model
+
+
+@lru_cache(maxsize=8)
+def _loaded_concept_model(path: str) -> XNN:
+    # Keyed by the file's opaque (never reused) name, so a worker reads each one once.
+    return XNN.load(path)
+
+
+def concept_model_load(concept_model: ConceptModel) -> XNN:
+    """The fitted XNN of a record (cached per process; treat it as read-only)."""
+    return _loaded_concept_model(concept_model.file.path)
+
+
+@lru_cache(maxsize=8)
+def _prototype_tiles(concept_model_id: int, path: str) -> tuple[tuple[PIL.Image.Image, ...], ...]:
+    concept_model = ConceptModel.objects.select_related("classifier").get(pk=concept_model_id)
+    xnn = concept_model_load(concept_model)
+    model, preprocessing = classifier_model(concept_model.classifier)
+    ids = sorted({pk for row in concept_model.prototypes for pk in row})
+    by_id = Image.objects.in_bulk(ids)
+    pictures = {}
+    for pk in ids:
+        with by_id[pk].file.open("rb") as handle, PIL.Image.open(handle) as pil:
+            pictures[pk] = pil.convert("RGB")
+    batch = torch.stack([preprocessing.to_tensor(pictures[pk]) for pk in ids])
+    heatmaps = xnn.explain(model, batch).heatmaps.numpy()
+    row_of = {pk: row for row, pk in enumerate(ids)}
+    return tuple(
+        tuple(
+            render.heatmap_overlay(pictures[pk], heatmaps[row_of[pk], concept], legend=False)
+            for pk in row
+        )
+        for concept, row in enumerate(concept_model.prototypes)
+    )
+
+
+def concept_model_prototype_tiles(concept_model: ConceptModel) -> list[list[PIL.Image.Image]]:
+    """Per concept, its prototype training images with that concept's heatmap over them.
+
+    Recomputed from the record (the heatmaps are deterministic) and cached per process.
+    """
+    tiles = _prototype_tiles(concept_model.pk, concept_model.file.path)
+    return [list(row) for row in tiles]
+
+
+def concept_model_explain(
+    *, concept_model: ConceptModel, image: Image, target_index: int | None = None
+) -> render.ConceptItem:
+    """One image explained by a concept model: its panel PNG, data and concept maps.
+
+    `target_index` is the output index whose score the panel breaks down (one of the
+    explained classes); None = the classifier's arg-max over the explained classes.
+    """
+    classifier = concept_model.classifier
+    if target_index is not None and target_index not in concept_model.classes:
+        raise EngineInputError(
+            f"class {target_index} is not explained by this concept model "
+            f"(classes {concept_model.classes})"
+        )
+    xnn = concept_model_load(concept_model)
+    model, preprocessing = classifier_model(classifier)
+    with image.file.open("rb") as handle, PIL.Image.open(handle) as pil:
+        stimulus = pil.convert("RGB")
+    targets = None if target_index is None else torch.tensor([target_index])
+    result = xnn.explain(model, preprocessing.to_tensor(stimulus).unsqueeze(0), targets)
+    labels = {label.source_name: label for label in classifier.image_set.classes.all()}
+    return render.xnn_concept_item(
+        result,
+        0,
+        stimulus,
+        concept_model_prototype_tiles(concept_model),
+        class_names=[labels[name].display_name for name in classifier.class_order],
+        prototype_ids=concept_model.prototypes,
+    )

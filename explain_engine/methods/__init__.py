@@ -6,18 +6,25 @@ Usage::
     result = method.explain(model, images)  # result.saliency: (B, H, W) in [0, 1]
     record = {"method": method.slug, "params": method.params(), "hash": method.params_hash()}
 
+A class with ``needs_fit = True`` (XNN) is fitted before it explains: `get_method` returns it
+unfitted, which is enough to check and hash its parameters (a study condition, a precompute
+plan), and its ``explain`` raises RuntimeError until it is fitted (``fit``) or a saved
+concept model is loaded in its place (``XNN.load``). Code that explains straight away picks
+the saliency methods: ``[slug for slug, cls in REGISTRY.items() if not cls.needs_fit]``.
+
 Pure PyTorch; never imports Django.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 from typing import Any
 
 from .base import SaliencyMethod, SaliencyResult
 from .gradcam import GradCAM
 from .igos import IGOS, IGOSPlusPlus
 from .integrated_gradients import IntegratedGradients
+from .xnn import XNN
 
 __all__ = [
     "REGISTRY",
@@ -27,16 +34,17 @@ __all__ = [
     "IntegratedGradients",
     "SaliencyMethod",
     "SaliencyResult",
+    "XNN",
     "get_method",
 ]
 
-REGISTRY: dict[str, type[SaliencyMethod]] = {
-    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients)
+REGISTRY: dict[str, type] = {
+    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients, XNN)
 }
 
 
-def get_method(slug: str, /, **params: Any) -> SaliencyMethod:
-    """Construct the method registered under `slug` with keyword `params`.
+def get_method(slug: str, /, **params: Any) -> SaliencyMethod | XNN:
+    """Construct the method registered under `slug` with keyword `params` (XNN: unfitted).
 
     Raises:
         ValueError: for an unknown slug (the message lists the known ones), an unknown
@@ -48,7 +56,7 @@ def get_method(slug: str, /, **params: Any) -> SaliencyMethod:
         raise ValueError(
             f"unknown explanation method {slug!r}; known: {', '.join(sorted(REGISTRY))}"
         ) from None
-    known = [field.name for field in dataclasses.fields(cls)]
+    known = list(inspect.signature(cls).parameters)
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(

@@ -28,6 +28,7 @@ __all__ = [
     "SaliencyResult",
     "model_device",
     "normalize_per_image",
+    "params_hash",
     "scoped_model_state",
 ]
 
@@ -61,6 +62,8 @@ class SaliencyMethod(abc.ABC):
     """
 
     slug: ClassVar[str]
+    #: A saliency method explains straight away; XNN (`needs_fit = True`) is fitted first.
+    needs_fit: ClassVar[bool] = False
 
     batch_size: int = 32
 
@@ -79,10 +82,7 @@ class SaliencyMethod(abc.ABC):
 
     def params_hash(self) -> str:
         """sha256 of the slug and `params()` as canonical JSON (for provenance)."""
-        payload = json.dumps(
-            {"method": self.slug, "params": self.params()}, sort_keys=True, separators=(",", ":")
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return params_hash(self.slug, self.params())
 
     # ------------------------------------------------------------------ hooks
 
@@ -182,6 +182,12 @@ class SaliencyMethod(abc.ABC):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def params_hash(slug: str, params: dict[str, Any]) -> str:
+    """sha256 of a method's slug and its parameters as canonical JSON (key order ignored)."""
+    payload = json.dumps({"method": slug, "params": params}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def call_model(model: nn.Module, images: Tensor) -> Tensor:

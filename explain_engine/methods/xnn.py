@@ -16,7 +16,10 @@ to class c is ``z_j * W_head[c, j]`` and the rebuilt score is their sum plus the
 Unlike a saliency method, XNN is fitted once per classifier and class subset (`XNN.fit`),
 saved (`XNN.save` / `XNN.load`), then explains images (`XNN.explain`) with, per concept, its
 activation, contribution to each explained class, and a heatmap, and names prototype images
-from the training split (`XNN.prototypes`).
+from the training split (`XNN.prototypes`). In the methods registry it is the slug "xnn"
+with ``needs_fit = True``: ``get_method("xnn", ...)`` gives an unfitted XNN, whose
+`params` and `params_hash` (the same canonical-JSON sha256 as the saliency methods') name
+a fit, and whose `explain` raises RuntimeError until it is fitted or replaced by `load`.
 
 Heatmaps: contrastive excitation backprop (c-MWP; J. Zhang, Z. Lin, J. Brandt, X. Shen,
 S. Sclaroff, "Top-down Neural Attention by Excitation Backprop", ECCV 2016) from the concept
@@ -29,10 +32,26 @@ Adaptations (not in methods.md), each needed for the SRAE to train on small feat
 - Encoder and decoder layers use He initialization and a bias of 0.1, and an encoder unit
   that no training input activates is re-drawn after each pre-training stage and each
   fine-tuning epoch (`_revive_dead_units`): otherwise most x-features die and never recover.
-- The weight table is the paper's, tuned for 4096-d VGG features and CUB logits. On logits
-  of variance about 1 (the synthetic tests) or the demo classifier's, reconstruction and
-  pull-away outweigh faithfulness (R^2 about 0.15 on the demo classifier;
-  ``benchmarks/xnn_fit.py``); pass ``loss_weights`` (e.g. rec = PT = 0.01) for such models.
+- Default loss weights (`LOSS_WEIGHTS`): the paper's table (`PAPER_LOSS_WEIGHTS`, tuned
+  for 4096-d VGG features and CUB logits) with the reconstruction and pull-away weights
+  scaled by 1/1000 (images axis: q = 100, pred 1, rec 0.01, PT 0.01), their ratio and the
+  re-weighting between attempts kept. Decided on ``benchmarks/xnn_fit.py``: on the demo
+  classifier (SmallCNN, 128-d penultimate features, 8 gull classes, 336 train / 144 test
+  images) the paper's weights let reconstruction and pull-away swamp faithfulness:
+
+  ===  ===========================  ===========================
+  k    paper: test R^2 / arg-max    default: test R^2 / arg-max
+  ===  ===========================  ===========================
+  3    0.133 / 0.354                0.555 / 0.611
+  5    0.125 / 0.535                0.904 / 0.944
+  8    0.179 / 0.500                0.994 / 0.979
+  ===  ===========================  ===========================
+
+  Each fit took 41-49 CPU seconds on one thread (five attempts each: neither weighting met
+  the success rule for all 8 classes); explaining took 0.01-0.02 s per image in batches of
+  16 (Grad-CAM maps). Three concepts cannot rebuild eight class scores well either way.
+  The pull-away term still decorrelates the concepts at these weights
+  (``tests/explain_engine/test_xnn.py``).
 - For several explained classes the success rule is applied per class, averaging
   contributions over the images the classifier assigns to that class.
 
@@ -53,7 +72,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -61,11 +80,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import call_model, model_device, normalize_per_image, require_int, scoped_model_state
+from .base import (
+    call_model,
+    model_device,
+    normalize_per_image,
+    params_hash,
+    require_int,
+    scoped_model_state,
+)
 from .gradcam import resolve_target_layer
 
 __all__ = [
     "LOSS_WEIGHTS",
+    "PAPER_LOSS_WEIGHTS",
     "FitReport",
     "LossWeights",
     "SparseReconstructionAutoencoder",
@@ -182,12 +209,20 @@ class LossWeights:
     pt: float
 
 
-#: Starting weights per pull-away axis (methods.md 2.3, from ``Main1_TrainXNN.py``); "none"
-#: is the images setting without the pull-away term (used to measure what it buys).
-LOSS_WEIGHTS: dict[str, LossWeights] = {
+#: The paper's starting weights per pull-away axis (methods.md 2.3, from
+#: ``Main1_TrainXNN.py``); "none" is the images setting without the pull-away term.
+PAPER_LOSS_WEIGHTS: dict[str, LossWeights] = {
     "images": LossWeights(sparse=True, q=100.0, pred=1.0, rec=10.0, pt=10.0),
     "features": LossWeights(sparse=True, q=100.0, pred=1.0, rec=15.0, pt=5.0),
     "none": LossWeights(sparse=True, q=100.0, pred=1.0, rec=10.0, pt=0.0),
+}
+
+#: This project's default starting weights: the paper's, with the reconstruction and
+#: pull-away weights (and so their ratio) scaled by 1/1000 against faithfulness. Chosen on
+#: ``benchmarks/xnn_fit.py`` (see the module docstring for the figures).
+LOSS_WEIGHTS: dict[str, LossWeights] = {
+    axis: dataclasses.replace(weights, rec=weights.rec / 1000, pt=weights.pt / 1000)
+    for axis, weights in PAPER_LOSS_WEIGHTS.items()
 }
 
 
@@ -279,7 +314,7 @@ class XNN:
         classes: classifier class indices explained together (one head output each);
             None = all of the model's classes.
         pull_away: "images" (default), "features" or "none" (no pull-away term); picks the
-            starting loss weights from `LOSS_WEIGHTS`.
+            starting loss weights from `LOSS_WEIGHTS` (or `PAPER_LOSS_WEIGHTS`' ratios).
         seed: seeds initialization, dropout and batch order (a private generator is used
             for the order; the global RNG is forked, so the caller's RNG state is untouched).
         epochs: joint fine-tuning epochs (lr × 0.1 every 40 epochs, weight decay 1e-4).
@@ -293,14 +328,16 @@ class XNN:
             when it does not apply) or "gradcam".
         inference_batch_size: images per forward pass in feature extraction and explain.
         loss_weights: a `LossWeights` (or its dict) overriding the starting weights; None =
-            the paper's `LOSS_WEIGHTS` for ``pull_away``. Those were tuned for 4096-d VGG
-            features and CUB logits: on small logits (variance about 1) the reconstruction
-            and pull-away terms outweigh faithfulness (see the module docstring).
+            this project's `LOSS_WEIGHTS` for ``pull_away`` (the paper's table,
+            `PAPER_LOSS_WEIGHTS`, with reconstruction and pull-away scaled by 1/1000; see
+            the module docstring for why).
         lr_step_epochs: fine-tuning multiplies the learning rate by 0.1 every this many
             epochs (40 in the paper's code).
     """
 
     slug: ClassVar[str] = "xnn"
+    #: Fitted once per classifier and class subset before it explains (methods registry).
+    needs_fit: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -379,6 +416,10 @@ class XNN:
             "lr_step_epochs": self.lr_step_epochs,
         }
 
+    def params_hash(self) -> str:
+        """sha256 of the slug and `params()` as canonical JSON, as for the saliency methods."""
+        return params_hash(self.slug, self.params())
+
     # -------------------------------------------------------------- features
 
     def extract(self, model: nn.Module, images: Tensor | Iterable[Tensor]) -> tuple[Tensor, Tensor]:
@@ -440,11 +481,13 @@ class XNN:
         images: Tensor | Iterable[Tensor],
         *,
         holdout: Tensor | Iterable[Tensor] | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> FitReport:
         """Extract the layer's features and the logits of `images` (train split), fit the SRAE.
 
         `holdout` (images the SRAE never sees, e.g. the test split) gives the report's
         faithfulness. The model is left as it was (flags, gradients; hooks removed).
+        `progress` is passed to `fit_features`.
         """
         started = time.perf_counter()
         features, logits = self.extract(model, images)
@@ -455,6 +498,7 @@ class XNN:
             holdout_features=None if held is None else held[0],
             holdout_logits=None if held is None else held[1],
             layer=self._layer_name(model),
+            progress=progress,
         )
         report.seconds = time.perf_counter() - started
         return report
@@ -467,10 +511,14 @@ class XNN:
         holdout_features: Tensor | None = None,
         holdout_logits: Tensor | None = None,
         layer: str = "features",
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> FitReport:
         """Fit the SRAE on precomputed features (N, D) and the classifier's logits (N, C_all).
 
         Only the columns of `logits` in ``classes`` are regressed. Runs on the CPU.
+        `progress`, if given, is called after every training epoch with a dict: ``attempt``
+        (1-based) and ``max_attempts``, ``stage`` ("pretrain", "head" or "finetune"),
+        ``epoch`` and ``epochs`` within the stage, ``step`` and ``steps`` over the attempt.
         """
         started = time.perf_counter()
         features, logits = _check_pair(features, logits, "features", "logits")
@@ -489,7 +537,8 @@ class XNN:
                 torch.manual_seed(self.seed + 1000 * attempt)
                 module = SparseReconstructionAutoencoder(features.shape[1], self.k, len(classes))
                 generator = torch.Generator().manual_seed(self.seed + 1000 * attempt)
-                losses = _train(module, features, targets, weights, self, generator)
+                on_epoch = _EpochReporter(progress, attempt + 1, self)
+                losses = _train(module, features, targets, weights, self, generator, on_epoch)
             module.eval()
             with torch.no_grad():
                 z, _, _ = module(features)
@@ -549,7 +598,10 @@ class XNN:
 
     def _fitted(self) -> SparseReconstructionAutoencoder:
         if self.module is None:
-            raise RuntimeError("XNN is not fitted: call fit() or load() first")
+            raise RuntimeError(
+                "this XNN is not fitted: fit it on the classifier's training images (fit) or "
+                "load a fitted concept model (XNN.load) before explaining"
+            )
         return self.module
 
     def concepts(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -637,10 +689,13 @@ class XNN:
             heatmap_layer=layer_name,
         )
 
-    def prototypes(self, model: nn.Module, train_images: Tensor, top_n: int = 3) -> Tensor:
+    def prototypes(
+        self, model: nn.Module, train_images: Tensor | Iterable[Tensor], top_n: int = 3
+    ) -> Tensor:
         """(k, top_n) indices into `train_images` of the images activating each concept most.
 
-        Pass training-split images only. Ties keep the lower index first.
+        Pass training-split images only (a tensor or an iterable of batches, as for `fit`).
+        Ties keep the lower index first.
         """
         require_int(top_n, "top_n", minimum=1)
         features, _ = self.extract(model, train_images)
@@ -697,6 +752,7 @@ def _train(
     weights: LossWeights,
     xnn: XNN,
     generator: torch.Generator,
+    on_epoch: _EpochReporter,
 ) -> dict[str, float]:
     """Layer-wise pre-training, head pre-training, joint fine-tuning (methods.md 2.3)."""
     n = features.shape[0]
@@ -711,7 +767,7 @@ def _train(
     for depth in range(len(module.encoder)):
         enc, dec = module.encoder[depth], module.decoder[depth]
         optimizer = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
-        for _ in range(xnn.pretrain_epochs):
+        for epoch in range(xnn.pretrain_epochs):
             for idx in batches():
                 with torch.no_grad():
                     below = module.encode(features[idx], depth)
@@ -723,9 +779,11 @@ def _train(
                 loss.backward()
                 optimizer.step()
             revived += _revive_dead_units(module, features, depth, generator)
+            done = depth * xnn.pretrain_epochs + epoch + 1
+            on_epoch("pretrain", done, len(module.encoder) * xnn.pretrain_epochs)
     # 2. head pre-training on the frozen codes.
     optimizer = torch.optim.Adam(module.head.parameters(), lr=1e-3)
-    for _ in range(xnn.pretrain_epochs):
+    for epoch in range(xnn.pretrain_epochs):
         for idx in batches():
             with torch.no_grad():
                 z = module.encode(features[idx])
@@ -733,10 +791,11 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        on_epoch("head", epoch + 1, xnn.pretrain_epochs)
     # 3. joint fine-tuning with the full loss.
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=xnn.lr_step_epochs, gamma=0.1)
-    for _ in range(xnn.epochs):
+    for epoch in range(xnn.epochs):
         for idx in batches():
             loss, _ = _total_loss(module, features[idx], targets[idx], weights, xnn.pull_away)
             optimizer.zero_grad(set_to_none=True)
@@ -745,11 +804,41 @@ def _train(
         schedule.step()
         for depth in range(len(module.encoder)):
             revived += _revive_dead_units(module, features, depth, generator)
+        on_epoch("finetune", epoch + 1, xnn.epochs)
     module.eval()
     with torch.no_grad():
         _, parts = _total_loss(module, features, targets, weights, xnn.pull_away)
     parts["revived_units"] = revived
     return parts
+
+
+class _EpochReporter:
+    """Turns `_train`'s (stage, epoch, epochs) calls into `fit_features`' progress dicts."""
+
+    def __init__(
+        self, progress: Callable[[dict[str, Any]], None] | None, attempt: int, xnn: XNN
+    ) -> None:
+        self.progress = progress
+        self.attempt = attempt
+        self.max_attempts = xnn.max_attempts
+        # three encoder layers and the head are pre-trained, then the whole is fine-tuned
+        self.steps = 4 * xnn.pretrain_epochs + xnn.epochs
+        self.step = 0
+
+    def __call__(self, stage: str, epoch: int, epochs: int) -> None:
+        self.step += 1
+        if self.progress is not None:
+            self.progress(
+                {
+                    "attempt": self.attempt,
+                    "max_attempts": self.max_attempts,
+                    "stage": stage,
+                    "epoch": epoch,
+                    "epochs": epochs,
+                    "step": self.step,
+                    "steps": self.steps,
+                }
+            )
 
 
 def _revive_dead_units(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import io
+import json
 
 import numpy as np
 import pytest
@@ -11,8 +13,16 @@ from PIL import Image
 from torch import nn
 
 from explain_engine.classifiers import SmallCNN
-from explain_engine.methods.xnn import XNN, LossWeights, cmwp_chain
-from explain_engine.render import xnn_concept_panel
+from explain_engine.methods import REGISTRY, get_method
+from explain_engine.methods.base import params_hash
+from explain_engine.methods.xnn import (
+    LOSS_WEIGHTS,
+    PAPER_LOSS_WEIGHTS,
+    XNN,
+    LossWeights,
+    cmwp_chain,
+)
+from explain_engine.render import xnn_concept_item, xnn_concept_panel
 
 #: Faithfulness-dominated weights: the synthetic logits have variance ~1, where the paper's
 #: table (tuned for CUB logits) lets reconstruction and pull-away outweigh faithfulness.
@@ -101,6 +111,73 @@ def test_k_outside_3_to_8_is_rejected(k):
 
 def test_k_at_the_bounds_is_accepted():
     assert XNN(k=3).k == 3 and XNN(k=8).k == 8
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def test_registry_gives_an_unfitted_xnn_whose_explain_says_to_fit_it():
+    assert REGISTRY["xnn"] is XNN and XNN.needs_fit
+    assert not any(cls.needs_fit for slug, cls in REGISTRY.items() if slug != "xnn")
+    xnn = get_method("xnn", k=4, classes=[2, 0])
+    assert isinstance(xnn, XNN) and xnn.k == 4 and xnn.module is None
+    with pytest.raises(RuntimeError, match=r"not fitted: fit it .* or load a fitted concept"):
+        xnn.explain(_plain_cnn(), _images(2))
+    with pytest.raises(ValueError, match="unknown parameter.*colour.*its parameters: k, layer"):
+        get_method("xnn", colour="red")
+    with pytest.raises(ValueError, match="k must be an integer in 3..8"):
+        get_method("xnn", k=9)
+
+
+def test_params_hash_is_stable_and_follows_every_parameter():
+    xnn = get_method("xnn", k=4)
+    assert xnn.params_hash() == XNN(k=4).params_hash() == params_hash("xnn", XNN(k=4).params())
+    assert len(xnn.params_hash()) == 64
+    # what a record stores rebuilds the same method
+    assert XNN(**json.loads(json.dumps(xnn.params()))).params_hash() == xnn.params_hash()
+    others = [
+        XNN(k=5),
+        XNN(k=4, classes=[0, 1]),
+        XNN(k=4, layer="features"),
+        XNN(k=4, seed=1),
+        XNN(k=4, epochs=121),
+        XNN(k=4, loss_weights=PAPER_LOSS_WEIGHTS["images"]),
+    ]
+    hashes = {other.params_hash() for other in others}
+    assert len(hashes) == len(others) and xnn.params_hash() not in hashes
+
+
+def test_default_loss_weights_are_the_papers_with_rec_and_pt_scaled_down():
+    for axis, paper in PAPER_LOSS_WEIGHTS.items():
+        ours = LOSS_WEIGHTS[axis]
+        assert (ours.sparse, ours.q, ours.pred) == (paper.sparse, paper.q, paper.pred)
+        assert ours.rec == pytest.approx(paper.rec / 1000)
+        assert ours.pt == pytest.approx(paper.pt / 1000)
+    assert PAPER_LOSS_WEIGHTS["images"] == LossWeights(True, 100.0, 1.0, 10.0, 10.0)
+
+
+def test_fit_reports_progress_after_every_epoch_of_every_attempt():
+    features, logits = _synthetic(40, seed=3)
+    seen = []
+    xnn = XNN(k=3, seed=0, epochs=3, pretrain_epochs=2, max_attempts=2, batch_size=10)
+    report = xnn.fit_features(features, logits, progress=seen.append)
+    per_attempt = 4 * 2 + 3
+    assert len(seen) == per_attempt * len(report.attempts)
+    first = seen[:per_attempt]
+    assert [entry["step"] for entry in first] == list(range(1, per_attempt + 1))
+    assert {entry["steps"] for entry in seen} == {per_attempt}
+    assert [entry["stage"] for entry in first] == ["pretrain"] * 6 + ["head"] * 2 + ["finetune"] * 3
+    assert first[5]["epoch"] == first[5]["epochs"] == 6
+    assert first[-1] == {
+        "attempt": 1,
+        "max_attempts": 2,
+        "stage": "finetune",
+        "epoch": 3,
+        "epochs": 3,
+        "step": per_attempt,
+        "steps": per_attempt,
+    }
+    assert seen[-1]["attempt"] == len(report.attempts)
 
 
 # ---------------------------------------------------------------------- synthetic features
@@ -280,3 +357,64 @@ def test_concept_panel_rejects_mismatched_inputs():
         xnn_concept_panel(image, maps, contributions[:3], prototypes, "x")
     with pytest.raises(ValueError):
         xnn_concept_panel(image, maps, contributions, prototypes[:2], "x")
+
+
+def _fitted_cnn_result(k: int = 3):
+    model, images = _plain_cnn(), _images()
+    xnn = XNN(k=k, classes=[1, 3], seed=0, epochs=3, pretrain_epochs=1, max_attempts=1)
+    xnn.fit(model, images)
+    return xnn.explain(model, images[:4], targets=torch.tensor([1, 3, 3, 1]))
+
+
+def _prototype_inputs(k: int):
+    tiles = [[Image.new("RGB", (32, 32), (90, 90, 90))] * 2 for _ in range(k)]
+    ids = [[10 * j, 10 * j + 1] for j in range(k)]
+    return tiles, ids
+
+
+def test_concept_item_data_adds_up_and_gives_one_map_per_concept():
+    result = _fitted_cnn_result(k=3)
+    tiles, ids = _prototype_inputs(3)
+    names = [f"class {c}" for c in range(4)]
+    stimulus = Image.new("RGB", (48, 48), (128, 128, 128))
+    item = xnn_concept_item(result, 2, stimulus, tiles, class_names=names, prototype_ids=ids)
+
+    assert item.heatmaps.shape == (3, 32, 32) and item.heatmaps.dtype == np.float32
+    assert item.heatmaps.min() >= 0 and item.heatmaps.max() <= 1
+    np.testing.assert_array_equal(item.heatmaps, result.heatmaps[2].numpy())
+    data = json.loads(json.dumps(item.data))  # JSON-safe as it is
+    assert data["classes"] == [1, 3] and data["class_names"] == ["class 1", "class 3"]
+    assert data["target_class"] == 3 and data["heatmap_method"] == "cmwp"
+    assert len(data["concepts"]) == 3
+    sums = np.sum([concept["contributions"] for concept in data["concepts"]], axis=0)
+    np.testing.assert_allclose(sums + data["bias"], data["rebuilt_scores"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(data["rebuilt_scores"], result.rebuilt_scores[2], rtol=1e-6)
+    np.testing.assert_allclose(data["logits"], result.logits[2], rtol=1e-6)
+    activations = [concept["activation"] for concept in data["concepts"]]
+    np.testing.assert_allclose(activations, result.activations[2], rtol=1e-6)
+    per_concept = [concept["contributions"] for concept in data["concepts"]]
+    np.testing.assert_allclose(per_concept, result.contributions[2].T, rtol=1e-6)
+    assert [concept["prototype_ids"] for concept in data["concepts"]] == ids
+
+    with Image.open(io.BytesIO(item.panel_png)) as panel:
+        assert panel.format == "PNG"
+        expected = xnn_concept_panel(
+            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, "class 3"
+        )
+        assert np.array_equal(np.asarray(panel.convert("RGB")), np.asarray(expected))
+
+
+def test_concept_item_rejects_mismatched_inputs():
+    result = _fitted_cnn_result(k=3)
+    tiles, ids = _prototype_inputs(3)
+    names = [f"class {c}" for c in range(4)]
+    stimulus = Image.new("RGB", (48, 48))
+    with pytest.raises(ValueError, match=r"index must be in \[0, 3\]"):
+        xnn_concept_item(result, 4, stimulus, tiles, class_names=names, prototype_ids=ids)
+    with pytest.raises(ValueError, match="each of the 3 concepts"):
+        xnn_concept_item(result, 0, stimulus, tiles[:2], class_names=names, prototype_ids=ids)
+    with pytest.raises(ValueError, match="as many prototype ids"):
+        bad_ids = [ids[0][:1], *ids[1:]]
+        xnn_concept_item(result, 0, stimulus, tiles, class_names=names, prototype_ids=bad_ids)
+    with pytest.raises(ValueError, match=r"no class name for output indices \[3\]"):
+        xnn_concept_item(result, 0, stimulus, tiles, class_names=names[:3], prototype_ids=ids)
