@@ -1,6 +1,7 @@
 """Deletion / insertion AUC (``igos`` protocol) of the saliency methods on the demo classifier.
 
-Run: ``.venv/bin/python benchmarks/saliency_quality.py [--images 50] [--resolutions 7 14 28]``
+Run: ``.venv/bin/python benchmarks/saliency_quality.py [--images 50] [--resolutions 7 14 28]
+[--protocols igos rise]``
 
 The demo classifier is trained as the embedded demo does (synthetic gulls, ``per_class=60``,
 ``seed=0``, ``DEMO_TRAINING``) and cached under ``/tmp/explainstudy-bench`` so reruns are
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, default=20, help="I-GOS / iGOS++ integrated-gradient steps"
     )
+    parser.add_argument("--protocols", nargs="+", default=["igos"], choices=["igos", "rise"])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -117,7 +119,10 @@ def main() -> None:
         f"torch threads={torch.get_num_threads()}, device={args.device}",
         flush=True,
     )
-    header = f"{'res':>4} {'method':<22} {'deletion':>9} {'insertion':>9} {'ins-del':>8} {'sec':>7}"
+    header = (
+        f"{'res':>4} {'method':<22} {'protocol':<8} {'deletion':>9} {'insertion':>9} "
+        f"{'ins-del':>8} {'sec':>7}"
+    )
     print(header)
     print("-" * len(header))
     full_maps: dict[str, torch.Tensor] = {}
@@ -128,29 +133,32 @@ def main() -> None:
                 result = get_method(slug, **method_params(slug, resolution, args)).explain(
                     model, images, predicted
                 )
-                saliency = 1.0 - result.extras["mask"]  # the s x s map, 1 = most important
+                # igos protocol: the s x s map itself (1 - mask), as in the I-GOS code;
+                # rise protocol: the map upsampled to the image, pixel by pixel.
+                maps = {"igos": 1.0 - result.extras["mask"], "rise": result.saliency}
             else:
                 if slug not in full_maps:
                     method = get_method(slug, **method_params(slug, resolution, args))
                     full_maps[slug] = method.explain(model, images, predicted).saliency
-                saliency = full_maps[slug]
+                maps = {"igos": full_maps[slug], "rise": full_maps[slug]}
             seconds = time.perf_counter() - started
-            scores = deletion_insertion(
-                model,
-                images,
-                saliency,
-                predicted,
-                protocol="igos",
-                resolution=resolution,
-                batch_size=args.batch_size,
-            )
-            deletion = scores.deletion_auc.mean().item()
-            insertion = scores.insertion_auc.mean().item()
-            print(
-                f"{resolution:>4} {slug:<22} {deletion:>9.4f} {insertion:>9.4f} "
-                f"{insertion - deletion:>8.4f} {seconds:>7.1f}",
-                flush=True,
-            )
+            for protocol in args.protocols:
+                scores = deletion_insertion(
+                    model,
+                    images,
+                    maps[protocol],
+                    predicted,
+                    protocol=protocol,
+                    resolution=resolution if protocol == "igos" else None,
+                    batch_size=args.batch_size,
+                )
+                deletion = scores.deletion_auc.mean().item()
+                insertion = scores.insertion_auc.mean().item()
+                print(
+                    f"{resolution:>4} {slug:<22} {protocol:<8} {deletion:>9.4f} "
+                    f"{insertion:>9.4f} {insertion - deletion:>8.4f} {seconds:>7.1f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
