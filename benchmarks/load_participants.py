@@ -21,6 +21,9 @@ What it does:
    they can (the same trial POST + redirected GET the participants do), then the same
    clients hit a bare view that inserts one row with one SQL statement; the ratio of the two
    request rates is the cost of our flow over the limit of this stack.
+6. Fault (``--restart-postgres-after S``): PostgreSQL is restarted S seconds into the
+   participant run. Requests meanwhile get 503 "try again" pages; bots wait and reload, as
+   the page asks; the integrity check then shows whether any answer was lost or doubled.
 
 Prints one table per run. Numbers depend on the machine and on what else runs on it.
 """
@@ -48,6 +51,9 @@ TRIAL_POSITION = re.compile(r'name="trial_position" value="(\d+)"')
 ANSWER_VALUE = re.compile(r'name="answer" value="([^"]+)"')
 PAGE_NAME = re.compile(r'name="page" value="([a-z_]+)"')
 STIMULUS_SRC = re.compile(r'<img class="stimulus-image[^"]*" src="([^"]+)"')
+# A participant who gets an error page waits and reloads, up to a point.
+RETRIES = 30
+RETRY_SECONDS = 2.0
 QUESTIONNAIRE = {
     "page": "questionnaire",
     "age_band": "25-34",
@@ -165,6 +171,8 @@ class Stats:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     acknowledged: dict[tuple[str, int], str] = field(default_factory=dict)
     answers: int = 0
+    completed: int = 0
+    gave_up: int = 0
 
 
 async def timed(session, stats: Stats, kind: str, method: str, url: str, **kwargs):
@@ -187,20 +195,32 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
     rng = random.Random(index)
     think = args.think_ms / 1000
     query = {"PROLIFIC_PID": f"load-{index}", "STUDY_ID": "load", "SESSION_ID": f"s{index}"}
-    status, _, location = await timed(
-        session, stats, "entry", "GET", f"{base}/s/{slug}/", params=query
-    )
-    if status != 302:
+    failures = 0
+    for _ in range(RETRIES):
+        status, _, location = await timed(
+            session, stats, "entry", "GET", f"{base}/s/{slug}/", params=query
+        )
+        if status == 302:
+            break
+        await asyncio.sleep(RETRY_SECONDS)  # "please try again in a moment": they do
+    else:
+        stats.gave_up += 1
         return
     url = base + location
     code = location.rstrip("/").rsplit("/", 1)[1]
-    for _ in range(200):
+    for _ in range(500):
         status, body, _ = await timed(session, stats, "page GET", "GET", url)
         if status != 200:
-            return
+            failures += 1
+            if failures > RETRIES:
+                stats.gave_up += 1
+                return
+            await asyncio.sleep(RETRY_SECONDS)  # a participant reloads after a failed page
+            continue
         html = body.decode()
         page = PAGE_NAME.search(html)
         if page is None:
+            stats.completed += 1
             return  # the completion page: nothing more to do
         page = page.group(1)
         if page == "consent":
@@ -236,10 +256,13 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
                 stats.answers += 1
             continue
         elif page == "questionnaire":
-            status, _, location = await timed(
+            status, _, _ = await timed(
                 session, stats, "questionnaire POST", "POST", url, data=QUESTIONNAIRE
             )
-            return
+            if status == 302:
+                stats.completed += 1
+                return
+            continue  # not saved: the page comes back and is sent again
         else:
             stats.errors[f"unexpected page {page}"] += 1
             return
@@ -267,6 +290,7 @@ def print_table(title: str, stats: Stats, seconds: float) -> None:
         )
     errors = ", ".join(f"{kind} x{n}" for kind, n in sorted(stats.errors.items())) or "none"
     print(f"errors: {errors}")
+    print(f"participants completed: {stats.completed}, gave up after retries: {stats.gave_up}")
 
 
 def check_integrity(stats: Stats) -> tuple[int, int, int]:
@@ -355,10 +379,28 @@ async def participants_run(base: str, slug: str, args) -> tuple[Stats, float]:
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
-        await asyncio.gather(
-            *[participant(session, base, slug, i, args, stats) for i in range(args.participants)]
-        )
+        bots = [participant(session, base, slug, i, args, stats) for i in range(args.participants)]
+        if args.restart_postgres_after:
+            bots.append(restart_postgres(args.restart_postgres_after))
+        await asyncio.gather(*bots)
         return stats, time.perf_counter() - started
+
+
+async def restart_postgres(after_seconds: float) -> None:
+    """Fault: restart the PostgreSQL cluster in the middle of the participants' run."""
+    await asyncio.sleep(after_seconds)
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart",
+        "-m", "fast",
+    )  # fmt: skip
+    await process.wait()
+    print(
+        f"PostgreSQL {version} restarted at {after_seconds:.0f} s "
+        f"(down and back in {time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -369,6 +411,13 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=3000, help="mean think time per trial")
     parser.add_argument("--reload-rate", type=float, default=0.1)
     parser.add_argument("--double-rate", type=float, default=0.1)
+    parser.add_argument(
+        "--restart-postgres-after",
+        type=float,
+        default=0,
+        help="fault: restart PostgreSQL this many seconds into the participant run",
+    )
+    parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--capacity-clients", type=int, default=32)
     parser.add_argument("--capacity-seconds", type=float, default=20)
     parser.add_argument(
@@ -403,6 +452,8 @@ def main() -> None:
             f"{missing} missing or different, {duplicated} duplicated"
         )
 
+        if args.skip_capacity:
+            return
         ours, ours_stats = asyncio.run(
             capacity(base, slug, args.capacity_clients, args.capacity_seconds, bare=False)
         )
