@@ -8,7 +8,6 @@ import torch
 from PIL import Image as PILImage
 
 from explain_engine import services
-
 from explain_engine.datasets.cub import CubFormatError
 from explain_engine.methods import GradCAM
 from explain_engine.models import Explanation, Image, PrecomputeJob, Prediction

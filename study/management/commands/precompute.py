@@ -4,10 +4,10 @@ import time
 from celery.signals import task_postrun
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery_app import app as celery_app
 from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services import EngineInputError, precompute_job_create
-from config.celery_app import app as celery_app
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
 from study.services import study_precompute_job
