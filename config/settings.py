@@ -160,15 +160,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers a message that was taken but not acknowledged (its worker died) after
 # this many seconds; it must exceed the longest engine task, or a live task is run twice
 # (harmless: only the latest claim stores, but the work is wasted).
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 
 # The precompute pipeline. Images per engine task (a job may declare its own):
 EXPLAINSTUDY_BATCH_SIZE = env.int("EXPLAINSTUDY_BATCH_SIZE", default=8)
 # A running explanation claimed longer ago than this is presumed abandoned, and a re-run
 # of its job may take it over (a redelivered task takes over at once).
 EXPLAINSTUDY_CLAIM_LEASE_SECONDS = env.int(
-    "EXPLAINSTUDY_CLAIM_LEASE_SECONDS", default=CELERY_VISIBILITY_TIMEOUT
+    "EXPLAINSTUDY_CLAIM_LEASE_SECONDS", default=BROKER_VISIBILITY_TIMEOUT
 )
 # Lost database connections: retried this many times, waiting 2, 4, 8... times this.
 EXPLAINSTUDY_TASK_MAX_RETRIES = env.int("EXPLAINSTUDY_TASK_MAX_RETRIES", default=5)
