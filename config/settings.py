@@ -134,6 +134,10 @@ if AWS_STORAGE_BUCKET_NAME:
     }
 else:
     DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# Workers need the checkpoint as a local file; from object storage it is copied here once.
+EXPLAINSTUDY_CHECKPOINT_CACHE = env.path(
+    "EXPLAINSTUDY_CHECKPOINT_CACHE", default=BASE_DIR / "var" / "checkpoint-cache"
+)
 STORAGES = {
     "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -253,11 +253,7 @@ def _checkpoint_local_path(classifier: Classifier) -> str:
         return classifier.checkpoint.path
     except NotImplementedError:
         pass
-    cached = (
-        Path(tempfile.gettempdir())
-        / "explainstudy-checkpoints"
-        / (f"{classifier.checkpoint_sha256}.pt")
-    )
+    cached = Path(settings.EXPLAINSTUDY_CHECKPOINT_CACHE) / f"{classifier.checkpoint_sha256}.pt"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{uuid.uuid4().hex}.part")
