@@ -142,8 +142,13 @@ def test_a_worker_killed_mid_job_is_replaced_and_every_explanation_is_stored_onc
         images=images,
         batch_size=1,
     )
-    # Redis hands an unacknowledged message to another worker after the visibility timeout.
-    first = start_worker(CELERY_VISIBILITY_TIMEOUT="5")
+    # Redis hands an unacknowledged message to another worker after the visibility timeout;
+    # the lease stays long, so only the redelivery can let the new worker take over.
+    short_visibility = {
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+        "EXPLAINSTUDY_CLAIM_LEASE_SECONDS": "3600",
+    }
+    first = start_worker(**short_visibility)
     precompute_job_run.delay(job.pk)
     rows = Explanation.objects.filter(job=job)
     deadline = time.monotonic() + 180
@@ -157,7 +162,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_every_explanation_is_stored_onc
     assert orphaned, "the killed worker held no claim"
     assert rows.filter(status="done").count() < len(images)
 
-    second = start_worker(CELERY_VISIBILITY_TIMEOUT="5")
+    second = start_worker(**short_visibility)
     job = _wait_for(job, second)
     assert job.status == PrecomputeJob.Status.DONE, job.error
     assert Explanation.objects.count() == rows.count() == len(images)
