@@ -18,6 +18,7 @@ do not change the cost of an explanation.
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,8 @@ def _start_workers(count: int, env: dict, logs: Path) -> list[subprocess.Popen]:
                     "solo",
                     "--without-mingle",
                     "--without-gossip",
+                    "--loglevel",
+                    "INFO",
                     "-n",
                     f"bench{index}@%h",
                 ],
@@ -74,6 +77,7 @@ def _start_workers(count: int, env: dict, logs: Path) -> list[subprocess.Popen]:
         log = logs / f"worker-{count}-{index}.log"
         while " ready." not in log.read_text():
             if time.monotonic() > deadline or processes[index].poll() is not None:
+                _stop(processes)
                 raise RuntimeError(f"worker {index} did not start:\n{log.read_text()}")
             time.sleep(0.2)
     return processes
@@ -100,6 +104,13 @@ def main() -> None:
         sys.exit("set DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)")
     _ensure_database(os.environ["DATABASE_URL"])
     scratch = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    try:
+        _run(args, scratch)
+    finally:
+        shutil.rmtree(scratch)
+
+
+def _run(args: argparse.Namespace, scratch: Path) -> None:
     os.environ["EXPLAINSTUDY_MEDIA_ROOT"] = str(scratch / "media")
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -116,12 +127,13 @@ def main() -> None:
     from explain_engine import classifiers, services
     from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
     from explain_engine.methods import get_method
-    from explain_engine.models import Classifier, Explanation, ImageSet, PrecomputeJob
+    from explain_engine.models import Classifier, Explanation, Image, ImageSet, PrecomputeJob
     from explain_engine.tasks import precompute_job_run
 
     torch.set_num_threads(1)
     call_command("migrate", verbosity=0)
     Classifier.objects.filter(name="bench-classifier").delete()
+    Image.objects.filter(image_set__name="bench-birds").delete()  # labels are protected
     ImageSet.objects.filter(name="bench-birds").delete()
     generate_synthetic_birds(
         scratch / "birds", per_class=args.per_class, seed=0, image_size=args.image_size
@@ -158,6 +170,7 @@ def main() -> None:
 
     env = {**os.environ}
     celery_app.conf.task_always_eager = False
+    celery_app.control.purge()  # tasks an interrupted run left behind
     rows = [("direct call, this process", 1, direct_seconds)]
     for workers in (1, 2):
         Explanation.objects.filter(classifier=classifier).delete()
@@ -184,7 +197,8 @@ def main() -> None:
     count = len(images)
     print(f"\n{'':28} {'procs':>5} {'seconds':>8} {'expl/min':>9} {'s/expl':>7}")
     for name, procs, seconds in rows:
-        print(f"{name:28} {procs:>5} {seconds:>8.1f} {count / seconds * 60:>9.1f} {seconds / count:>7.3f}")
+        rate = count / seconds * 60
+        print(f"{name:28} {procs:>5} {seconds:>8.1f} {rate:>9.1f} {seconds / count:>7.3f}")
     one, two = rows[1][2], rows[2][2]
     print(f"\n2 workers vs 1: {one / two:.2f}x (goal: at least 1.8x)")
     overhead = (one - direct_seconds) / count
