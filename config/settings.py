@@ -116,6 +116,35 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "var" / "static"
 MEDIA_ROOT = env.path("EXPLAINSTUDY_MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
 
+# Files go through Django's storage API: the local disk (MEDIA_ROOT) by default, an
+# S3-compatible bucket (AWS S3, MinIO, Ceph...) when AWS_STORAGE_BUCKET_NAME is set.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            # Private objects: nothing is public by URL, and names are never reused.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# Workers need the checkpoint as a local file; from object storage it is copied here once.
+EXPLAINSTUDY_CHECKPOINT_CACHE = env.path(
+    "EXPLAINSTUDY_CHECKPOINT_CACHE", default=BASE_DIR / "var" / "checkpoint-cache"
+)
+STORAGES = {
+    "default": DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 LOGIN_URL = "/researcher/login/"
 LOGIN_REDIRECT_URL = "/researcher/"
 
@@ -151,6 +180,22 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "web"
 CELERY_TASK_ROUTES = {"explain_engine.tasks.*": {"queue": "engine"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers a message that was taken but not acknowledged (its worker died) after
+# this many seconds; it must exceed the longest engine task, or a live task is run twice
+# (harmless: only the latest claim stores, but the work is wasted).
+BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+
+# The precompute pipeline. Images per engine task (a job may declare its own):
+EXPLAINSTUDY_BATCH_SIZE = env.int("EXPLAINSTUDY_BATCH_SIZE", default=8)
+# A running explanation claimed longer ago than this is presumed abandoned, and a re-run
+# of its job may take it over (a redelivered task takes over at once).
+EXPLAINSTUDY_CLAIM_LEASE_SECONDS = env.int(
+    "EXPLAINSTUDY_CLAIM_LEASE_SECONDS", default=BROKER_VISIBILITY_TIMEOUT
+)
+# Lost database connections: retried this many times, waiting 2, 4, 8... times this.
+EXPLAINSTUDY_TASK_MAX_RETRIES = env.int("EXPLAINSTUDY_TASK_MAX_RETRIES", default=5)
+EXPLAINSTUDY_RETRY_BACKOFF_SECONDS = env.float("EXPLAINSTUDY_RETRY_BACKOFF_SECONDS", default=2.0)
 
 # Where the engine computes: "auto" = CUDA when present, else CPU.
 EXPLAINSTUDY_DEVICE = env.str("EXPLAINSTUDY_DEVICE", default="auto")

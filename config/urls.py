@@ -4,6 +4,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path
 
+from explain_engine import views as engine_views
 from study import researcher_views
 
 
@@ -27,6 +28,13 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/responses.csv",
         researcher_views.study_export_csv,
         name="researcher-export",
+    ),
+    path("researcher/jobs/", engine_views.job_list, name="researcher-jobs"),
+    path("researcher/jobs/<int:job_id>/", engine_views.job_detail, name="researcher-job"),
+    path(
+        "researcher/jobs/<int:job_id>/retry/",
+        engine_views.job_retry_failed,
+        name="researcher-job-retry",
     ),
     path("admin/", admin.site.urls),
 ]

@@ -151,6 +151,9 @@ class PrecomputeJob(models.Model):
     methods = models.JSONField(help_text='[{"method": slug, "params": {...}}, ...]')
     image_ids = models.JSONField(help_text="Image primary keys the job covers.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    batch_size = models.PositiveIntegerField(
+        default=8, help_text="Images explained together in one worker task."
+    )
     image_failures = models.JSONField(
         default=dict, blank=True, help_text="Image id -> why it could not be read or predicted."
     )
@@ -180,12 +183,20 @@ class Explanation(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     overlay = models.FileField(upload_to=upload_artifact, max_length=200, blank=True)
     raw_map = models.FileField(upload_to=upload_artifact, max_length=200, blank=True)
+    data = models.JSONField(
+        default=dict, blank=True, help_text="Method-specific data: SAG graph, XNN concepts."
+    )
     metrics = models.JSONField(default=dict, blank=True)
-    runtime_seconds = models.FloatField(null=True, blank=True)
+    runtime_seconds = models.FloatField(
+        null=True, blank=True, help_text="This image's share of its batch's explain time."
+    )
     device = models.CharField(max_length=100, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     checkpoint_sha256 = models.CharField(max_length=64, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times it was claimed.")
+    # A fresh token per claim: only the holder of the latest claim may store the result, so
+    # a worker whose claim was taken over (it was presumed dead) cannot store it twice.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,10 @@ import logging
 import platform
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,10 +27,11 @@ import torchvision
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from explain_engine import classifiers, render, training
+from explain_engine.artifacts import ExplanationArtifacts, saliency_artifacts
 from explain_engine.datasets.cub import display_name, read_cub
 from explain_engine.methods import get_method
 from explain_engine.methods.xnn import XNN
@@ -246,9 +250,30 @@ def _loaded_model(
     return model.to(device).eval()
 
 
+def _checkpoint_local_path(classifier: Classifier) -> str:
+    """The checkpoint as a local file: itself on the local disk, else a copy in a cache
+    named by its sha256 (object storage has no paths; torch needs a file)."""
+    try:
+        return classifier.checkpoint.path
+    except NotImplementedError:
+        pass
+    cached = Path(settings.EXPLAINSTUDY_CHECKPOINT_CACHE) / f"{classifier.checkpoint_sha256}.pt"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{uuid.uuid4().hex}.part")
+        with classifier.checkpoint.open("rb") as source, partial.open("wb") as target:
+            for chunk in source.chunks():
+                target.write(chunk)
+        if classifiers.sha256_file(partial) != classifier.checkpoint_sha256:
+            partial.unlink()
+            raise EngineInputError(f"checkpoint of {classifier.name!r} does not match its sha256")
+        partial.replace(cached)
+    return str(cached)
+
+
 def classifier_model(classifier: Classifier) -> tuple[torch.nn.Module, classifiers.Preprocessing]:
     model = _loaded_model(
-        classifier.checkpoint.path,
+        _checkpoint_local_path(classifier),
         classifier.checkpoint_sha256,
         classifier.architecture,
         len(classifier.class_order),
@@ -321,6 +346,13 @@ def predictions_compute(
 
 
 # ------------------------------------------------------------------------ explanations
+#
+# The pipeline: a job plans its rows (one per image and method), then batches of rows of one
+# method and parameters go to workers. A worker claims its batch with a conditional update
+# that gives the rows a fresh claim token, explains the images as one stacked batch, and
+# stores each result with another conditional update on that token: the artifacts and the
+# "done" mark land together, and only for the latest claim. A claim of a dead worker is taken
+# over by the redelivered task (or, once its lease has expired, by a re-run of the job).
 
 
 def library_versions() -> dict[str, str]:
@@ -334,11 +366,19 @@ def library_versions() -> dict[str, str]:
 
 
 def precompute_job_create(
-    *, classifier: Classifier, methods: list[tuple[str, dict]], images: list[Image]
+    *,
+    classifier: Classifier,
+    methods: list[tuple[str, dict]],
+    images: list[Image],
+    batch_size: int | None = None,
 ) -> PrecomputeJob:
     """Record what is asked; checks every method and its parameters before anything runs."""
     if not images:
         raise EngineInputError("no images to explain")
+    if batch_size is None:
+        batch_size = settings.EXPLAINSTUDY_BATCH_SIZE
+    if batch_size < 1:
+        raise EngineInputError(f"batch size must be at least 1, not {batch_size}")
     foreign = [image.pk for image in images if image.image_set_id != classifier.image_set_id]
     if foreign:
         raise EngineInputError(f"images {foreign[:5]} are not in the classifier's image set")
@@ -350,7 +390,10 @@ def precompute_job_create(
             raise EngineInputError(str(error)) from error
         resolved.append({"method": slug, "params": method.params()})
     return PrecomputeJob.objects.create(
-        classifier=classifier, methods=resolved, image_ids=[image.pk for image in images]
+        classifier=classifier,
+        methods=resolved,
+        image_ids=[image.pk for image in images],
+        batch_size=batch_size,
     )
 
 
@@ -359,10 +402,9 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
     image and method, explaining the predicted class). Returns the ids still to compute."""
     images = list(Image.objects.filter(pk__in=job.image_ids))
     failures = predictions_compute(classifier=job.classifier, images=images)
-    if failures:
-        PrecomputeJob.objects.filter(pk=job.pk).update(image_failures=failures)
-        job.image_failures = failures
-        images = [image for image in images if image.pk not in failures]
+    PrecomputeJob.objects.filter(pk=job.pk).update(image_failures=failures)
+    job.image_failures = failures
+    images = [image for image in images if image.pk not in failures]
     predicted = dict(
         Prediction.objects.filter(classifier=job.classifier, image__in=images).values_list(
             "image_id", "predicted_index"
@@ -389,64 +431,221 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
         )
     # Rows that exist already (an earlier job, a rerun) are kept as they are.
     Explanation.objects.bulk_create(rows, ignore_conflicts=True)
-    PrecomputeJob.objects.filter(pk=job.pk).update(status=PrecomputeJob.Status.RUNNING)
+    PrecomputeJob.objects.filter(pk=job.pk).update(
+        status=PrecomputeJob.Status.RUNNING, finished_at=None, error=""
+    )
     wanted = Explanation.objects.filter(classifier=job.classifier, image__in=images).exclude(
         status=Explanation.Status.DONE
     )
     return list(wanted.filter(params_hash__in=hashes).values_list("pk", flat=True))
 
 
-def explanation_claim(*, explanation_id: int) -> bool:
-    """Take a pending explanation for computing; False if another worker has it or it is done."""
-    claimed = Explanation.objects.filter(
-        pk=explanation_id, status=Explanation.Status.PENDING
+def explanation_batches(*, explanation_ids: list[int], batch_size: int) -> list[list[int]]:
+    """Split explanations into worker batches, each of one classifier, method and parameters."""
+    rows = (
+        Explanation.objects.filter(pk__in=explanation_ids)
+        .order_by("classifier_id", "method", "params_hash", "pk")
+        .values_list("pk", "classifier_id", "method", "params_hash")
+    )
+    groups: dict[tuple, list[int]] = {}
+    for pk, *key in rows:
+        groups.setdefault(tuple(key), []).append(pk)
+    return [
+        ids[start : start + batch_size]
+        for ids in groups.values()
+        for start in range(0, len(ids), batch_size)
+    ]
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    token: uuid.UUID
+    explanation_ids: list[int]
+
+
+def explanation_batch_claim(*, explanation_ids: list[int], take_over: bool) -> ClaimedBatch:
+    """Take explanations for computing under a fresh claim token.
+
+    Pending rows are always taken. A running row is taken over only when `take_over` (the
+    task was redelivered or is retrying: its earlier claim is presumed lost) or when its
+    claim is older than the lease. Done and failed rows are never taken.
+    """
+    token = uuid.uuid4()
+    now = timezone.now()
+    lease_expired = now - timedelta(seconds=settings.EXPLAINSTUDY_CLAIM_LEASE_SECONDS)
+    abandoned = Q(status=Explanation.Status.RUNNING)
+    if not take_over:
+        abandoned &= Q(started_at__lt=lease_expired)
+    Explanation.objects.filter(
+        Q(status=Explanation.Status.PENDING) | abandoned, pk__in=explanation_ids
     ).update(
-        status=Explanation.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=Explanation.Status.RUNNING,
+        claim_token=token,
+        started_at=now,
+        attempts=F("attempts") + 1,
     )
-    return claimed == 1
+    claimed = Explanation.objects.filter(pk__in=explanation_ids, claim_token=token)
+    return ClaimedBatch(token=token, explanation_ids=sorted(claimed.values_list("pk", flat=True)))
 
 
-def explanation_compute(*, explanation_id: int) -> Explanation:
-    """Compute one claimed explanation: the map, its overlay and provenance, saved together."""
-    explanation = Explanation.objects.select_related("classifier", "image").get(pk=explanation_id)
-    if explanation.status != Explanation.Status.RUNNING:
-        return explanation
-    model, preprocessing = classifier_model(explanation.classifier)
+# Failures that will happen again on a retry: an unreadable image, a bad shape or value.
+DETERMINISTIC_ERRORS = (*UNREADABLE_IMAGE_ERRORS, ValueError)
+
+
+@dataclass
+class _Item:
+    explanation: Explanation
+    stimulus: PIL.Image.Image
+    tensor: torch.Tensor
+
+
+def explanation_batch_compute(*, batch: ClaimedBatch) -> dict[str, int]:
+    """Explain a claimed batch as one stacked tensor and store each result.
+
+    CUDA running out of memory splits the batch in halves, down to single images; a
+    deterministic error (unreadable image, bad shape or value) splits it the same way so that
+    only the image that causes it fails, with the reason. Returns counts by outcome.
+    """
+    rows = list(
+        Explanation.objects.filter(
+            pk__in=batch.explanation_ids,
+            claim_token=batch.token,
+            status=Explanation.Status.RUNNING,
+        ).select_related("classifier", "image")
+    )
+    outcome = {"done": 0, "failed": 0, "lost": 0}
+    if not rows:
+        return outcome
+    classifier = rows[0].classifier
+    model, preprocessing = classifier_model(classifier)
     device = engine_device()
-    method = get_method(explanation.method, **explanation.params)
-    with explanation.image.file.open("rb") as handle, PIL.Image.open(handle) as pil:
-        stimulus = pil.convert("RGB")
-    batch = preprocessing.to_tensor(stimulus).unsqueeze(0)
-    started = time.perf_counter()
-    result = method.explain(model, batch, torch.tensor([explanation.target_index]))
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    runtime = time.perf_counter() - started
-    saliency = result.saliency[0].numpy().astype(np.float32)
+    method = get_method(rows[0].method, **rows[0].params)
+    provenance = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "library_versions": library_versions(),
+        "checkpoint_sha256": classifier.checkpoint_sha256,
+    }
 
-    overlay = render.heatmap_overlay(stimulus, saliency)
-    overlay_bytes = io.BytesIO()
-    overlay.save(overlay_bytes, format="PNG")
-    raw_bytes = io.BytesIO()
-    render.save_saliency_npy(raw_bytes, saliency)
+    def fail(explanation: Explanation, reason: str) -> None:
+        stored = explanation_fail(
+            explanation_id=explanation.pk, claim_token=batch.token, reason=reason
+        )
+        outcome["failed" if stored else "lost"] += 1
 
-    explanation.overlay.save("overlay.png", ContentFile(overlay_bytes.getvalue()), save=False)
-    explanation.raw_map.save("map.npy", ContentFile(raw_bytes.getvalue()), save=False)
-    explanation.runtime_seconds = runtime
-    explanation.device = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    explanation.library_versions = library_versions()
-    explanation.checkpoint_sha256 = explanation.classifier.checkpoint_sha256
-    explanation.metrics = {"target_score": float(result.scores[0])}
-    explanation.status = Explanation.Status.DONE
-    explanation.finished_at = timezone.now()
-    explanation.save()
-    return explanation
+    items = []
+    for explanation in rows:
+        try:
+            with explanation.image.file.open("rb") as handle, PIL.Image.open(handle) as pil:
+                stimulus = pil.convert("RGB")
+            items.append(_Item(explanation, stimulus, preprocessing.to_tensor(stimulus)))
+        except UNREADABLE_IMAGE_ERRORS as error:
+            fail(explanation, f"{type(error).__name__}: {error}")
+
+    def explain(group: list[_Item]) -> None:
+        images = torch.stack([item.tensor for item in group])
+        targets = torch.tensor([item.explanation.target_index for item in group])
+        try:
+            started = time.perf_counter()
+            result = method.explain(model, images, targets)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - started
+        except torch.cuda.OutOfMemoryError as error:
+            torch.cuda.empty_cache()
+            problem = f"CUDA out of memory even for one image: {error}"
+        except DETERMINISTIC_ERRORS as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            for index, item in enumerate(group):
+                made = saliency_artifacts(
+                    item.stimulus,
+                    result.saliency[index].numpy().astype(np.float32),
+                    float(result.scores[index]),
+                )
+                stored = explanation_store(
+                    explanation=item.explanation,
+                    artifacts=made,
+                    claim_token=batch.token,
+                    runtime_seconds=seconds / len(group),
+                    **provenance,
+                )
+                outcome["done" if stored else "lost"] += 1
+            return
+        if len(group) == 1:
+            fail(group[0].explanation, problem)
+            return
+        logger.info("splitting a batch of %d after %s", len(group), problem.split(":")[0])
+        half = len(group) // 2
+        explain(group[:half])
+        explain(group[half:])
+
+    if items:
+        explain(items)
+    return outcome
 
 
-def explanation_fail(*, explanation_id: int, reason: str) -> None:
-    Explanation.objects.filter(pk=explanation_id).update(
-        status=Explanation.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
+def explanation_store(
+    *,
+    explanation: Explanation,
+    artifacts: ExplanationArtifacts,
+    claim_token: uuid.UUID,
+    runtime_seconds: float,
+    device: str,
+    library_versions: dict[str, str],
+    checkpoint_sha256: str,
+) -> bool:
+    """Write the artifacts and mark the explanation done, if the claim is still ours.
+
+    The files are written first under fresh opaque names; the row then points at them in
+    one conditional update. If the claim was taken over meanwhile, the files are deleted and
+    nothing changes: the row keeps the other claim's result.
+    """
+    overlay_field = Explanation._meta.get_field("overlay")
+    raw_map_field = Explanation._meta.get_field("raw_map")
+    overlay_name = overlay_field.storage.save(
+        overlay_field.generate_filename(explanation, "figure.png"),
+        ContentFile(artifacts.figure_png),
     )
+    raw_map_name = raw_map_field.storage.save(
+        raw_map_field.generate_filename(explanation, f"analysis.{artifacts.analysis_suffix}"),
+        ContentFile(artifacts.analysis),
+    )
+    stored = Explanation.objects.filter(
+        pk=explanation.pk, claim_token=claim_token, status=Explanation.Status.RUNNING
+    ).update(
+        overlay=overlay_name,
+        raw_map=raw_map_name,
+        data=artifacts.data,
+        metrics=artifacts.metrics,
+        runtime_seconds=runtime_seconds,
+        device=device,
+        library_versions=library_versions,
+        checkpoint_sha256=checkpoint_sha256,
+        status=Explanation.Status.DONE,
+        error="",
+        finished_at=timezone.now(),
+    )
+    if not stored:
+        overlay_field.storage.delete(overlay_name)
+        raw_map_field.storage.delete(raw_map_name)
+    return stored == 1
+
+
+def explanation_fail(*, explanation_id: int, claim_token: uuid.UUID, reason: str) -> bool:
+    """Record why a claimed explanation cannot be computed; False if the claim was lost."""
+    failed = Explanation.objects.filter(
+        pk=explanation_id, claim_token=claim_token, status=Explanation.Status.RUNNING
+    ).update(status=Explanation.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+    return failed == 1
+
+
+def explanation_batch_fail(*, batch: ClaimedBatch, reason: str) -> None:
+    """Fail every row of the batch still held by its claim (an unexpected error)."""
+    Explanation.objects.filter(
+        pk__in=batch.explanation_ids,
+        claim_token=batch.token,
+        status=Explanation.Status.RUNNING,
+    ).update(status=Explanation.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
 
 
 def precompute_job_refresh(*, job: PrecomputeJob) -> PrecomputeJob:
@@ -672,3 +871,35 @@ def concept_model_explain(
         class_names=[labels[name].display_name for name in classifier.class_order],
         prototype_ids=concept_model.prototypes,
     )
+
+
+def precompute_jobs_refresh(*, explanation_ids: list[int]) -> None:
+    """Refresh the jobs these explanations belong to."""
+    job_ids = set(
+        Explanation.objects.filter(pk__in=explanation_ids, job__isnull=False).values_list(
+            "job_id", flat=True
+        )
+    )
+    for job in PrecomputeJob.objects.filter(pk__in=job_ids):
+        precompute_job_refresh(job=job)
+
+
+def precompute_job_retry_failed(*, job: PrecomputeJob, method: str | None = None) -> int:
+    """Put the job's failed explanations (of one method, or all) back to pending and reopen
+    the job; running it again then computes them and retries its unreadable images.
+    Returns how many explanations were reset."""
+    slugs = {spec["method"] for spec in job.methods}
+    if method is not None and method not in slugs:
+        raise EngineInputError(
+            f"job {job.pk} has no method {method!r}; its methods: {', '.join(sorted(slugs))}"
+        )
+    failed = job.explanations.filter(status=Explanation.Status.FAILED)
+    if method is not None:
+        failed = failed.filter(method=method)
+    reset = failed.update(
+        status=Explanation.Status.PENDING, error="", claim_token=None, finished_at=None
+    )
+    PrecomputeJob.objects.filter(pk=job.pk).update(
+        status=PrecomputeJob.Status.PENDING, error="", finished_at=None
+    )
+    return reset

@@ -183,7 +183,7 @@ def study_create(
     return study
 
 
-def study_precompute_job(*, study: Study) -> PrecomputeJob:
+def study_precompute_job(*, study: Study, batch_size: int | None = None) -> PrecomputeJob:
     """A precompute job for everything the study shows: every item's prediction and each
     explanation condition's explanations, with the condition's own parameters."""
     methods = [
@@ -191,7 +191,9 @@ def study_precompute_job(*, study: Study) -> PrecomputeJob:
         for condition in study.conditions.exclude(explanation_method="")
     ]
     images = [item.image for item in study.items.select_related("image")]
-    return precompute_job_create(classifier=study.classifier, methods=methods, images=images)
+    return precompute_job_create(
+        classifier=study.classifier, methods=methods, images=images, batch_size=batch_size
+    )
 
 
 def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:

@@ -4,9 +4,12 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 
+from explain_engine import services
 from explain_engine.datasets.cub import CubFormatError
+from explain_engine.methods import GradCAM
 from explain_engine.models import Explanation, Image, PrecomputeJob, Prediction
 from explain_engine.services import (
     EngineInputError,
@@ -142,23 +145,28 @@ def test_a_corrupt_image_is_reported_and_the_rest_finish(classifier):
 
 
 def test_an_image_that_breaks_during_explanation_fails_with_its_reason(classifier, monkeypatch):
-    from explain_engine import services
-
-    images = list(classifier.image_set.images.filter(split="test"))
+    """The batch it is in is split until the image is alone; it fails, the rest are done."""
+    images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
     victim = images[1]
-    real_compute = services.explanation_compute
+    _, preprocessing = services.classifier_model(classifier)
+    with victim.file.open("rb") as handle, PILImage.open(handle) as pil:
+        victim_tensor = preprocessing.to_tensor(pil.convert("RGB"))
+    real_explain = GradCAM.explain
 
-    def compute(*, explanation_id):
-        if Explanation.objects.get(pk=explanation_id).image_id == victim.pk:
+    def explain(self, model, batch, targets=None):
+        if any(torch.equal(image, victim_tensor) for image in batch):
             raise ValueError("shape mismatch in test")
-        return real_compute(explanation_id=explanation_id)
+        return real_explain(self, model, batch, targets)
 
-    monkeypatch.setattr(services, "explanation_compute", compute)
-    job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    monkeypatch.setattr(GradCAM, "explain", explain)
+    job = precompute_job_create(
+        classifier=classifier, methods=[("gradcam", {})], images=images, batch_size=4
+    )
     precompute_job_run.delay(job.pk)
     failed = Explanation.objects.get(image=victim)
     assert failed.status == Explanation.Status.FAILED
     assert failed.error == "ValueError: shape mismatch in test"
+    assert not failed.overlay
     assert Explanation.objects.filter(status=Explanation.Status.DONE).count() == len(images) - 1
     job.refresh_from_db()
     assert job.status == PrecomputeJob.Status.FAILED and job.error == "1 explanation(s) failed"

@@ -37,11 +37,13 @@ def _test_database_url() -> str:
 
 
 @pytest.fixture
-def worker(settings):
+def start_worker(settings):
+    """Start real worker processes (solo pool, like one per GPU); all are stopped after."""
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
         "EXPLAINSTUDY_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "OMP_NUM_THREADS": "1",
     }
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     subprocess.run(
@@ -52,23 +54,48 @@ def worker(settings):
         capture_output=True,
         timeout=60,
     )
-    process = subprocess.Popen(
-        [*celery, "worker", "-Q", "engine,web", "--pool", "solo", "--loglevel", "INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    processes = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [
+                *celery,
+                "worker",
+                "-Q",
+                "engine,web",
+                "--pool",
+                "solo",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env={**env, **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        return process
+
     celery_app.conf.task_always_eager = False
     try:
-        yield process
+        yield start
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def worker(start_worker):
+    return start_worker()
 
 
 def _wait_for(job: PrecomputeJob, process, timeout: float = 180) -> PrecomputeJob:
@@ -102,3 +129,50 @@ def test_real_worker_computes_a_job_and_a_second_run_computes_nothing(classifier
     assert again.status == PrecomputeJob.Status.DONE
     assert Explanation.objects.count() == len(images)
     assert sorted(done.values_list("finished_at", flat=True)) == first_finished
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_job_is_replaced_and_every_explanation_is_stored_once(
+    classifier, start_worker, settings
+):
+    images = list(classifier.image_set.images.all())
+    job = precompute_job_create(
+        classifier=classifier,
+        methods=[("integrated_gradients", {"steps": 64})],
+        images=images,
+        batch_size=1,
+    )
+    # Redis hands an unacknowledged message to another worker after the visibility timeout;
+    # the lease stays long, so only the redelivery can let the new worker take over.
+    short_visibility = {
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+        "EXPLAINSTUDY_CLAIM_LEASE_SECONDS": "3600",
+    }
+    first = start_worker(**short_visibility)
+    precompute_job_run.delay(job.pk)
+    rows = Explanation.objects.filter(job=job)
+    deadline = time.monotonic() + 180
+    while not (rows.filter(status="done").count() >= 3 and rows.filter(status="running").exists()):
+        assert time.monotonic() < deadline, "the first worker made no progress"
+        assert rows.filter(status="done").count() < len(images), "finished before the kill"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    orphaned = set(rows.filter(status="running").values_list("pk", flat=True))
+    assert orphaned, "the killed worker held no claim"
+    assert rows.filter(status="done").count() < len(images)
+
+    second = start_worker(**short_visibility)
+    job = _wait_for(job, second)
+    assert job.status == PrecomputeJob.Status.DONE, job.error
+    assert Explanation.objects.count() == rows.count() == len(images)
+    assert set(rows.values_list("status", flat=True)) == {"done"}
+    # The redelivered task took over the dead worker's claim; every other row ran once.
+    attempts = dict(rows.values_list("pk", "attempts"))
+    assert {pk: attempts[pk] for pk in orphaned} == dict.fromkeys(orphaned, 2)
+    assert set(attempts.values()) == {1, 2}
+    referenced = [Path(name).name for row in rows for name in (row.overlay.name, row.raw_map.name)]
+    on_disk = {path.name for path in (Path(settings.MEDIA_ROOT) / "explanations").iterdir()}
+    assert len(set(referenced)) == 2 * len(images) and set(referenced) <= on_disk
+    # At most the killed claim's own two files, if it died between writing and storing.
+    assert len(on_disk - set(referenced)) <= 2

@@ -20,12 +20,24 @@ def test_precompute_command_waits_and_reports(classifier, capsys):
     assert "0/0 done, 0 failed" in capsys.readouterr().out
 
 
+def test_precompute_command_shows_a_progress_bar_in_process(classifier, capsys):
+    call_command(
+        "precompute", "--classifier", classifier.name, "--methods", "gradcam", "--batch-size", "3"
+    )
+    test_images = classifier.image_set.images.filter(split="test").count()
+    out = capsys.readouterr().out
+    assert f"[{'#' * 30}] {test_images}/{test_images} done, 0 failed" in out
+    assert out.count("\r[") >= test_images // 3  # redrawn after each batch
+    assert PrecomputeJob.objects.get().batch_size == 3
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["--methods", "nope"], "unknown explanation method 'nope'"),
         (["--methods", "gradcam", "--params", "{bad"], "--params is not JSON"),
         (["--methods", "gradcam", "--params", '{"gradcam": {"size": 3}}'], "unknown parameter"),
+        (["--methods", "gradcam", "--batch-size", "0"], "--batch-size must be at least 1"),
     ],
 )
 def test_precompute_command_errors(classifier, arguments, message):

@@ -1,8 +1,10 @@
 import json
 import time
 
+from celery.signals import task_postrun
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery_app import app as celery_app
 from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services import EngineInputError, precompute_job_create
@@ -26,31 +28,55 @@ class Command(BaseCommand):
             "--params", default="{}", help='JSON parameters per method: {"gradcam": {...}}.'
         )
         parser.add_argument("--split", choices=["train", "test", "all"], default="test")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            help="Images per worker task (default: the EXPLAINSTUDY_BATCH_SIZE setting).",
+        )
         parser.add_argument("--wait", action="store_true", help="Show progress until done.")
 
     def handle(self, *args, study, classifier, methods, params, split, wait, **options):
+        batch_size = options["batch_size"]
+        if batch_size is not None and batch_size < 1:
+            raise CommandError(f"--batch-size must be at least 1, not {batch_size}")
         if study is not None:
-            job = self._study_job(study)
+            job = self._study_job(study, batch_size)
         else:
-            job = self._classifier_job(classifier, methods, params, split)
-        # Commands run in autocommit, so the job row is already visible to any worker.
-        precompute_job_run.delay(job.pk)
+            job = self._classifier_job(classifier, methods, params, split, batch_size)
         names = sorted({spec["method"] for spec in job.methods})
         self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {names}")
+        if celery_app.conf.task_always_eager:
+            self._run_in_process(job)
+            return
+        # Commands run in autocommit, so the job row is already visible to any worker.
+        precompute_job_run.delay(job.pk)
         if wait:
             self._wait(job)
 
-    def _study_job(self, slug: str) -> PrecomputeJob:
+    def _run_in_process(self, job: PrecomputeJob) -> None:
+        """The embedded default: the same tasks, run here, with the same progress bar."""
+
+        def after_each_task(**kwargs):
+            self._show_progress(job)
+
+        task_postrun.connect(after_each_task, weak=False)
+        try:
+            precompute_job_run.delay(job.pk)
+        finally:
+            task_postrun.disconnect(after_each_task)
+        self._finish(job)
+
+    def _study_job(self, slug: str, batch_size: int | None) -> PrecomputeJob:
         try:
             study = Study.objects.get(slug=slug)
         except Study.DoesNotExist:
             raise CommandError(f"no study with slug {slug!r}") from None
         try:
-            return study_precompute_job(study=study)
+            return study_precompute_job(study=study, batch_size=batch_size)
         except EngineInputError as error:
             raise CommandError(str(error)) from error
 
-    def _classifier_job(self, classifier, methods, params, split) -> PrecomputeJob:
+    def _classifier_job(self, classifier, methods, params, split, batch_size) -> PrecomputeJob:
         if not methods:
             raise CommandError("--classifier needs --methods")
         try:
@@ -69,20 +95,36 @@ class Command(BaseCommand):
                 classifier=chosen,
                 methods=[(slug, params_by_method.get(slug, {})) for slug in methods],
                 images=list(images),
+                batch_size=batch_size,
             )
         except EngineInputError as error:
             raise CommandError(str(error)) from error
 
     def _wait(self, job: PrecomputeJob) -> None:
         while True:
-            progress = selectors.precompute_job_progress(job=job)
-            self.stdout.write(
-                f"\r{progress.done}/{progress.total} done, {progress.failed} failed", ending=""
-            )
+            self._show_progress(job)
             job.refresh_from_db()
             if job.status in (PrecomputeJob.Status.DONE, PrecomputeJob.Status.FAILED):
-                self.stdout.write("")
                 break
             time.sleep(1)
+        self._finish(job)
+
+    def _show_progress(self, job: PrecomputeJob) -> None:
+        progress = selectors.precompute_job_progress(job=job)
+        filled = PROGRESS_BAR_WIDTH * progress.finished // max(progress.total, 1)
+        bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+        self.stdout.write(
+            f"\r[{bar}] {progress.done}/{progress.total} done, {progress.failed} failed",
+            ending="",
+        )
+        self.stdout.flush()
+
+    def _finish(self, job: PrecomputeJob) -> None:
+        self._show_progress(job)
+        self.stdout.write("")
+        job.refresh_from_db()
         if job.status == PrecomputeJob.Status.FAILED:
             raise CommandError(f"job {job.pk}: {job.error}")
+
+
+PROGRESS_BAR_WIDTH = 30
