@@ -621,7 +621,7 @@ def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[d
             "main_accuracy": round(participant.main_correct / participant.main_trials, 4)
             if participant.main_trials
             else "",
-            "median_client_response_ms": statistics.median(times) if times else "",
+            "median_client_response_ms": round(statistics.median(times)) if times else "",
             "attention_checks": participant.attention_checks,
             "attention_checks_failed": participant.attention_checks_failed,
             "study_config_hash": participant.study_config_hash,
