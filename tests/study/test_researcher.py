@@ -102,9 +102,7 @@ def test_dashboard_counts_hides_accuracy_while_live_and_lists_activity(
     assert 1.0 in accuracies  # `finish` answers every trial correctly
 
 
-def test_dashboard_lists_launch_problems_and_launches_on_post(
-    client, classifier, researcher_owner
-):
+def test_dashboard_lists_launch_problems_and_launches_on_post(client, classifier, researcher_owner):
     study = make_study(classifier, launch=False, owners=[researcher_owner])
     client.force_login(researcher_owner)
     url = reverse("researcher-study", args=[study.slug])
@@ -141,9 +139,7 @@ def test_pilot_participants_stay_flagged_after_going_live(client, classifier):
     finish(client, study, "pilot-person")
     study_launch(study=study, status=Study.Status.LIVE)
     finish(client, study, "live-person")
-    flags = dict(
-        Participant.objects.values_list("platform_identity__worker_id", "is_pilot")
-    )
+    flags = dict(Participant.objects.values_list("platform_identity__worker_id", "is_pilot"))
     assert flags == {"pilot-person": True, "live-person": False}
     rows = list(study_export_rows(study=study))
     by_pilot = {row["participant_pilot"] for row in rows}
@@ -189,7 +185,9 @@ def test_straight_lining_rule_and_passing_participant(client, classifier):
     Response.objects.filter(participant=participant).update(answer="same")
     participants_apply_exclusions(study=study)
     participant.refresh_from_db()
-    assert participant.exclusion_reasons == ["answered 'same' on 4 of 4 main trials (more than 50%)"]
+    assert participant.exclusion_reasons == [
+        "answered 'same' on 4 of 4 main trials (more than 50%)"
+    ]
 
 
 @pytest.mark.parametrize(
