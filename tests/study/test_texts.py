@@ -39,3 +39,24 @@ def test_participant_pages_show_the_sanitized_texts(client, classifier):
     page = client.get(url).content.decode()
     assert "<strong>Read this.</strong>" in page
     assert "alert(" not in page and "onerror" not in page
+
+
+@pytest.mark.django_db
+def test_the_debrief_is_shown_before_returning_to_prolific(client, classifier):
+    from study.models import Participant
+    from study.services import PROLIFIC_COMPLETION_URL
+    from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_trial, post
+
+    study = make_study(classifier)
+    study.debrief_text = "**Debrief**: the species were synthetic."
+    study.save()
+    url = enter(client, study, pid="debriefed")
+    post(client, url, page="consent", consent="yes")
+    post(client, url, page="instructions")
+    participant = Participant.objects.get()
+    for _ in participant.trial_item_ids:
+        answer_current_trial(client, url, participant)
+    assert client.post(url, QUESTIONNAIRE)["Location"] == url  # not straight to Prolific
+    page = client.get(url).content.decode()
+    assert "<strong>Debrief</strong>: the species were synthetic." in page
+    assert PROLIFIC_COMPLETION_URL.format(code=study.completion_code) in page
