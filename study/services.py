@@ -106,7 +106,8 @@ def exclusion_rules_check(rules: dict) -> dict:
         kind = EXCLUSION_RULES[name][0]
         accepted = int | float if kind is float else int
         if isinstance(value, bool) or not isinstance(value, accepted):
-            raise StudyConfigError(f"exclusion rule {name!r} must be a {kind.__name__}")
+            kind_name = "a number" if kind is float else "an integer"
+            raise StudyConfigError(f"exclusion rule {name!r} must be {kind_name}")
         if value < 0 or (name == "max_same_answer_share" and value > 1):
             raise StudyConfigError(f"exclusion rule {name!r} is out of range: {value}")
     return dict(rules)

@@ -194,8 +194,8 @@ def test_straight_lining_rule_and_passing_participant(client, classifier):
     "rules, message",
     [
         ({"max_failed": 1}, "unknown exclusion rule 'max_failed'"),
-        ({"max_failed_attention_checks": "1"}, "must be a int"),
-        ({"max_failed_attention_checks": True}, "must be a int"),
+        ({"max_failed_attention_checks": "1"}, "must be an integer"),
+        ({"max_failed_attention_checks": True}, "must be an integer"),
         ({"max_same_answer_share": 1.5}, "out of range"),
         ({"min_median_response_ms": -1}, "out of range"),
     ],
