@@ -789,7 +789,7 @@ def study_recent_activity(*, study: Study, limit: int = RECENT_EVENTS) -> list[A
             r.server_received_at,
             r.participant_id,
             r.participant.condition.name,
-            f"answered {r.get_phase_display()} trial {r.trial_position + 1}",
+            f"answered {r.get_phase_display().lower()} trial {r.trial_position + 1}",
         )
         for r in responses
     ]

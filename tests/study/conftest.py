@@ -63,19 +63,3 @@ def make_study(
 @pytest.fixture
 def study(classifier):
     return make_study(classifier)
-
-
-@pytest.fixture
-def researcher_owner(db, django_user_model):
-    """Not staff: sees the studies they own and nothing else."""
-    return django_user_model.objects.create_user(
-        username="researcher_owner", password="a-long-test-password"
-    )
-
-
-@pytest.fixture
-def researcher_b(db, django_user_model):
-    """Not staff, owns nothing: must not see anyone else's study."""
-    return django_user_model.objects.create_user(
-        username="researcher_b", password="a-long-test-password"
-    )
