@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -17,13 +18,10 @@ class Command(BaseCommand):
             study = study_create_from_toml(path=path)
         except StudyFileError as error:
             raise CommandError(f"{path}: {error}") from error
-        counts = {
-            role: study.items.filter(role=role).count()
-            for role in study.items.values_list("role", flat=True).distinct()
-        }
+        counts = Counter(study.items.values_list("role", flat=True))
         self.stdout.write(
             f"created draft study {study.slug!r}: {study.conditions.count()} condition(s), "
-            + ", ".join(f"{count} {role}" for role, count in sorted(counts.items()))
+            + ", ".join(f"{counts[role]} {role}" for role in sorted(counts))
             + " item(s)"
         )
         problems = study_launch_problems(study=study)
