@@ -1,8 +1,8 @@
 """Shared fixtures: a tiny synthetic image set on disk, its records, an untrained classifier.
 
 Personas: `researcher_a` is staff (sees every study's researcher pages); `researcher_owner`
-is not staff and sees the studies it owns; `researcher_b` is not staff and owns nothing; `participant` fixtures are created through
-the real entry service, never by hand.
+is not staff and sees the studies it owns; `researcher_b` is not staff and owns nothing.
+`participant` fixtures are created through the real entry service, never by hand.
 """
 
 import shutil
