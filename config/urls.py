@@ -25,6 +25,21 @@ urlpatterns = [
     path("researcher/logout/", auth_views.LogoutView.as_view(), name="researcher-logout"),
     path("researcher/", researcher_views.study_list, name="researcher-home"),
     path(
+        "researcher/studies/<slug:slug>/",
+        researcher_views.study_dashboard,
+        name="researcher-study",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/launch",
+        researcher_views.study_launch,
+        name="researcher-launch",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/show-accuracy",
+        researcher_views.study_show_accuracy,
+        name="researcher-show-accuracy",
+    ),
+    path(
         "researcher/studies/<slug:slug>/responses.csv",
         researcher_views.study_export_csv,
         name="researcher-export",
@@ -35,6 +50,16 @@ urlpatterns = [
         "researcher/jobs/<int:job_id>/retry/",
         engine_views.job_retry_failed,
         name="researcher-job-retry",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/export.zip",
+        researcher_views.study_export_zip,
+        name="researcher-export-zip",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/reconcile-prolific",
+        researcher_views.study_reconcile_prolific,
+        name="researcher-reconcile-prolific",
     ),
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,7 @@ class ConditionInline(admin.TabularInline):
 class StudyAdmin(admin.ModelAdmin):
     list_display = ["slug", "title", "status", "platform", "question_type"]
     inlines = [ConditionInline]
+    filter_horizontal = ["owners", "excluded_studies"]
 
 
 @admin.register(StudyItem)
@@ -22,8 +23,18 @@ class StudyItemAdmin(admin.ModelAdmin):
 
 @admin.register(Participant)
 class ParticipantAdmin(admin.ModelAdmin):
-    list_display = ["pk", "study", "condition", "status", "page", "trial_position", "started_at"]
-    list_filter = ["study", "status", "condition"]
+    list_display = [
+        "pk",
+        "study",
+        "condition",
+        "status",
+        "is_pilot",
+        "excluded",
+        "page",
+        "trial_position",
+        "started_at",
+    ]
+    list_filter = ["study", "status", "condition", "is_pilot", "excluded"]
     exclude = ["code"]
 
 

@@ -63,6 +63,15 @@ The species differ in small details: the colour of the wing tips, the colour of 
 and whether the bill has a red spot. Look closely before you answer."""
 
 
+DEBRIEF_TEXT = """**What this study was about.** The species in this demo are synthetic: they differ
+only in wing-tip colour, leg colour and a red bill spot. Some participants saw where the AI
+looked; we compare how well each group identified the gulls."""
+
+# Declared before launch, frozen by it: two failed attention checks (Prolific's bar for a
+# rejection), or answering faster than anyone can look at a gull.
+EXCLUSION_RULES = {"max_failed_attention_checks": 1, "min_median_response_ms": 800}
+
+
 @dataclass(frozen=True)
 class DemoSite:
     study: Study
@@ -102,23 +111,24 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
         f"(chance {1 / len(classifier.class_order):.1%})"
     )
 
-    study = Study.objects.filter(slug=DEMO_STUDY).first()
-    if study is None:
-        study = _demo_study_create(classifier=classifier)
-    if study.status == Study.Status.DRAFT:
-        log("precomputing Grad-CAM, I-GOS and iGOS++ explanations (about two minutes) …")
-        precompute_job_run.delay(study_precompute_job(study=study).pk)
-        study_launch(study=study)
-
     password = secrets.token_urlsafe(9)
     user, _ = get_user_model().objects.get_or_create(username=DEMO_RESEARCHER)
     user.is_staff = user.is_superuser = True
     user.set_password(password)
     user.save()
+
+    study = Study.objects.filter(slug=DEMO_STUDY).first()
+    if study is None:
+        study = _demo_study_create(classifier=classifier, owner=user)
+    study.owners.add(user)
+    if study.status == Study.Status.DRAFT:
+        log("precomputing Grad-CAM, I-GOS and iGOS++ explanations (about two minutes) …")
+        precompute_job_run.delay(study_precompute_job(study=study).pk)
+        study_launch(study=study)
     return DemoSite(study=study, researcher_username=DEMO_RESEARCHER, researcher_password=password)
 
 
-def _demo_study_create(*, classifier: Classifier) -> Study:
+def _demo_study_create(*, classifier: Classifier, owner) -> Study:
     chosen: list[Image] = []
     spare: list[Image] = []
     for label in classifier.image_set.classes.all():
@@ -146,4 +156,7 @@ def _demo_study_create(*, classifier: Classifier) -> Study:
             participants_per_condition=50,
             consent_text=CONSENT_TEXT,
             instructions_text=INSTRUCTIONS_TEXT,
+            debrief_text=DEBRIEF_TEXT,
+            owners=[owner],
+            exclusion_rules=EXCLUSION_RULES,
         )

@@ -32,6 +32,9 @@ class Study(models.Model):
     consent_text = models.TextField()
     consent_version = models.CharField(max_length=20, default="1")
     instructions_text = models.TextField()
+    debrief_text = models.TextField(
+        blank=True, help_text="Shown on the completion page. Markdown, like the other texts."
+    )
     completion_code = models.CharField(max_length=40)
     no_consent_code = models.CharField(
         max_length=40, blank=True, help_text="Prolific code for those who decline consent."
@@ -49,6 +52,21 @@ class Study(models.Model):
         default=60, help_text="From entry; past it an unfinished participant is timed out."
     )
     config_hash = models.CharField(max_length=64, blank=True, help_text="Frozen at launch.")
+    exclusion_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Declared before launch and frozen by it; see study.services.EXCLUSION_RULES.",
+    )
+    show_accuracy = models.BooleanField(
+        default=False,
+        help_text="Show accuracy so far on the dashboard while live (off: no peeking).",
+    )
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="owned_studies",
+        help_text="Researchers who see and run this study; staff see every study.",
+    )
     excluded_studies = models.ManyToManyField(
         "self",
         symmetrical=True,
@@ -76,6 +94,9 @@ class Condition(models.Model):
     explanation_params_hash = models.CharField(max_length=64, blank=True)
     show_ai_prediction = models.BooleanField(default=False)
     show_ai_confidence = models.BooleanField(default=False)
+    quota = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Places in this condition; blank = the study's default."
+    )
 
     class Meta:
         ordering = ["study", "pk"]
@@ -139,6 +160,9 @@ class Participant(models.Model):
     trial_item_ids = models.JSONField(help_text="StudyItem ids in this participant's order.")
     questionnaire = models.JSONField(default=dict, blank=True)
     study_config_hash = models.CharField(max_length=64, blank=True)
+    is_pilot = models.BooleanField(default=False, help_text="Entered while the study was a pilot.")
+    excluded = models.BooleanField(default=False, help_text="By the study's exclusion rules.")
+    exclusion_reasons = models.JSONField(default=list, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
     comprehension_attempts = models.PositiveIntegerField(default=0)

@@ -168,7 +168,12 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
             participant=participant, answers=form.cleaned_data
         )
         destination = services.completion_url(participant=participant)
-        if participant.page == services.PAGE_COMPLETE and destination:
+        # With a debrief, the completion page shows it with the link back to the platform.
+        if (
+            participant.page == services.PAGE_COMPLETE
+            and destination
+            and not participant.study.debrief_text
+        ):
             return redirect(destination)
     return redirect("study:participant", slug=slug, code=code)
 

@@ -1,27 +1,85 @@
-"""Researcher pages: staff only."""
+"""Researcher pages: a logged-in researcher sees the studies they own (staff see all) and
+runs them; anyone else's study is a 404. Launching and settings are for owners only."""
 
 import csv
+import io
 
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from study import selectors
+from study import exports, selectors, services
 from study.models import Study
+from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
+
+researcher_required = login_required(login_url="researcher-login")
 
 
-@staff_member_required(login_url="researcher-login")
+def _visible_study(request: HttpRequest, slug: str) -> Study:
+    studies = selectors.studies_visible_to(user=request.user).select_related("classifier")
+    return get_object_or_404(studies, slug=slug)
+
+
+def _owned_study(request: HttpRequest, slug: str) -> Study:
+    study = _visible_study(request, slug)
+    if not selectors.study_is_owned_by(study=study, user=request.user):
+        raise PermissionDenied("Only the study's owners may change it.")
+    return study
+
+
+@researcher_required
 def study_list(request: HttpRequest) -> HttpResponse:
     studies = [
         {
             "study": study,
             "progress": selectors.study_progress(study=study),
+            "accuracy_visible": selectors.study_accuracy_visible(study=study),
             "entry_url": _entry_url_for_platform(request, study),
         }
-        for study in Study.objects.select_related("classifier").order_by("-created_at")
+        for study in selectors.studies_visible_to(user=request.user)
+        .select_related("classifier")
+        .order_by("-created_at")
     ]
     return render(request, "researcher/study_list.html", {"studies": studies})
+
+
+@researcher_required
+def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    context = {
+        "dashboard": selectors.study_dashboard(study=study),
+        "entry_url": _entry_url_for_platform(request, study),
+        "is_owner": selectors.study_is_owned_by(study=study, user=request.user),
+        "launch_error": request.session.pop("launch_error", None),
+        "rules": [
+            {"name": name, "value": value, "description": services.EXCLUSION_RULES[name][1]}
+            for name, value in study.exclusion_rules.items()
+            if name in services.EXCLUSION_RULES
+        ],
+    }
+    return render(request, "researcher/study_dashboard.html", context)
+
+
+@researcher_required
+@require_POST
+def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _owned_study(request, slug)
+    try:
+        services.study_launch(study=study, status=request.POST.get("status", ""))
+    except services.StudyConfigError as error:
+        request.session["launch_error"] = str(error)
+    return redirect("researcher-study", slug=study.slug)
+
+
+@researcher_required
+@require_POST
+def study_show_accuracy(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _owned_study(request, slug)
+    services.study_set_show_accuracy(study=study, show=request.POST.get("show") == "yes")
+    return redirect("researcher-study", slug=study.slug)
 
 
 # What the researcher pastes into Prolific: Prolific fills in the placeholders per participant.
@@ -42,9 +100,10 @@ class _Echo:
         return value
 
 
-@staff_member_required(login_url="researcher-login")
+@researcher_required
 def study_export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = _visible_study(request, slug)
+    services.participants_apply_exclusions(study=study)
     writer = csv.DictWriter(_Echo(), fieldnames=selectors.EXPORT_COLUMNS)
     rows = selectors.study_export_rows(study=study)
     response = StreamingHttpResponse(
@@ -57,3 +116,33 @@ def study_export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 def _with_header(rows):
     yield dict(zip(selectors.EXPORT_COLUMNS, selectors.EXPORT_COLUMNS, strict=True))
     yield from rows
+
+
+@researcher_required
+def study_export_zip(request: HttpRequest, slug: str) -> StreamingHttpResponse:
+    study = _visible_study(request, slug)
+    services.participants_apply_exclusions(study=study)
+    response = StreamingHttpResponse(
+        exports.study_export_zip(study=study), content_type="application/zip"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-export.zip"'
+    return response
+
+
+@researcher_required
+@require_POST
+def study_reconcile_prolific(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    upload = request.FILES.get("submissions")
+    context = {"study": study}
+    if upload is None:
+        context["error"] = "Choose Prolific's submissions export (a CSV file) to upload."
+        return render(request, "researcher/reconciliation.html", context, status=400)
+    try:
+        text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
+        submissions = prolific_submissions_read(text)
+    except (ProlificFileError, UnicodeDecodeError) as error:
+        context["error"] = f"{upload.name}: {error}"
+        return render(request, "researcher/reconciliation.html", context, status=400)
+    context["reconciliation"] = prolific_reconcile(study=study, submissions=submissions)
+    return render(request, "researcher/reconciliation.html", context)

@@ -1,14 +1,17 @@
 """Reads for the study side: what a participant sees next, progress, and exports."""
 
+import hashlib
 import json
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from explain_engine.models import Explanation, Image, Prediction
-from study.forms import QUESTIONNAIRE_FIELDS
+from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 from study.question_types import QUESTION_TYPES, Choice, attention_check_choice
@@ -189,25 +192,139 @@ def participant_may_see_explanation(*, participant: Participant, explanation: Ex
     )
 
 
-def study_config_snapshot(*, study: Study) -> dict:
-    """Everything that defines what participants see, for the launch hash."""
+def studies_visible_to(*, user) -> QuerySet[Study]:
+    """The studies a researcher may see: those they own; staff see every study."""
+    if user.is_staff:
+        return Study.objects.all()
+    return Study.objects.filter(owners=user)
+
+
+def study_is_owned_by(*, study: Study, user) -> bool:
+    return study.owners.filter(pk=user.pk).exists()
+
+
+def study_launch_problems(*, study: Study) -> list[str]:
+    """What stops the study from launching: items without the model's prediction, conditions
+    without a finished explanation of the prediction for every item. Empty = launchable."""
+    problems = []
+    items = list(study.items.select_related("image"))
+    if not study.conditions.exists():
+        problems.append("the study has no conditions")
+    if not any(item.role == StudyItem.Role.MAIN for item in items):
+        problems.append("the study has no main trial items")
+    image_ids = {item.image_id for item in items}
+    predicted = dict(
+        Prediction.objects.filter(classifier=study.classifier, image_id__in=image_ids).values_list(
+            "image_id", "predicted_index"
+        )
+    )
+    unpredicted = [item for item in items if item.image_id not in predicted]
+    if unpredicted:
+        problems.append(
+            f"{len(unpredicted)} item(s) have no prediction from {study.classifier.name!r}, "
+            f"e.g. image {unpredicted[0].image.public_id}; run `manage.py precompute "
+            f"--study {study.slug}`"
+        )
+    for condition in study.conditions.exclude(explanation_method="").order_by("pk"):
+        explained = set(
+            Explanation.objects.filter(
+                classifier=study.classifier,
+                image_id__in=image_ids,
+                method=condition.explanation_method,
+                params_hash=condition.explanation_params_hash,
+                status=Explanation.Status.DONE,
+            ).values_list("image_id", "target_index")
+        )
+        missing = [
+            item for item in items if (item.image_id, predicted.get(item.image_id)) not in explained
+        ]
+        if missing:
+            problems.append(
+                f"condition {condition.name!r}: {len(missing)} of {len(items)} item(s) have "
+                f"no finished {condition.explanation_method} explanation, e.g. image "
+                f"{missing[0].image.public_id}; run `manage.py precompute --study {study.slug}`"
+            )
+    return problems
+
+
+def study_design(*, study: Study) -> dict:
+    """Everything that defines what participants see and how they are judged: the frozen
+    design. Its hash is the study's config hash; the export ships it as design.json."""
+    classifier = study.classifier
+    conditions = list(study.conditions.order_by("name"))
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.filter(
+            classifier=classifier, image__study_items__study=study
+        ).select_related("predicted_label")
+    }
+    items = []
+    for item in study.items.select_related("image__class_label").order_by("pk"):
+        prediction = predictions.get(item.image_id)
+        explanations = {}
+        for condition in conditions:
+            if condition.explanation_method:
+                explanation = explanation_for(condition=condition, image=item.image)
+                explanations[condition.name] = str(explanation.public_id) if explanation else None
+        items.append(
+            {
+                "item": item.pk,
+                "role": item.role,
+                "image": str(item.image.public_id),
+                "image_sha256": item.image.sha256,
+                "true_label": item.image.class_label.display_name,
+                "ai_prediction": prediction.predicted_label.display_name if prediction else None,
+                "ai_confidence": round(prediction.confidence, 6) if prediction else None,
+                "explanations": explanations,
+            }
+        )
     return {
         "slug": study.slug,
-        "question_type": study.question_type,
+        "title": study.title,
         "platform": study.platform,
-        "classifier_sha256": study.classifier.checkpoint_sha256,
-        "consent_text": study.consent_text,
-        "consent_version": study.consent_version,
-        "instructions_text": study.instructions_text,
+        "question_type": study.question_type,
+        "classifier": {
+            "name": classifier.name,
+            "architecture": classifier.architecture,
+            "checkpoint_sha256": classifier.checkpoint_sha256,
+            "class_order": classifier.class_order,
+        },
         "participants_per_condition": study.participants_per_condition,
+        "time_limit_minutes": study.time_limit_minutes,
         "conditions": [
-            [c.name, c.explanation_method, c.explanation_params_hash, c.show_ai_prediction]
-            for c in study.conditions.order_by("name")
+            {
+                "name": c.name,
+                "explanation_method": c.explanation_method,
+                "explanation_params": c.explanation_params,
+                "explanation_params_hash": c.explanation_params_hash,
+                "show_ai_prediction": c.show_ai_prediction,
+                "show_ai_confidence": c.show_ai_confidence,
+                "quota": c.quota or study.participants_per_condition,
+            }
+            for c in conditions
         ],
-        "items": sorted(
-            [str(item.image.public_id), item.role] for item in study.items.select_related("image")
-        ),
+        "items": items,
+        "texts": {
+            "description": study.description,
+            "consent": study.consent_text,
+            "consent_version": study.consent_version,
+            "instructions": study.instructions_text,
+            "debrief": study.debrief_text,
+        },
+        "comprehension_questions": study.comprehension_questions,
+        "comprehension_max_attempts": study.comprehension_max_attempts,
+        "completion_codes": {
+            "completed": study.completion_code,
+            "no_consent": study.no_consent_code,
+            "failed_comprehension": study.failed_comprehension_code,
+        },
+        "exclusion_rules": study.exclusion_rules,
     }
+
+
+def study_config_hash(*, study: Study) -> str:
+    design = json.dumps(study_design(study=study), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(design.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -254,39 +371,117 @@ def study_progress(*, study: Study) -> list[ConditionProgress]:
     ]
 
 
-EXPORT_COLUMNS = (
-    "study",
-    "participant",
-    "platform_pseudonym",
-    "participant_status",
-    "attention_checks_failed",
-    "condition",
-    "explanation_method",
-    "phase",
-    "trial_position",
-    "item",
-    "image",
-    "true_label",
-    "answer",
-    "correct_answer",
-    "is_correct",
-    "confidence",
-    "client_response_ms",
-    "server_response_ms",
-    "ai_prediction",
-    "ai_confidence",
-    "ai_correct",
-    "explanation",
-    "server_shown_at",
-    "server_received_at",
-    "viewport",
-    "interactions",
-    "study_config_hash",
-    *(f"q_{name}" for name in QUESTIONNAIRE_FIELDS),
+@dataclass(frozen=True)
+class Column:
+    name: str
+    description: str
+
+
+_QUESTIONNAIRE = QuestionnaireForm(shows_explanations=True).fields
+QUESTIONNAIRE_COLUMNS = tuple(
+    Column(f"q_{name}", f"questionnaire: {_QUESTIONNAIRE[name].label} (blank: not asked)")
+    for name in QUESTIONNAIRE_FIELDS
+)
+EXCLUSION_COLUMNS = (
+    Column(
+        "participant_pilot",
+        "1 if the participant entered while the study was a pilot; left out of analyses by default",
+    ),
+    Column("participant_excluded", "1 if the study's declared exclusion rules exclude them"),
+    Column("exclusion_reasons", "why they are excluded, '; '-separated (blank: not excluded)"),
 )
 
+# The one declaration of the export's columns: the CSV writers and the codebook both read it.
+RESPONSE_COLUMNS = (
+    Column("study", "study slug"),
+    Column("participant", "participant number within this database (not a platform id)"),
+    Column("platform_pseudonym", "keyed hash of the platform worker id (blank: open link)"),
+    Column("participant_status", "active, completed, declined, screened_out or timed_out"),
+    *EXCLUSION_COLUMNS,
+    Column("attention_checks_failed", "attention checks this participant answered wrongly"),
+    Column("condition", "the participant's condition"),
+    Column("explanation_method", "engine method slug of the condition ('none': no explanation)"),
+    Column(
+        "explanation_params_hash",
+        "hash of the method's full parameters (blank: no explanation)",
+    ),
+    Column("phase", "training (practice with feedback), main, or attention (attention check)"),
+    Column("trial_position", "0-based position of this trial in the participant's sequence"),
+    Column("item", "study item id (an image in a role)"),
+    Column("image", "opaque image id"),
+    Column("true_label", "the image's true class"),
+    Column("answer", "the answer as the participant read it"),
+    Column("correct_answer", "the value that counted as correct (a label id, yes/no, ...)"),
+    Column("is_correct", "1 if the answer was correct"),
+    Column("confidence", "the participant's confidence, 1 (guessing) to 5 (certain)"),
+    Column(
+        "client_response_ms",
+        "ms from the stimulus being painted to the answer, measured in the browser",
+    ),
+    Column("server_response_ms", "ms from the server sending the trial to receiving the answer"),
+    Column("ai_prediction", "the classifier's predicted class for the image"),
+    Column("ai_confidence", "the classifier's softmax probability of its prediction"),
+    Column("ai_correct", "1 if the classifier's prediction is the true class"),
+    Column("explanation", "opaque id of the explanation shown (blank: none)"),
+    Column("server_shown_at", "when the server sent the trial (ISO 8601, UTC)"),
+    Column("server_received_at", "when the server received the answer (ISO 8601, UTC)"),
+    Column("viewport", "browser viewport, WIDTHxHEIGHT in CSS px"),
+    Column(
+        "interactions",
+        'JSON list of explanation interactions, [{"event": ..., "ms": ...}], ms from paint',
+    ),
+    Column("study_config_hash", "hash of the frozen study design the participant saw"),
+    *QUESTIONNAIRE_COLUMNS,
+)
+EXPORT_COLUMNS = tuple(column.name for column in RESPONSE_COLUMNS)
 
-def study_export_rows(*, study: Study) -> Iterator[dict]:
+PARTICIPANT_COLUMNS = (
+    Column("study", "study slug"),
+    Column("participant", "participant number within this database (not a platform id)"),
+    Column("platform_pseudonym", "keyed hash of the platform worker id (blank: open link)"),
+    Column("condition", "the participant's condition"),
+    Column("explanation_method", "engine method slug of the condition ('none': no explanation)"),
+    Column("participant_status", "active, completed, declined, screened_out or timed_out"),
+    *EXCLUSION_COLUMNS,
+    Column("page", "the last page of the flow the participant reached"),
+    Column("started_at", "entry time (ISO 8601, UTC)"),
+    Column("consented_at", "consent time (blank: did not consent)"),
+    Column("completed_at", "completion time (blank: did not complete)"),
+    Column("last_seen_at", "time of the participant's last request"),
+    Column("duration_s", "seconds from entry to completion (blank: did not complete)"),
+    Column("consent_version", "version of the consent text agreed to"),
+    Column("comprehension_attempts", "attempts at the comprehension check"),
+    Column(
+        "comprehension_passed",
+        "1 passed, 0 screened out, blank: no check in this study or not reached",
+    ),
+    Column("practice_trials", "practice trials answered"),
+    Column("practice_correct", "practice trials answered correctly"),
+    Column("main_trials", "main trials answered"),
+    Column("main_correct", "main trials answered correctly"),
+    Column("main_accuracy", "main_correct / main_trials (blank: none answered)"),
+    Column("median_client_response_ms", "median client response time on main trials"),
+    Column("attention_checks", "attention checks answered"),
+    Column("attention_checks_failed", "attention checks answered wrongly"),
+    Column("study_config_hash", "hash of the frozen study design the participant saw"),
+    *QUESTIONNAIRE_COLUMNS,
+)
+PARTICIPANT_EXPORT_COLUMNS = tuple(column.name for column in PARTICIPANT_COLUMNS)
+
+
+def _exclusion_values(participant: Participant) -> dict:
+    return {
+        "participant_pilot": int(participant.is_pilot),
+        "participant_excluded": int(participant.excluded),
+        "exclusion_reasons": "; ".join(participant.exclusion_reasons),
+    }
+
+
+def _questionnaire_values(participant: Participant) -> dict:
+    return {f"q_{name}": participant.questionnaire.get(name, "") for name in QUESTIONNAIRE_FIELDS}
+
+
+def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]:
     """One dict per response, joined with the item and the model's output on it."""
     predictions = {
         prediction.image_id: prediction
@@ -311,8 +506,9 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
         )
         .order_by("participant_id", "trial_position")
     )
-    for response in responses.iterator(chunk_size=2000):
+    for response in responses.iterator(chunk_size=chunk_size):
         participant = response.participant
+        condition = participant.condition
         image = response.item.image
         prediction = predictions.get(image.pk)
         shown_to_received = response.server_received_at - response.server_shown_at
@@ -321,9 +517,11 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "participant": participant.pk,
             "platform_pseudonym": participant.platform_pseudonym,
             "participant_status": participant.status,
+            **_exclusion_values(participant),
             "attention_checks_failed": attention_failures.get(participant.pk, 0),
-            "condition": participant.condition.name,
-            "explanation_method": participant.condition.explanation_method or "none",
+            "condition": condition.name,
+            "explanation_method": condition.explanation_method or "none",
+            "explanation_params_hash": condition.explanation_params_hash,
             "phase": response.phase,
             "trial_position": response.trial_position,
             "item": response.item_id,
@@ -348,10 +546,7 @@ def study_export_rows(*, study: Study) -> Iterator[dict]:
             "viewport": response.viewport,
             "interactions": json.dumps(response.interactions, separators=(",", ":")),
             "study_config_hash": participant.study_config_hash,
-            **{
-                f"q_{name}": participant.questionnaire.get(name, "")
-                for name in QUESTIONNAIRE_FIELDS
-            },
+            **_questionnaire_values(participant),
         }
 
 
@@ -380,3 +575,254 @@ def study_analysis(
         include_pilot=include_pilot,
         include_excluded=include_excluded,
     )
+
+
+# Pages a participant only reaches after passing the comprehension check.
+_PAST_COMPREHENSION = {"trials", "feedback", "questionnaire", "complete"}
+
+
+def _comprehension_passed(participant: Participant, study: Study, answered: int) -> int | str:
+    if not study.comprehension_questions:
+        return ""
+    if participant.status == Participant.Status.SCREENED_OUT:
+        return 0
+    if participant.page in _PAST_COMPREHENSION or answered:
+        return 1
+    return ""
+
+
+def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[dict]:
+    """One dict per participant: status, timings, accuracy, checks and questionnaire."""
+    main, practice, attention = (
+        StudyItem.Role.MAIN,
+        StudyItem.Role.TRAINING,
+        StudyItem.Role.ATTENTION,
+    )
+    participants = (
+        Participant.objects.filter(study=study)
+        .select_related("condition")
+        .annotate(
+            practice_trials=Count("responses", filter=Q(responses__phase=practice)),
+            practice_correct=Count(
+                "responses", filter=Q(responses__phase=practice, responses__is_correct=True)
+            ),
+            main_trials=Count("responses", filter=Q(responses__phase=main)),
+            main_correct=Count(
+                "responses", filter=Q(responses__phase=main, responses__is_correct=True)
+            ),
+            attention_checks=Count("responses", filter=Q(responses__phase=attention)),
+            attention_checks_failed=Count(
+                "responses", filter=Q(responses__phase=attention, responses__is_correct=False)
+            ),
+        )
+        .order_by("pk")
+    )
+    for participant in participants.iterator(chunk_size=chunk_size):
+        times = list(
+            participant.responses.filter(phase=main, client_response_ms__isnull=False)
+            .order_by("client_response_ms")
+            .values_list("client_response_ms", flat=True)
+        )
+        answered = participant.practice_trials + participant.main_trials
+        completed_at = participant.completed_at
+        yield {
+            "study": study.slug,
+            "participant": participant.pk,
+            "platform_pseudonym": participant.platform_pseudonym,
+            "condition": participant.condition.name,
+            "explanation_method": participant.condition.explanation_method or "none",
+            "participant_status": participant.status,
+            **_exclusion_values(participant),
+            "page": participant.page,
+            "started_at": participant.started_at.isoformat(),
+            "consented_at": participant.consented_at.isoformat()
+            if participant.consented_at
+            else "",
+            "completed_at": completed_at.isoformat() if completed_at else "",
+            "last_seen_at": participant.last_seen_at.isoformat(),
+            "duration_s": round((completed_at - participant.started_at).total_seconds(), 1)
+            if completed_at
+            else "",
+            "consent_version": participant.consent_version,
+            "comprehension_attempts": participant.comprehension_attempts,
+            "comprehension_passed": _comprehension_passed(participant, study, answered),
+            "practice_trials": participant.practice_trials,
+            "practice_correct": participant.practice_correct,
+            "main_trials": participant.main_trials,
+            "main_correct": participant.main_correct,
+            "main_accuracy": round(participant.main_correct / participant.main_trials, 4)
+            if participant.main_trials
+            else "",
+            "median_client_response_ms": round(statistics.median(times)) if times else "",
+            "attention_checks": participant.attention_checks,
+            "attention_checks_failed": participant.attention_checks_failed,
+            "study_config_hash": participant.study_config_hash,
+            **_questionnaire_values(participant),
+        }
+
+
+@dataclass(frozen=True)
+class ConditionStatus:
+    name: str
+    explanation_method: str
+    quota: int
+    started: int
+    active: int
+    completed: int
+    timed_out: int
+    returned: int  # declined consent or screened out by the comprehension check
+    excluded: int
+    main_responses: int
+    main_correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.main_correct / self.main_responses if self.main_responses else None
+
+
+@dataclass(frozen=True)
+class ActivityEvent:
+    at: datetime
+    participant: int
+    condition: str
+    what: str
+
+
+@dataclass(frozen=True)
+class StudyDashboard:
+    study: Study
+    pilot_view: bool  # True: the counts are of pilot participants (the study is a pilot)
+    conditions: list[ConditionStatus]
+    other_mode_participants: int  # pilot participants of a live study, or the reverse
+    median_duration_s: float | None
+    accuracy_visible: bool
+    recent: list[ActivityEvent]
+    problems: list[str]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        fields = ("started", "active", "completed", "timed_out", "returned", "excluded")
+        return {field: sum(getattr(row, field) for row in self.conditions) for field in fields}
+
+
+RECENT_EVENTS = 20
+
+
+def study_accuracy_visible(*, study: Study) -> bool:
+    """Accuracy so far is hidden while the study runs unless the researcher asks for it, so
+    that no one stops or changes a study on a peek; a pilot or a closed study shows it."""
+    if study.status in (Study.Status.LIVE, Study.Status.PAUSED):
+        return study.show_accuracy
+    return True
+
+
+def study_dashboard(*, study: Study) -> StudyDashboard:
+    """Live numbers for the researcher: participants by condition and status, median
+    duration, accuracy so far (when visible), recent activity and launch problems."""
+    pilot_view = study.status == Study.Status.PILOT
+    participants = Participant.objects.filter(study=study, is_pilot=pilot_view)
+    status = Participant.Status
+
+    def counted(*statuses) -> Count:
+        return Count(
+            "participants",
+            filter=Q(
+                participants__is_pilot=pilot_view,
+                **({"participants__status__in": statuses} if statuses else {}),
+            ),
+            distinct=True,
+        )
+
+    conditions = study.conditions.order_by("pk").annotate(
+        started=counted(),
+        active=counted(status.ACTIVE),
+        completed=counted(status.COMPLETED),
+        timed_out=counted(status.TIMED_OUT),
+        returned=counted(status.DECLINED, status.SCREENED_OUT),
+        excluded=Count(
+            "participants",
+            filter=Q(participants__is_pilot=pilot_view, participants__excluded=True),
+            distinct=True,
+        ),
+    )
+    answers = {
+        row["participant__condition"]: row
+        for row in Response.objects.filter(
+            participant__in=participants.filter(excluded=False), phase=StudyItem.Role.MAIN
+        )
+        .values("participant__condition")
+        .annotate(responses=Count("pk"), correct=Count("pk", filter=Q(is_correct=True)))
+    }
+    rows = [
+        ConditionStatus(
+            name=c.name,
+            explanation_method=c.explanation_method or "none",
+            quota=c.quota or study.participants_per_condition,
+            started=c.started,
+            active=c.active,
+            completed=c.completed,
+            timed_out=c.timed_out,
+            returned=c.returned,
+            excluded=c.excluded,
+            main_responses=answers.get(c.pk, {}).get("responses", 0),
+            main_correct=answers.get(c.pk, {}).get("correct", 0),
+        )
+        for c in conditions
+    ]
+    durations = [
+        (completed_at - started_at).total_seconds()
+        for started_at, completed_at in participants.filter(
+            status=status.COMPLETED, completed_at__isnull=False
+        ).values_list("started_at", "completed_at")
+    ]
+    return StudyDashboard(
+        study=study,
+        pilot_view=pilot_view,
+        conditions=rows,
+        other_mode_participants=Participant.objects.filter(
+            study=study, is_pilot=not pilot_view
+        ).count(),
+        median_duration_s=statistics.median(durations) if durations else None,
+        accuracy_visible=study_accuracy_visible(study=study),
+        recent=study_recent_activity(study=study),
+        problems=study_launch_problems(study=study) if study.status == Study.Status.DRAFT else [],
+    )
+
+
+def study_recent_activity(*, study: Study, limit: int = RECENT_EVENTS) -> list[ActivityEvent]:
+    """The latest entries, answers and endings, newest first."""
+    participants = Participant.objects.filter(study=study).select_related("condition")
+    events = [
+        ActivityEvent(p.started_at, p.pk, p.condition.name, "entered")
+        for p in participants.order_by("-started_at")[:limit]
+    ]
+    events += [
+        ActivityEvent(p.completed_at, p.pk, p.condition.name, "completed")
+        for p in participants.filter(completed_at__isnull=False).order_by("-completed_at")[:limit]
+    ]
+    ended = participants.filter(
+        status__in=[
+            Participant.Status.DECLINED,
+            Participant.Status.SCREENED_OUT,
+            Participant.Status.TIMED_OUT,
+        ]
+    )
+    events += [
+        ActivityEvent(p.last_seen_at, p.pk, p.condition.name, p.get_status_display().lower())
+        for p in ended.order_by("-last_seen_at")[:limit]
+    ]
+    responses = (
+        Response.objects.filter(participant__study=study)
+        .select_related("participant__condition")
+        .order_by("-server_received_at")[:limit]
+    )
+    events += [
+        ActivityEvent(
+            r.server_received_at,
+            r.participant_id,
+            r.participant.condition.name,
+            f"answered {r.get_phase_display().lower()} trial {r.trial_position + 1}",
+        )
+        for r in responses
+    ]
+    return sorted(events, key=lambda event: event.at, reverse=True)[:limit]

@@ -6,15 +6,16 @@ moves forward, so a repeated or stale request changes nothing.
 
 import hashlib
 import hmac
-import json
 import random
 import secrets
+import statistics
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from explain_engine.methods import get_method
@@ -78,6 +79,46 @@ class ConditionSpec:
     name: str
     explanation_method: str = ""
     explanation_params: dict | None = None
+    show_ai_prediction: bool = False
+    show_ai_confidence: bool = False
+    quota: int | None = None  # None: the study's participants_per_condition
+
+
+# Exclusion rules a study may declare before launch: name -> (type, what it excludes).
+EXCLUSION_RULES = {
+    "max_failed_attention_checks": (
+        int,
+        "exclude a participant who failed more than this many attention checks",
+    ),
+    "min_median_response_ms": (
+        int,
+        "exclude a participant whose median client response time on main trials is below this",
+    ),
+    "max_same_answer_share": (
+        float,
+        "exclude a participant who gave one answer on more than this share of main trials "
+        "(straight-lining), 0..1",
+    ),
+}
+
+
+def exclusion_rules_check(rules: dict) -> dict:
+    """The rules if every one is known and of its type; else StudyConfigError naming it."""
+    if not isinstance(rules, dict):
+        raise StudyConfigError("exclusion rules must be a table of rule = value")
+    for name, value in rules.items():
+        if name not in EXCLUSION_RULES:
+            raise StudyConfigError(
+                f"unknown exclusion rule {name!r}; known: {sorted(EXCLUSION_RULES)}"
+            )
+        kind = EXCLUSION_RULES[name][0]
+        accepted = int | float if kind is float else int
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            kind_name = "a number" if kind is float else "an integer"
+            raise StudyConfigError(f"exclusion rule {name!r} must be {kind_name}")
+        if value < 0 or (name == "max_same_answer_share" and value > 1):
+            raise StudyConfigError(f"exclusion rule {name!r} is out of range: {value}")
+    return dict(rules)
 
 
 def study_create(
@@ -96,6 +137,14 @@ def study_create(
     training_images: list[Image] = (),
     attention_images: list[Image] = (),
     comprehension_questions: list[dict] = (),
+    owners: list = (),
+    description: str = "",
+    debrief_text: str = "",
+    consent_version: str = "1",
+    time_limit_minutes: int = 60,
+    no_consent_code: str = "",
+    failed_comprehension_code: str = "",
+    exclusion_rules: dict | None = None,
 ) -> Study:
     if question_type not in QUESTION_TYPES:
         raise StudyConfigError(
@@ -111,6 +160,12 @@ def study_create(
         raise StudyConfigError("a study needs at least one main trial image")
     if participants_per_condition < 1:
         raise StudyConfigError("participants_per_condition must be at least 1")
+    for spec in conditions:
+        if spec.quota is not None and spec.quota < 1:
+            raise StudyConfigError(f"condition {spec.name!r}: quota must be at least 1")
+    if time_limit_minutes < 1:
+        raise StudyConfigError("time_limit_minutes must be at least 1")
+    exclusion_rules = exclusion_rules_check(exclusion_rules or {})
     for question in comprehension_questions:
         choices = question.get("choices") or []
         if (
@@ -150,7 +205,15 @@ def study_create(
             instructions_text=instructions_text,
             completion_code=completion_code or secrets.token_hex(4).upper(),
             comprehension_questions=list(comprehension_questions),
+            description=description,
+            debrief_text=debrief_text,
+            consent_version=consent_version,
+            time_limit_minutes=time_limit_minutes,
+            no_consent_code=no_consent_code,
+            failed_comprehension_code=failed_comprehension_code,
+            exclusion_rules=exclusion_rules,
         )
+        study.owners.set(owners)
         for spec in conditions:
             method_params, method_params_hash = {}, ""
             if spec.explanation_method:
@@ -165,6 +228,9 @@ def study_create(
                 explanation_method=spec.explanation_method,
                 explanation_params=method_params,
                 explanation_params_hash=method_params_hash,
+                show_ai_prediction=spec.show_ai_prediction,
+                show_ai_confidence=spec.show_ai_confidence,
+                quota=spec.quota,
             )
         StudyItem.objects.bulk_create(
             [
@@ -197,31 +263,25 @@ def study_precompute_job(*, study: Study, batch_size: int | None = None) -> Prec
 
 
 def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
-    """Open a study to participants once every explanation it needs exists; freeze its config."""
-    from study.selectors import explanation_for, study_config_snapshot
+    """Open a study to participants once its item bank is complete; freeze its design.
+
+    A draft goes to pilot or live, a pilot or a paused study to live. The config hash covers
+    everything participants see and the exclusion rules, and is stamped on every participant.
+    """
+    from study.selectors import study_config_hash, study_launch_problems
 
     if status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise StudyConfigError(f"a study is launched as pilot or live, not {status!r}")
-    missing = [
-        (condition.name, item.image.public_id)
-        for condition in study.conditions.exclude(explanation_method="")
-        for item in study.items.select_related("image")
-        if explanation_for(condition=condition, image=item.image) is None
-    ]
-    unpredicted = study.items.exclude(image__predictions__classifier=study.classifier).count()
-    if unpredicted:
-        raise StudyConfigError(
-            f"{unpredicted} item(s) have no prediction from {study.classifier.name!r}; "
-            "run `manage.py precompute` first"
-        )
-    if missing:
-        condition_name, image_id = missing[0]
-        raise StudyConfigError(
-            f"{len(missing)} explanation(s) missing, e.g. condition {condition_name!r} "
-            f"image {image_id}; run `manage.py precompute` first"
-        )
-    snapshot = json.dumps(study_config_snapshot(study=study), sort_keys=True)
-    study.config_hash = hashlib.sha256(snapshot.encode()).hexdigest()
+    allowed_from = {
+        Study.Status.PILOT: {Study.Status.DRAFT},
+        Study.Status.LIVE: {Study.Status.DRAFT, Study.Status.PILOT, Study.Status.PAUSED},
+    }[status]
+    if study.status not in allowed_from:
+        raise StudyConfigError(f"a {study.status} study cannot be launched as {status}")
+    problems = study_launch_problems(study=study)
+    if problems:
+        raise StudyConfigError("cannot launch: " + "; ".join(problems))
+    study.config_hash = study_config_hash(study=study)
     study.status = status
     study.save(update_fields=["config_hash", "status"])
     return study
@@ -247,7 +307,12 @@ def participants_expire(*, study: Study, participant: Participant | None = None)
 
 
 def _condition_assign(*, study: Study) -> Condition:
-    """Least-filled condition (active + completed), random tie-break, within the quota."""
+    """Least-filled condition, random tie-break, within its quota.
+
+    A place is filled by an active or completed participant who is not excluded; pilot
+    participants fill only pilot places, so a pilot does not eat into the live quotas.
+    """
+    is_pilot = study.status == Study.Status.PILOT
     conditions = list(
         study.conditions.annotate(
             filled=Count(
@@ -256,12 +321,16 @@ def _condition_assign(*, study: Study) -> Condition:
                     participants__status__in=[
                         Participant.Status.ACTIVE,
                         Participant.Status.COMPLETED,
-                    ]
+                    ],
+                    participants__excluded=False,
+                    participants__is_pilot=is_pilot,
                 ),
             )
         )
     )
-    open_conditions = [c for c in conditions if c.filled < study.participants_per_condition]
+    open_conditions = [
+        c for c in conditions if c.filled < (c.quota or study.participants_per_condition)
+    ]
     if not open_conditions:
         raise EntryRefused("This study is full. Thank you for your interest.", status=409)
     least = min(c.filled for c in open_conditions)
@@ -338,6 +407,7 @@ def participant_enter(
                     trial_seed=seed,
                     trial_item_ids=item_ids,
                     study_config_hash=study.config_hash,
+                    is_pilot=study.status == Study.Status.PILOT,
                 )
         except IntegrityError:
             # The same worker arrived twice at once (two tabs); the other request won.
@@ -536,6 +606,10 @@ def questionnaire_submit(*, participant: Participant, answers: dict) -> Particip
             participant.status = Participant.Status.COMPLETED
             participant.completed_at = timezone.now()
             participant.save()
+            participants_apply_exclusions(
+                study=participant.study, participants=Participant.objects.filter(pk=participant.pk)
+            )
+    participant.refresh_from_db()
     return participant
 
 
@@ -587,3 +661,73 @@ def participant_withdraw(
         )
         participant.delete()  # its PlatformIdentity (the raw id) goes with it
     return withdrawal
+
+
+def _exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
+    """Why the rules exclude a participant; `main_answers` holds (answer, client ms) pairs."""
+    reasons = []
+    limit = rules.get("max_failed_attention_checks")
+    if limit is not None and failed_attention > limit:
+        reasons.append(f"failed {failed_attention} attention checks (more than {limit})")
+    times = [ms for _, ms in main_answers if ms is not None]
+    fastest = rules.get("min_median_response_ms")
+    if fastest is not None and times and statistics.median(times) < fastest:
+        reasons.append(
+            f"median response time {statistics.median(times):.0f} ms (below {fastest} ms)"
+        )
+    share = rules.get("max_same_answer_share")
+    if share is not None and main_answers:
+        answer, count = Counter(answer for answer, _ in main_answers).most_common(1)[0]
+        if count / len(main_answers) > share:
+            reasons.append(
+                f"answered {answer!r} on {count} of {len(main_answers)} main trials "
+                f"(more than {share:.0%})"
+            )
+    return reasons
+
+
+def participants_apply_exclusions(
+    *, study: Study, participants: QuerySet | None = None, chunk_size: int = 500
+) -> int:
+    """Apply the study's declared exclusion rules, storing the verdict and its reasons on each
+    participant (all of the study's, or those given). Deterministic, so running it again
+    changes nothing; returns how many participants changed."""
+    rules = study.exclusion_rules or {}
+    participants = participants if participants is not None else study.participants.all()
+    participants = participants.filter(study=study).annotate(
+        failed_attention=Count(
+            "responses",
+            filter=Q(responses__phase=StudyItem.Role.ATTENTION, responses__is_correct=False),
+        )
+    )
+    changed = 0
+    batch: list[Participant] = []
+    for participant in participants.order_by("pk").iterator(chunk_size=chunk_size):
+        main_answers = list(
+            participant.responses.filter(phase=StudyItem.Role.MAIN).values_list(
+                "answer", "client_response_ms"
+            )
+        )
+        reasons = _exclusion_reasons(
+            rules=rules,
+            failed_attention=participant.failed_attention,
+            main_answers=main_answers,
+        )
+        if reasons != participant.exclusion_reasons or bool(reasons) != participant.excluded:
+            participant.excluded = bool(reasons)
+            participant.exclusion_reasons = reasons
+            batch.append(participant)
+        if len(batch) >= chunk_size:
+            changed += Participant.objects.bulk_update(batch, ["excluded", "exclusion_reasons"])
+            batch = []
+    if batch:
+        changed += Participant.objects.bulk_update(batch, ["excluded", "exclusion_reasons"])
+    return changed
+
+
+def study_set_show_accuracy(*, study: Study, show: bool) -> Study:
+    """Show or hide accuracy so far on the dashboard of a running study (not part of the
+    frozen design: it changes nothing participants see)."""
+    study.show_accuracy = show
+    study.save(update_fields=["show_accuracy"])
+    return study

@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny synthetic image set on disk, its records, an untrained classifier.
 
-Personas: `researcher_a` is staff (may see researcher pages); `participant` fixtures are
-created through the real entry service, never by hand.
+Personas: `researcher_a` is staff (sees every study's researcher pages); `researcher_owner`
+is not staff and sees the studies it owns; `researcher_b` is not staff and owns nothing.
+`participant` fixtures are created through the real entry service, never by hand.
 """
 
 import shutil
@@ -87,4 +88,20 @@ def classifier(image_set, untrained_checkpoint):
 def researcher_a(db, django_user_model):
     return django_user_model.objects.create_user(
         username="researcher_a", password="a-long-test-password", is_staff=True
+    )
+
+
+@pytest.fixture
+def researcher_owner(db, django_user_model):
+    """Not staff: sees the studies they own and nothing else."""
+    return django_user_model.objects.create_user(
+        username="researcher_owner", password="a-long-test-password"
+    )
+
+
+@pytest.fixture
+def researcher_b(db, django_user_model):
+    """Not staff, owns nothing: must not see anyone else's study."""
+    return django_user_model.objects.create_user(
+        username="researcher_b", password="a-long-test-password"
     )

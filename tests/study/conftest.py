@@ -19,6 +19,10 @@ def make_study(
     n_training=0,
     n_attention=0,
     comprehension_questions=(),
+    owners=(),
+    exclusion_rules=None,
+    consent_text="Consent text v1",
+    status=Study.Status.LIVE,
 ):
     test_images = list(classifier.image_set.images.filter(split=Image.Split.TEST).order_by("pk"))
     images = test_images[:n_items]
@@ -35,13 +39,15 @@ def make_study(
         ],
         main_images=images,
         participants_per_condition=per_condition,
-        consent_text="Consent text v1",
+        consent_text=consent_text,
         instructions_text="Pick the species.",
         completion_code="C0DE42",
         question_type=question_type,
         training_images=training_images,
         attention_images=attention_images,
         comprehension_questions=comprehension_questions,
+        owners=owners,
+        exclusion_rules=exclusion_rules,
     )
     if launch:
         job = precompute_job_create(
@@ -50,7 +56,7 @@ def make_study(
             images=images + training_images + attention_images,
         )
         precompute_job_run.delay(job.pk)
-        study_launch(study=study)
+        study_launch(study=study, status=status)
     return study
 
 

@@ -49,3 +49,5 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     password = re.search(r"password '([^']+)'", second).group(1)
     assert client.login(username="researcher", password=password)
     assert client.get("/researcher/").status_code == 200
+    assert [user.username for user in study.owners.all()] == ["researcher"]
+    assert client.get("/researcher/studies/demo/").status_code == 200

@@ -58,15 +58,15 @@ def test_export_unknown_study_and_missing_folder(study, tmp_path):
         call_command("export_study", study.slug, "--out", str(tmp_path / "missing" / "x.csv"))
 
 
-def test_researcher_pages_need_staff_and_show_progress(
+def test_researcher_pages_need_login_and_show_progress(
     client, study, researcher_a, django_user_model
 ):
     finish(client, study, "first")
     home = reverse("researcher-home")
     assert client.get(home)["Location"].startswith("/researcher/login/")
-    django_user_model.objects.create_user(username="participant_b", password="pw-long-enough-1")
-    client.login(username="participant_b", password="pw-long-enough-1")
-    assert client.get(home).status_code == 302  # logged in but not staff
+    django_user_model.objects.create_user(username="researcher_b", password="pw-long-enough-1")
+    client.login(username="researcher_b", password="pw-long-enough-1")
+    assert study.slug not in client.get(home).content.decode()  # owns none, is not staff
 
     client.force_login(researcher_a)
     page = client.get(home).content.decode()

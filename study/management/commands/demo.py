@@ -26,7 +26,8 @@ class Command(BaseCommand):
             "    (change PROLIFIC_PID to be a new participant)\n"
             f"  Researcher pages: {base}/researcher/  user {site.researcher_username!r}, "
             f"password {site.researcher_password!r}\n"
-            f"  Export: python manage.py export_study {site.study.slug} --out responses.csv"
+            f"  Dashboard: {base}/researcher/studies/{site.study.slug}/\n"
+            f"  Export: python manage.py export_study {site.study.slug} --zip export.zip"
         )
         if not no_serve:
             call_command("runserver", addr, use_reloader=False)

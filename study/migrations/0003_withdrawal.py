@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0001_initial'),
+        ('study', '0002_researcher_side'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
