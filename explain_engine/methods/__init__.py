@@ -4,6 +4,8 @@ Usage::
 
     method = get_method("gradcam", batch_size=16)
     result = method.explain(model, images)  # result.saliency: (B, H, W) in [0, 1]
+    sag = get_method("sag", beam_width=5)
+    graphs = sag.explain(model, images).graphs  # one SAGGraph per image
     record = {"method": method.slug, "params": method.params(), "hash": method.params_hash()}
 
 Pure PyTorch; never imports Django.
@@ -14,28 +16,33 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .base import SaliencyMethod, SaliencyResult
+from .base import ExplanationMethod, SaliencyMethod, SaliencyResult
 from .gradcam import GradCAM
 from .igos import IGOS, IGOSPlusPlus
 from .integrated_gradients import IntegratedGradients
+from .sag import SAG, SAGGraph, SAGResult
 
 __all__ = [
     "REGISTRY",
     "IGOS",
+    "SAG",
+    "ExplanationMethod",
     "GradCAM",
     "IGOSPlusPlus",
     "IntegratedGradients",
+    "SAGGraph",
+    "SAGResult",
     "SaliencyMethod",
     "SaliencyResult",
     "get_method",
 ]
 
-REGISTRY: dict[str, type[SaliencyMethod]] = {
-    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients)
+REGISTRY: dict[str, type[ExplanationMethod]] = {
+    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients, SAG)
 }
 
 
-def get_method(slug: str, /, **params: Any) -> SaliencyMethod:
+def get_method(slug: str, /, **params: Any) -> ExplanationMethod:
     """Construct the method registered under `slug` with keyword `params`.
 
     Raises:
