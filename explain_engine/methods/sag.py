@@ -537,7 +537,8 @@ class SAG(ExplanationMethod):
             layer[n] = max((layer[p] + 1 for p in parents.get(n, [])), default=0)
 
         def confidence(n: int) -> float:
-            return 100.0 * probability[n] / full
+            # A target whose probability underflowed to 0 on the whole image has no scale.
+            return 100.0 * probability[n] / full if full > 0 else 0.0
 
         nodes = [
             SAGNode(
