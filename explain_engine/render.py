@@ -428,9 +428,11 @@ def sag_figure(
     draw.text((pad, top + hero + 6), "The whole image: 100%", fill=_TEXT, font=font)
 
     position: dict[int, tuple[int, int]] = {}  # top-left corner of each thumbnail
+    row_of: dict[int, int] = {}
     for r, row in enumerate(rows):
         for n in row:
             position[n] = (round(centre_x[n] - thumb / 2), top + r * row_h)
+            row_of[n] = r
 
     if not rows:
         draw.text(
@@ -441,13 +443,21 @@ def sag_figure(
         )
         return canvas
 
-    for edge in data["edges"]:
+    def draw_edge(edge: Mapping[str, Any]) -> None:
         px, py = position[int(edge["parent"])]
         cx, cy = position[int(edge["child"])]
         start = (px + thumb / 2, py + thumb + label_h)
         end = (cx + thumb / 2, cy - 3)
         draw.line([start, end], fill=_SAG_EDGE, width=2)
         _arrow_head(draw, start, end, _SAG_EDGE)
+
+    # An edge to the next row runs through the gap between rows and goes under the pictures;
+    # one that skips a row (a wrapped layer, or a node deeper in the DAG) is drawn over them,
+    # so it is not mistaken for an edge from the row it crosses.
+    skipping = [e for e in data["edges"] if row_of[int(e["child"])] > row_of[int(e["parent"])] + 1]
+    for edge in data["edges"]:
+        if edge not in skipping:
+            draw_edge(edge)
 
     removed: dict[int, list[tuple[int, float]]] = {}
     for edge in data["edges"]:
@@ -478,6 +488,8 @@ def sag_figure(
             [bx, y + thumb + 6, bx + box_w, y + thumb + label_h], radius=4, fill=fill
         )
         draw.text((x + (thumb - text_w) / 2, y + thumb + 7), label, fill=_TEXT, font=label_font)
+    for edge in skipping:
+        draw_edge(edge)
     return canvas
 
 
