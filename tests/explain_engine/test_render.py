@@ -291,3 +291,21 @@ def test_sag_pair_figure_shows_two_labelled_images_and_no_confidence():
     assert np.array_equal(np.asarray(sag_pair_figure(image, hidden, 0)), pixels)
     with pytest.raises(ValueError, match=r"pair_index must be in \[0, 0\]"):
         sag_pair_figure(image, graph, 1)
+
+
+def test_sag_edges_that_skip_a_row_are_drawn_over_the_pictures():
+    graph = sag_graph(9)  # 9 children: 6 on the first row, 3 wrapped onto a second
+    thumb, layout, centres = sag_layout(graph, area_left=260, area_width=724)
+    assert [len(row) for row in layout] == [1, 6, 3]
+    figure = np.asarray(sag_figure(make_image(), graph)).astype(int)
+    top, row_h = 16 + 78, thumb + 26 + 44
+    grey = 0
+    for child in layout[2]:
+        start = np.array([centres[0], top + thumb + 26])
+        end = np.array([centres[child], top + 2 * row_h - 3])
+        for t in np.linspace(0, 1, 400):
+            x, y = np.rint(start + t * (end - start)).astype(int)
+            inside = any(abs(x - centres[n]) < thumb / 2 - 2 for n in layout[1])
+            if inside and top + row_h <= y < top + row_h + thumb:  # on a first-row picture
+                grey += int(np.abs(figure[y, x] - 120).sum() < 30)
+    assert grey > 50
