@@ -1,4 +1,5 @@
-"""Heatmap figures for participants and researchers, and the raw-map file format.
+"""Heatmap figures, SAG graphs and XNN panels for participants and researchers, and the
+raw-map file format.
 
 Pure PIL / NumPy plus Matplotlib's colormap table (no pyplot, no backend, no global state).
 Never imports Django or PyTorch.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import matplotlib
@@ -17,12 +18,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
+    from explain_engine.methods.sag import SAGGraph
     from explain_engine.methods.xnn import XNNResult
 
 __all__ = [
     "ConceptItem",
     "heatmap_overlay",
     "load_saliency_npy",
+    "sag_figure",
+    "sag_layout",
+    "sag_pair_figure",
+    "sag_reveal",
     "save_saliency_npy",
     "xnn_concept_item",
     "xnn_concept_panel",
@@ -320,6 +326,297 @@ def xnn_concept_item(
         ],
     }
     return ConceptItem(panel_png=buffer.getvalue(), data=data, heatmaps=heatmaps)
+
+
+# ---------------------------------------------------------------------- SAG
+
+#: Darkness of the hidden patches in SAG thumbnails: 10% brightness, as in the SAG figures.
+SAG_HIDDEN_BRIGHTNESS = 0.1
+_SAG_RED = (220, 20, 20)
+_SAG_EDGE = (120, 120, 120)
+_SAG_ROOT_BORDER = (25, 80, 200)  # blue: visible against the darkened thumbnails
+_SAG_NODE_BORDER = (170, 170, 170)
+#: Label fills by confidence (% of the full-image confidence): > 90, > 50, else.
+_SAG_FILLS = ((90.0, (198, 239, 206)), (50.0, (255, 235, 156)), (-1.0, (255, 205, 210)))
+
+
+def sag_reveal(
+    image: Image.Image,
+    patches: Sequence[int],
+    grid: int,
+    *,
+    size: int | None = None,
+    hidden_brightness: float = SAG_HIDDEN_BRIGHTNESS,
+) -> Image.Image:
+    """`image` with only `patches` of a `grid` x `grid` patch grid shown, the rest darkened.
+
+    The patch map is upsampled exactly as the model saw it (bilinear, ``align_corners=True``,
+    see `explain_engine.methods.masking`), so each patch is a soft tent around its grid point;
+    where the model saw the black baseline the picture keeps `hidden_brightness` of its
+    brightness so the hidden context stays faintly visible. `size` resizes the image to a
+    `size` x `size` square first (the model's input is a square resize).
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2; got {grid}")
+    cells = np.zeros(grid * grid)
+    chosen = list(patches)
+    if any(not 0 <= p < grid * grid for p in chosen):
+        raise ValueError(f"patches must lie in [0, {grid * grid - 1}]; got {chosen}")
+    cells[chosen] = 1.0
+    rgb = image.convert("RGB")
+    if size is not None:
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    shown = _upsample_align_corners(cells.reshape(grid, grid), rgb.height, rgb.width)
+    weight = hidden_brightness + (1.0 - hidden_brightness) * shown
+    pixels = np.asarray(rgb, dtype=np.float64) * weight[..., None]
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+
+
+def _upsample_align_corners(cells: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear upsampling of (g, g) to (height, width) with ``align_corners=True``."""
+    return _interpolation(height, cells.shape[0]) @ cells @ _interpolation(width, cells.shape[1]).T
+
+
+def _interpolation(size: int, cells: int) -> np.ndarray:
+    """(size, cells) linear-interpolation weights; output pixel i sits at i*(cells-1)/(size-1)."""
+    position = np.linspace(0.0, cells - 1, size) if size > 1 else np.zeros(1)
+    low = np.clip(np.floor(position).astype(int), 0, cells - 2)
+    frac = position - low
+    weights = np.zeros((size, cells))
+    weights[np.arange(size), low] = 1.0 - frac
+    weights[np.arange(size), low + 1] += frac
+    return weights
+
+
+def _patch_box(patch: int, grid: int, size: int) -> tuple[float, float, float, float]:
+    """The square a patch stands for in a `size`-px thumbnail: one grid spacing around its
+    grid point (where its tent outweighs its neighbours'), clipped to the picture."""
+    row, col = divmod(patch, grid)
+    step = (size - 1) / (grid - 1)
+    cx, cy = col * step, row * step
+    half = step / 2
+    return (
+        max(0.0, cx - half),
+        max(0.0, cy - half),
+        min(size - 1.0, cx + half),
+        min(size - 1.0, cy + half),
+    )
+
+
+def _graph_data(graph: SAGGraph | Mapping[str, Any]) -> Mapping[str, Any]:
+    data = graph.to_dict() if hasattr(graph, "to_dict") else graph
+    for key in ("grid", "nodes", "edges", "roots", "pairs"):
+        if key not in data:
+            raise ValueError(f"not a SAG graph: no {key!r}")
+    return data
+
+
+#: SAG thumbnails: never smaller than this (a layer too wide wraps), never larger than that.
+SAG_MIN_THUMB = 96
+SAG_MAX_THUMB = 150
+_SAG_HGAP = 14
+
+
+def sag_layout(
+    graph: SAGGraph | Mapping[str, Any], *, area_left: float, area_width: float
+) -> tuple[int, list[list[int]], dict[int, float]]:
+    """Where `sag_figure` puts each node: (thumbnail side, rows of node ids, centre x).
+
+    Rows go top to bottom, layer by layer (roots first); within a layer nodes follow the mean
+    x of their parents (ties by id), and a layer wider than `area_width` at
+    `SAG_MIN_THUMB` px wraps onto further rows. Each row is centred in the area.
+    """
+    data = _graph_data(graph)
+    layers: dict[int, list[int]] = {}
+    for node in data["nodes"]:
+        layers.setdefault(int(node["layer"]), []).append(int(node["id"]))
+    parents: dict[int, list[int]] = {}
+    for edge in data["edges"]:
+        parents.setdefault(int(edge["child"]), []).append(int(edge["parent"]))
+
+    widest = max((len(ids) for ids in layers.values()), default=1)
+    thumb = int(min(SAG_MAX_THUMB, (area_width - (widest - 1) * _SAG_HGAP) / widest))
+    per_row = widest
+    if thumb < SAG_MIN_THUMB:
+        thumb = SAG_MIN_THUMB
+        per_row = max(1, int((area_width + _SAG_HGAP) // (thumb + _SAG_HGAP)))
+
+    rows: list[list[int]] = []
+    centre_x: dict[int, float] = {}
+    for layer in sorted(layers):
+        ids = layers[layer]
+        if layer > 0:
+            ids = sorted(
+                ids,
+                key=lambda n: (
+                    float(
+                        np.mean([centre_x[p] for p in parents.get(n, []) if p in centre_x] or [0])
+                    ),
+                    n,
+                ),
+            )
+        for start in range(0, len(ids), per_row):
+            row = ids[start : start + per_row]
+            used = len(row) * thumb + (len(row) - 1) * _SAG_HGAP
+            left = area_left + (area_width - used) / 2
+            for k, n in enumerate(row):
+                centre_x[n] = left + k * (thumb + _SAG_HGAP) + thumb / 2
+            rows.append(row)
+    return thumb, rows, centre_x
+
+
+def sag_figure(
+    image: Image.Image, graph: SAGGraph | Mapping[str, Any], *, width: int = 1000
+) -> Image.Image:
+    """A Structured Attention Graph figure, `width` px wide (about a laptop's page width).
+
+    The original image on the left; to its right the graph, roots on top with thick blue
+    borders. Each node shows the image with only its patches (the rest darkened to 10%)
+    and, under it, the AI's confidence as a percentage of its confidence on the whole
+    image. An arrow leads from a node to each child, which lacks one patch: that patch is
+    outlined in red on the child, thicker for a bigger drop in confidence (< 20 points,
+    < 60, and more). A node reached from two parents shows both removed patches.
+    Layers are the nodes' longest distance from a root; within a layer nodes follow their
+    parents' mean position. A layer wider than the figure wraps onto further rows.
+
+    Args:
+        image: the explained image (any size; shown square, as the model saw it).
+        graph: a `SAGGraph` or its `to_dict()` (e.g. loaded from JSON).
+    """
+    data = _graph_data(graph)
+    grid = int(data["grid"])
+    nodes = {int(n["id"]): n for n in data["nodes"]}
+    pad, hero, gap = 16, 220, 24
+    title_font = ImageFont.load_default(size=19)
+    font = ImageFont.load_default(size=14)
+    label_font = ImageFont.load_default(size=16)
+    area_left = pad + hero + gap
+    area_width = width - area_left - pad
+    if area_width < 200:
+        raise ValueError(f"width must be at least {area_left + pad + 200} px; got {width}")
+
+    thumb, rows, centre_x = sag_layout(data, area_left=area_left, area_width=area_width)
+    label_h, vgap = 26, 44
+
+    header_lines = [
+        "How the AI's confidence changes when parts of the image are hidden.",
+        "Each box shows only some patches of the image, with the AI's confidence in % of its "
+        "confidence on the whole image.",
+        "Arrows remove one patch (outlined in red): the thicker the outline, the bigger the drop.",
+    ]
+    header_h = 28 + 19 * (len(header_lines) - 1) + 12
+    row_h = thumb + label_h + vgap
+    graph_h = len(rows) * row_h - vgap if rows else 60
+    height = pad + header_h + max(hero + 30, graph_h) + pad
+    canvas = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, pad), header_lines[0], fill=_TEXT, font=title_font)
+    for i, line in enumerate(header_lines[1:]):
+        draw.text((pad, pad + 28 + 19 * i), line, fill=_TEXT, font=font)
+    top = pad + header_h
+    canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
+    draw.text((pad, top + hero + 6), "The whole image: 100%", fill=_TEXT, font=font)
+
+    position: dict[int, tuple[int, int]] = {}  # top-left corner of each thumbnail
+    row_of: dict[int, int] = {}
+    for r, row in enumerate(rows):
+        for n in row:
+            position[n] = (round(centre_x[n] - thumb / 2), top + r * row_h)
+            row_of[n] = r
+
+    if not rows:
+        draw.text(
+            (area_left, top + 10),
+            "No small set of patches keeps the AI's confidence.",
+            fill=_TEXT,
+            font=label_font,
+        )
+        return canvas
+
+    def draw_edge(edge: Mapping[str, Any]) -> None:
+        px, py = position[int(edge["parent"])]
+        cx, cy = position[int(edge["child"])]
+        start = (px + thumb / 2, py + thumb + label_h)
+        end = (cx + thumb / 2, cy - 3)
+        draw.line([start, end], fill=_SAG_EDGE, width=2)
+        _arrow_head(draw, start, end, _SAG_EDGE)
+
+    # An edge to the next row runs through the gap between rows and goes under the pictures;
+    # one that skips a row (a wrapped layer, or a node deeper in the DAG) is drawn over them,
+    # so it is not mistaken for an edge from the row it crosses.
+    skipping = [e for e in data["edges"] if row_of[int(e["child"])] > row_of[int(e["parent"])] + 1]
+    for edge in data["edges"]:
+        if edge not in skipping:
+            draw_edge(edge)
+
+    removed: dict[int, list[tuple[int, float]]] = {}
+    for edge in data["edges"]:
+        removed.setdefault(int(edge["child"]), []).append(
+            (int(edge["removed"]), float(edge["drop"]))
+        )
+    for n, node in nodes.items():
+        x, y = position[n]
+        tile = sag_reveal(image, node["patches"], grid, size=thumb)
+        canvas.paste(tile, (x, y))
+        for patch, drop in removed.get(n, []):
+            x0, y0, x1, y1 = _patch_box(patch, grid, thumb)
+            line = 2 if abs(drop) < 20 else 4 if abs(drop) < 60 else 6
+            draw.rectangle([x + x0, y + y0, x + x1, y + y1], outline=_SAG_RED, width=line)
+        if node["is_root"]:
+            draw.rectangle(
+                [x - 5, y - 5, x + thumb + 4, y + thumb + 4], outline=_SAG_ROOT_BORDER, width=5
+            )
+        else:
+            draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=_SAG_NODE_BORDER, width=1)
+        confidence = float(node["confidence"])
+        fill = next(colour for bound, colour in _SAG_FILLS if confidence > bound)
+        label = f"{confidence:.0f}%"
+        text_w = draw.textlength(label, font=label_font)
+        box_w = max(text_w + 16, 54)
+        bx = x + (thumb - box_w) / 2
+        draw.rounded_rectangle(
+            [bx, y + thumb + 6, bx + box_w, y + thumb + label_h], radius=4, fill=fill
+        )
+        draw.text((x + (thumb - text_w) / 2, y + thumb + 7), label, fill=_TEXT, font=label_font)
+    for edge in skipping:
+        draw_edge(edge)
+    return canvas
+
+
+def _arrow_head(draw: ImageDraw.ImageDraw, start, end, colour, size: float = 8.0) -> None:
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    length = max(1e-6, float(np.hypot(dx, dy)))
+    ux, uy = dx / length, dy / length
+    left = (end[0] - size * ux + size * 0.5 * uy, end[1] - size * uy - size * 0.5 * ux)
+    right = (end[0] - size * ux - size * 0.5 * uy, end[1] - size * uy + size * 0.5 * ux)
+    draw.polygon([end, left, right], fill=colour)
+
+
+def sag_pair_figure(
+    image: Image.Image, graph: SAGGraph | Mapping[str, Any], pair_index: int, *, size: int = 360
+) -> Image.Image:
+    """A comparative question stimulus: two partial images side by side, labelled A and B.
+
+    Shows ``graph.pairs[pair_index]``: each image reveals only its patches (as `sag_reveal`),
+    `size` px square. No confidence is shown: the participant is asked which one the AI is
+    more confident on.
+    """
+    data = _graph_data(graph)
+    pairs = data["pairs"]
+    if not 0 <= pair_index < len(pairs):
+        raise ValueError(f"pair_index must be in [0, {len(pairs) - 1}]; got {pair_index}")
+    pair = pairs[pair_index]
+    grid = int(data["grid"])
+    pad, gap, label_h = 16, 32, 40
+    font = ImageFont.load_default(size=28)
+    canvas = Image.new("RGB", (2 * size + gap + 2 * pad, pad + label_h + size + pad), _BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for k, (name, patches) in enumerate((("A", pair["a_patches"]), ("B", pair["b_patches"]))):
+        x = pad + k * (size + gap)
+        text_w = draw.textlength(name, font=font)
+        draw.text((x + (size - text_w) / 2, pad), name, fill=_TEXT, font=font)
+        canvas.paste(sag_reveal(image, patches, grid, size=size), (x, pad + label_h))
+    return canvas
 
 
 def save_saliency_npy(file: str | os.PathLike[str] | IO[bytes], saliency: np.ndarray) -> None:

@@ -4,6 +4,8 @@ Usage::
 
     method = get_method("gradcam", batch_size=16)
     result = method.explain(model, images)  # result.saliency: (B, H, W) in [0, 1]
+    sag = get_method("sag", beam_width=5)
+    graphs = sag.explain(model, images).graphs  # one SAGGraph per image
     record = {"method": method.slug, "params": method.params(), "hash": method.params_hash()}
 
 A class with ``needs_fit = True`` (XNN) is fitted before it explains: `get_method` returns it
@@ -20,30 +22,35 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .base import SaliencyMethod, SaliencyResult
+from .base import ExplanationMethod, SaliencyMethod, SaliencyResult
 from .gradcam import GradCAM
 from .igos import IGOS, IGOSPlusPlus
 from .integrated_gradients import IntegratedGradients
+from .sag import SAG, SAGGraph, SAGResult
 from .xnn import XNN
 
 __all__ = [
     "REGISTRY",
     "IGOS",
+    "SAG",
+    "ExplanationMethod",
     "GradCAM",
     "IGOSPlusPlus",
     "IntegratedGradients",
+    "SAGGraph",
+    "SAGResult",
     "SaliencyMethod",
     "SaliencyResult",
     "XNN",
     "get_method",
 ]
 
-REGISTRY: dict[str, type] = {
-    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients, XNN)
+REGISTRY: dict[str, type[ExplanationMethod] | type[XNN]] = {
+    cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients, SAG, XNN)
 }
 
 
-def get_method(slug: str, /, **params: Any) -> SaliencyMethod | XNN:
+def get_method(slug: str, /, **params: Any) -> ExplanationMethod | XNN:
     """Construct the method registered under `slug` with keyword `params` (XNN: unfitted).
 
     Raises:

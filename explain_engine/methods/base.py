@@ -1,5 +1,7 @@
-"""The saliency-method pipeline shared by every heatmap method.
+"""The parameter machinery of every method and the pipeline shared by every heatmap method.
 
+`ExplanationMethod` holds what every method shares: keyword parameters as frozen dataclass
+fields, validated at construction, with `params()` and `params_hash()` for provenance.
 `SaliencyMethod.explain` owns everything that is not the method itself: argument checks,
 device placement, scoped model state (eval mode, ``requires_grad`` flags, hooks, gradients),
 the default target (the class predicted on the original image), its softmax score, batching,
@@ -24,11 +26,14 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "ExplanationMethod",
     "SaliencyMethod",
     "SaliencyResult",
+    "check_inputs",
     "model_device",
     "normalize_per_image",
     "params_hash",
+    "resolve_targets",
     "scoped_model_state",
 ]
 
@@ -53,8 +58,8 @@ class SaliencyResult:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SaliencyMethod(abc.ABC):
-    """Base class of the heatmap methods: construct with keyword parameters, then `explain`.
+class ExplanationMethod:
+    """Parameters of any explanation method: construct with keywords, then `explain`.
 
     Subclasses are frozen keyword-only dataclasses: each field is a parameter with its
     default, `params()` returns them all, and `_check_params` validates them at
@@ -83,6 +88,24 @@ class SaliencyMethod(abc.ABC):
     def params_hash(self) -> str:
         """sha256 of the slug and `params()` as canonical JSON (for provenance)."""
         return params_hash(self.slug, self.params())
+
+    def _logits(self, model: nn.Module, images: Tensor) -> Tensor:
+        """Logits of the original images, without gradient, in chunks of ``batch_size``."""
+        with torch.no_grad():
+            parts = [
+                call_model(model, images[start : start + self.batch_size])
+                for start in range(0, images.shape[0], self.batch_size)
+            ]
+        return torch.cat(parts)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SaliencyMethod(ExplanationMethod, abc.ABC):
+    """Base class of the heatmap methods: construct with keyword parameters, then `explain`.
+
+    Parameters work as in `ExplanationMethod`; a subclass overrides `_attribute` (and, when
+    it needs per-call set-up, `_prepare`).
+    """
 
     # ------------------------------------------------------------------ hooks
 
@@ -126,21 +149,12 @@ class SaliencyMethod(abc.ABC):
             ValueError: on a malformed argument, checked before any forward pass (a target
                 beyond the number of classes is caught after the first, no-grad, pass).
         """
-        _check_inputs(model, images, targets)
+        check_inputs(model, images, targets)
         device = model_device(model)
         with torch.inference_mode(False), torch.enable_grad(), scoped_model_state(model):
             x = images.detach().to(device=device, dtype=torch.float32, copy=True)
             logits = self._logits(model, x)
-            if targets is None:
-                t = logits.argmax(dim=1)
-            else:
-                t = targets.detach().to(device=device, dtype=torch.long, copy=True)
-                num_classes = logits.shape[1]
-                if int(t.max()) >= num_classes:
-                    raise ValueError(
-                        f"targets must be class indices in [0, {num_classes - 1}] for this "
-                        f"model ({num_classes} classes); got max {int(t.max())}"
-                    )
+            t = resolve_targets(logits, targets)
             scores = logits.softmax(dim=1).gather(1, t[:, None])[:, 0]
 
             context = self._prepare(model, x)
@@ -171,15 +185,6 @@ class SaliencyMethod(abc.ABC):
             extras=result_extras,
         )
 
-    def _logits(self, model: nn.Module, images: Tensor) -> Tensor:
-        """Logits of the original images, without gradient, in chunks of ``batch_size``."""
-        with torch.no_grad():
-            parts = [
-                call_model(model, images[start : start + self.batch_size])
-                for start in range(0, images.shape[0], self.batch_size)
-            ]
-        return torch.cat(parts)
-
 
 # ---------------------------------------------------------------------- helpers
 
@@ -188,6 +193,24 @@ def params_hash(slug: str, params: dict[str, Any]) -> str:
     """sha256 of a method's slug and its parameters as canonical JSON (key order ignored)."""
     payload = json.dumps({"method": slug, "params": params}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def resolve_targets(logits: Tensor, targets: Tensor | None) -> Tensor:
+    """The classes to explain on the logits' device: `targets`, or the predicted classes.
+
+    Raises:
+        ValueError: a target beyond the number of classes of the model.
+    """
+    if targets is None:
+        return logits.argmax(dim=1)
+    t = targets.detach().to(device=logits.device, dtype=torch.long, copy=True)
+    num_classes = logits.shape[1]
+    if int(t.max()) >= num_classes:
+        raise ValueError(
+            f"targets must be class indices in [0, {num_classes - 1}] for this "
+            f"model ({num_classes} classes); got max {int(t.max())}"
+        )
+    return t
 
 
 def call_model(model: nn.Module, images: Tensor) -> Tensor:
@@ -252,7 +275,8 @@ def require_int(value: Any, name: str, *, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
-def _check_inputs(model: Any, images: Any, targets: Any) -> None:
+def check_inputs(model: Any, images: Any, targets: Any) -> None:
+    """Raise ValueError naming the problem with `model`, `images` (B, 3, H, W) or `targets`."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not isinstance(images, Tensor):

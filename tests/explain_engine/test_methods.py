@@ -18,9 +18,10 @@ from explain_engine.methods.gradcam import resolve_target_layer
 
 NUM_CLASSES = 5
 SIZE = 16
-
-# The methods that explain straight away (XNN is fitted first: tests/explain_engine/test_xnn.py).
-SALIENCY_SLUGS = sorted(slug for slug, cls in REGISTRY.items() if not cls.needs_fit)
+# The heatmap methods share this contract; SAG returns graphs and has its own (test_sag.py).
+# The heatmap methods. SAG returns graphs (its contract: test_sag.py); XNN is fitted first
+# (test_xnn.py).
+SALIENCY_SLUGS = sorted(slug for slug, cls in REGISTRY.items() if issubclass(cls, SaliencyMethod))
 
 # Small but complete settings per method, so the contract tests stay fast.
 FAST_PARAMS: dict[str, dict] = {
@@ -302,8 +303,8 @@ def test_model_must_return_logits():
         (
             "nope",
             {},
-            "unknown explanation method 'nope'; "
-            "known: gradcam, igos, igospp, integrated_gradients, xnn",
+            "unknown explanation method 'nope'; known: gradcam, igos, igospp, "
+            "integrated_gradients, sag, xnn",
         ),
     ],
 )
@@ -331,6 +332,7 @@ def test_params_include_defaults_and_hash_changes_with_them():
 def test_registry_slugs_match_classes():
     assert REGISTRY["gradcam"] is GradCAM
     assert REGISTRY["integrated_gradients"] is IntegratedGradients
+    assert {"gradcam", "igos", "igospp", "integrated_gradients"} <= set(SALIENCY_SLUGS)
     for slug, cls in REGISTRY.items():
         assert cls.slug == slug
 
