@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,13 @@ from PIL import Image
 
 from explain_engine import render
 
-__all__ = ["ExplanationArtifacts", "saliency_artifacts"]
+__all__ = [
+    "ExplanationArtifacts",
+    "artifacts_for",
+    "concept_artifacts",
+    "sag_artifacts",
+    "saliency_artifacts",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,4 +65,50 @@ def saliency_artifacts(
         analysis_suffix="npy",
         data={},
         metrics={"target_score": float(score)},
+    )
+
+
+def concept_artifacts(item: render.ConceptItem, *, concept_model_id: int) -> ExplanationArtifacts:
+    """An XNN explanation's artifacts: the concept panel, the (k, H, W) concept maps as
+    ``.npy``, and the activations and contributions behind the panel as data."""
+    analysis = io.BytesIO()
+    np.save(analysis, item.heatmaps.astype(np.float32), allow_pickle=False)
+    target = item.data["target_class"]
+    column = item.data["classes"].index(target)
+    return ExplanationArtifacts(
+        figure_png=item.panel_png,
+        analysis=analysis.getvalue(),
+        analysis_suffix="npy",
+        data={**item.data, "concept_model_id": concept_model_id},
+        metrics={"rebuilt_target_score": float(item.data["rebuilt_scores"][column])},
+    )
+
+
+def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
+    """A SAG explanation's artifacts: the graph figure, and the search's graph (minimal
+    sufficient explanations, nodes, edges, comparative pairs) as JSON file and data."""
+    data = graph.to_dict()
+    figure = io.BytesIO()
+    render.sag_figure(stimulus, graph).save(figure, format="PNG")
+    return ExplanationArtifacts(
+        figure_png=figure.getvalue(),
+        analysis=json.dumps(data, sort_keys=True).encode(),
+        analysis_suffix="json",
+        data=data,
+        metrics={
+            "target_score": float(graph.full_probability),
+            "minimal_sufficient_explanations": len(graph.mses),
+            "diverse_roots": len(graph.roots),
+        },
+    )
+
+
+def artifacts_for(result: Any, index: int, stimulus: Image.Image) -> ExplanationArtifacts:
+    """Image `index` of a method's batch result as artifacts, whatever the method."""
+    if hasattr(result, "graphs"):  # a SAG result
+        return sag_artifacts(stimulus, result.graphs[index])
+    return saliency_artifacts(
+        stimulus,
+        result.saliency[index].numpy().astype(np.float32),
+        float(result.scores[index]),
     )

@@ -31,9 +31,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from explain_engine import classifiers, render, training
-from explain_engine.artifacts import ExplanationArtifacts, saliency_artifacts
+from explain_engine.artifacts import ExplanationArtifacts, artifacts_for, concept_artifacts
 from explain_engine.datasets.cub import display_name, read_cub
-from explain_engine.methods import get_method
+from explain_engine.methods import REGISTRY, get_method
 from explain_engine.methods.xnn import XNN
 from explain_engine.models import (
     Classifier,
@@ -365,6 +365,29 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def method_for(*, classifier: Classifier, slug: str, params: dict):
+    """The method `slug` with `params` as it runs on `classifier`.
+
+    Parameters that describe the classifier rather than the method (the input normalization
+    that SAG's black baseline needs) are filled in from the classifier unless given, so a
+    study's condition and the precomputed explanations agree on the parameter hash.
+    """
+    method_class = REGISTRY.get(slug)
+    fields = set()
+    if method_class is not None and dataclasses.is_dataclass(method_class):
+        fields = {field.name for field in dataclasses.fields(method_class)}
+    from_classifier = {}
+    if {"pixel_mean", "pixel_std"} <= fields:
+        from_classifier = {
+            "pixel_mean": list(classifier.normalization_mean),
+            "pixel_std": list(classifier.normalization_std),
+        }
+    try:
+        return get_method(slug, **{**from_classifier, **params})
+    except ValueError as error:
+        raise EngineInputError(str(error)) from error
+
+
 def precompute_job_create(
     *,
     classifier: Classifier,
@@ -384,10 +407,7 @@ def precompute_job_create(
         raise EngineInputError(f"images {foreign[:5]} are not in the classifier's image set")
     resolved = []
     for slug, params in methods:
-        try:
-            method = get_method(slug, **params)
-        except ValueError as error:
-            raise EngineInputError(str(error)) from error
+        method = method_for(classifier=classifier, slug=slug, params=params)
         resolved.append({"method": slug, "params": method.params()})
     return PrecomputeJob.objects.create(
         classifier=classifier,
@@ -410,6 +430,10 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
             "image_id", "predicted_index"
         )
     )
+    for spec in job.methods:
+        if getattr(REGISTRY[spec["method"]], "needs_fit", False):
+            # Fitted here, once, before any worker explains with it.
+            concept_model_fit(classifier=job.classifier, **spec["params"])
     rows = []
     hashes = set()
     for spec in job.methods:
@@ -519,7 +543,7 @@ def explanation_batch_compute(*, batch: ClaimedBatch) -> dict[str, int]:
     classifier = rows[0].classifier
     model, preprocessing = classifier_model(classifier)
     device = engine_device()
-    method = get_method(rows[0].method, **rows[0].params)
+    method, make_artifacts = _method_and_artifacts(classifier, rows[0].method, rows[0].params)
     provenance = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "library_versions": library_versions(),
@@ -557,11 +581,7 @@ def explanation_batch_compute(*, batch: ClaimedBatch) -> dict[str, int]:
             problem = f"{type(error).__name__}: {error}"
         else:
             for index, item in enumerate(group):
-                made = saliency_artifacts(
-                    item.stimulus,
-                    result.saliency[index].numpy().astype(np.float32),
-                    float(result.scores[index]),
-                )
+                made = make_artifacts(result, index, item.stimulus)
                 stored = explanation_store(
                     explanation=item.explanation,
                     artifacts=made,
@@ -582,6 +602,35 @@ def explanation_batch_compute(*, batch: ClaimedBatch) -> dict[str, int]:
     if items:
         explain(items)
     return outcome
+
+
+def _method_and_artifacts(
+    classifier: Classifier, slug: str, params: dict
+) -> tuple[object, Callable[[object, int, PIL.Image.Image], ExplanationArtifacts]]:
+    """The method to run for a batch, and how one image of its result becomes artifacts.
+
+    An XNN is the classifier's fitted concept model (fitted when the job was planned); its
+    panels need the prototypes and class names, which live in the database.
+    """
+    if slug != "xnn":
+        return method_for(classifier=classifier, slug=slug, params=params), artifacts_for
+    concept_model = concept_model_fit(classifier=classifier, **params)
+    prototypes = concept_model_prototype_tiles(concept_model)
+    labels = {label.source_name: label for label in classifier.image_set.classes.all()}
+    class_names = [labels[name].display_name for name in classifier.class_order]
+
+    def concept_artifacts_for(result, index: int, stimulus: PIL.Image.Image):
+        item = render.xnn_concept_item(
+            result,
+            index,
+            stimulus,
+            prototypes,
+            class_names=class_names,
+            prototype_ids=concept_model.prototypes,
+        )
+        return concept_artifacts(item, concept_model_id=concept_model.pk)
+
+    return concept_model_load(concept_model), concept_artifacts_for
 
 
 def explanation_store(

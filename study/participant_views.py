@@ -218,6 +218,24 @@ def participant_explanation(
     return _private_file(explanation.overlay)
 
 
+@require_http_methods(["GET"])
+def participant_comparison(
+    request: HttpRequest, slug: str, code: str, explanation_id
+) -> HttpResponse:
+    """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
+    participant = _participant_or_404(slug, code)
+    explanation = get_object_or_404(
+        Explanation.objects.select_related("image"), public_id=explanation_id
+    )
+    if not selectors.participant_may_see_comparison(
+        participant=participant, explanation=explanation
+    ):
+        raise Http404("No such comparison.")
+    response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
 def _private_file(field_file) -> FileResponse:
     response = FileResponse(field_file.open("rb"))
     # The stored name is random but still not the participant's business.

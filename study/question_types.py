@@ -7,7 +7,7 @@ Answers are stored as the chosen value (a string), so every type fits one Respon
 
 from dataclasses import dataclass
 
-from explain_engine.models import Classifier, Image, Prediction
+from explain_engine.models import Classifier, Explanation, Image, Prediction
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,45 @@ class SpeciesIdentification:
     slug = "species_identification"
     prompt = "Which species is this bird?"
     shows_ai_prediction = False
+    needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return species_choices(classifier)
 
     def correct_value(self, *, image: Image, prediction: Prediction) -> str:
         return str(image.class_label_id)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The two partial images a comparative trial shows: a SAG explanation of the item and
+    the index of its pair (`answer`: "A" or "B", the one the AI is more confident on)."""
+
+    explanation: Explanation
+    pair_index: int
+    answer: str
+
+
+def sag_comparison(*, classifier: Classifier, image: Image) -> Comparison | None:
+    """The comparison for an image: its SAG search (default parameters, explaining the
+    model's prediction) and the first pair with a clear confidence gap; None if there is
+    no finished search or it found no pair."""
+    from explain_engine.services import method_for
+
+    prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
+    if prediction is None:
+        return None
+    explanation = Explanation.objects.filter(
+        classifier=classifier,
+        image=image,
+        method="sag",
+        params_hash=method_for(classifier=classifier, slug="sag", params={}).params_hash(),
+        target_index=prediction.predicted_index,
+        status=Explanation.Status.DONE,
+    ).first()
+    if explanation is None or not explanation.data.get("pairs"):
+        return None
+    return Comparison(explanation, 0, explanation.data["pairs"][0]["answer"])
 
 
 class PredictAI:
@@ -46,6 +79,7 @@ class PredictAI:
     slug = "predict_ai"
     prompt = "Which species will the AI say this is?"
     shows_ai_prediction = False
+    needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return species_choices(classifier)
@@ -60,6 +94,7 @@ class VerifyAI:
     slug = "verify_ai"
     prompt = "Is the AI's answer right?"
     shows_ai_prediction = True
+    needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return [
@@ -71,9 +106,32 @@ class VerifyAI:
         return "yes" if prediction.predicted_label_id == image.class_label_id else "no"
 
 
+class SAGComparative:
+    """SAG's comparative counterfactual: two partial images of the photo, from the item's SAG
+    search. "On which will the AI be more confident?" Correct means the one whose model
+    confidence, measured in the search, is higher: no model runs while participants answer."""
+
+    slug = "sag_comparative"
+    prompt = (
+        "The AI sees only part of the photo. On which of the two partial images, A or B, "
+        "will the AI be more confident in its answer?"
+    )
+    shows_ai_prediction = True
+    needs_comparison = True
+
+    def choices(self, *, classifier: Classifier) -> list[Choice]:
+        return [Choice(value="A", text="Image A"), Choice(value="B", text="Image B")]
+
+    def correct_value(self, *, image: Image, prediction: Prediction) -> str:
+        comparison = sag_comparison(classifier=prediction.classifier, image=image)
+        if comparison is None:
+            raise ValueError(f"image {image.public_id} has no SAG comparison pair")
+        return comparison.answer
+
+
 QUESTION_TYPES = {
     question_type.slug: question_type
-    for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI()]
+    for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI(), SAGComparative()]
 }
 
 

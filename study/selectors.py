@@ -14,7 +14,13 @@ from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
-from study.question_types import QUESTION_TYPES, Choice, attention_check_choice
+from study.question_types import (
+    QUESTION_TYPES,
+    Choice,
+    Comparison,
+    attention_check_choice,
+    sag_comparison,
+)
 from study.services import CONFIDENCE_SCALE
 
 if TYPE_CHECKING:
@@ -53,6 +59,7 @@ class Trial:
     ai_prediction: Prediction | None  # shown when the question or the condition asks for it
     next_item: StudyItem | None  # its images are prefetched while this trial is answered
     next_explanation: Explanation | None
+    comparison: Explanation | None = None  # the SAG search whose pair the question shows
 
 
 def trial_current(*, participant: Participant) -> Trial:
@@ -79,6 +86,7 @@ def trial_current(*, participant: Participant) -> Trial:
         next_item = StudyItem.objects.select_related("image").get(
             pk=participant.trial_item_ids[next_position]
         )
+    comparison = comparison_for(participant=participant, image=item.image)
     if item.role == StudyItem.Role.ATTENTION:
         instructed = attention_check_choice(item_id=item.pk, choices=choices)
         prompt = (
@@ -104,6 +112,7 @@ def trial_current(*, participant: Participant) -> Trial:
         next_explanation=explanation_for(condition=participant.condition, image=next_item.image)
         if next_item
         else None,
+        comparison=comparison.explanation if comparison else None,
     )
 
 
@@ -112,6 +121,7 @@ class Feedback:
     response: Response
     correct_text: str
     explanation: Explanation | None
+    comparison: Explanation | None = None  # the pair the practice question showed
 
 
 def feedback_for(*, participant: Participant) -> Feedback:
@@ -122,10 +132,12 @@ def feedback_for(*, participant: Participant) -> Feedback:
     texts = {
         c.value: c.text for c in question_type.choices(classifier=participant.study.classifier)
     }
+    comparison = comparison_for(participant=participant, image=response.item.image)
     return Feedback(
         response=response,
         correct_text=texts[response.correct_answer],
         explanation=response.explanation_shown,
+        comparison=comparison.explanation if comparison else None,
     )
 
 
@@ -181,6 +193,23 @@ def participant_may_see_image(*, participant: Participant, image: Image) -> bool
     if StudyItem.objects.filter(pk__in=participant.trial_item_ids, image=image).exists():
         return True
     return any(entry.image.pk == image.pk for entry in reference_gallery(study=participant.study))
+
+
+def comparison_for(*, participant: Participant, image: Image) -> Comparison | None:
+    """The two partial images a comparative question shows for `image`, if the study asks
+    that question."""
+    if not QUESTION_TYPES[participant.study.question_type].needs_comparison:
+        return None
+    return sag_comparison(classifier=participant.study.classifier, image=image)
+
+
+def participant_may_see_comparison(*, participant: Participant, explanation: Explanation) -> bool:
+    comparison = comparison_for(participant=participant, image=explanation.image)
+    return (
+        comparison is not None
+        and comparison.explanation.pk == explanation.pk
+        and participant_may_see_image(participant=participant, image=explanation.image)
+    )
 
 
 def participant_may_see_explanation(*, participant: Participant, explanation: Explanation) -> bool:
@@ -243,6 +272,19 @@ def study_launch_problems(*, study: Study) -> list[str]:
                 f"condition {condition.name!r}: {len(missing)} of {len(items)} item(s) have "
                 f"no finished {condition.explanation_method} explanation, e.g. image "
                 f"{missing[0].image.public_id}; run `manage.py precompute --study {study.slug}`"
+            )
+    if QUESTION_TYPES[study.question_type].needs_comparison:
+        without_pair = [
+            item
+            for item in items
+            if sag_comparison(classifier=study.classifier, image=item.image) is None
+        ]
+        if without_pair:
+            problems.append(
+                f"{len(without_pair)} item(s) have no SAG comparison pair for the comparative "
+                f"question, e.g. image {without_pair[0].image.public_id}; run `manage.py "
+                f"precompute --study {study.slug}`, or replace items whose search found no "
+                "pair with a clear confidence gap"
             )
     return problems
 

@@ -6,6 +6,7 @@ moves forward, so a repeated or stale request changes nothing.
 
 import hashlib
 import hmac
+import io
 import random
 import secrets
 import statistics
@@ -17,10 +18,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from PIL import Image as PILImage
 
-from explain_engine.methods import get_method
-from explain_engine.models import Classifier, Image, PrecomputeJob, Prediction
-from explain_engine.services import precompute_job_create
+from explain_engine import render
+from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob, Prediction
+from explain_engine.services import method_for, precompute_job_create
 from study.models import (
     Condition,
     Participant,
@@ -218,7 +220,11 @@ def study_create(
             method_params, method_params_hash = {}, ""
             if spec.explanation_method:
                 try:
-                    method = get_method(spec.explanation_method, **(spec.explanation_params or {}))
+                    method = method_for(
+                        classifier=classifier,
+                        slug=spec.explanation_method,
+                        params=spec.explanation_params or {},
+                    )
                 except ValueError as error:
                     raise StudyConfigError(f"condition {spec.name!r}: {error}") from error
                 method_params, method_params_hash = method.params(), method.params_hash()
@@ -250,12 +256,15 @@ def study_create(
 
 
 def study_precompute_job(*, study: Study, batch_size: int | None = None) -> PrecomputeJob:
-    """A precompute job for everything the study shows: every item's prediction and each
-    explanation condition's explanations, with the condition's own parameters."""
+    """A precompute job for everything the study shows: every item's prediction, each
+    explanation condition's explanations with the condition's own parameters, and for a
+    comparative question the SAG search (default parameters) its image pairs come from."""
     methods = [
         (condition.explanation_method, condition.explanation_params)
         for condition in study.conditions.exclude(explanation_method="")
     ]
+    if QUESTION_TYPES[study.question_type].needs_comparison:
+        methods.append(("sag", {}))
     images = [item.image for item in study.items.select_related("image")]
     return precompute_job_create(
         classifier=study.classifier, methods=methods, images=images, batch_size=batch_size
@@ -550,7 +559,14 @@ def response_record(
     return response
 
 
-INTERACTION_EVENTS = {"heatmap_hidden", "heatmap_shown", "gallery_opened", "gallery_closed"}
+INTERACTION_EVENTS = {
+    "heatmap_hidden",
+    "heatmap_shown",
+    "explanation_zoomed",
+    "explanation_unzoomed",
+    "gallery_opened",
+    "gallery_closed",
+}
 MAX_INTERACTIONS = 200
 
 
@@ -731,3 +747,16 @@ def study_set_show_accuracy(*, study: Study, show: bool) -> Study:
     study.show_accuracy = show
     study.save(update_fields=["show_accuracy"])
     return study
+
+
+def comparison_png(*, explanation: Explanation) -> bytes:
+    """The A/B picture of a SAG explanation's first comparative pair, as PNG bytes.
+
+    Drawn from the stored search and the photo, so a participant's page never waits on the
+    model; the pair's confidences stay on the server.
+    """
+    with explanation.image.file.open("rb") as handle, PILImage.open(handle) as photo:
+        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
+    buffer = io.BytesIO()
+    figure.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -17,4 +17,9 @@ urlpatterns = [
         participant_views.participant_explanation,
         name="explanation",
     ),
+    path(
+        "<slug:slug>/p/<str:code>/comparison/<uuid:explanation_id>/",
+        participant_views.participant_comparison,
+        name="comparison",
+    ),
 ]

@@ -85,6 +85,15 @@ def classifier(image_set, untrained_checkpoint):
 
 
 @pytest.fixture
+def trained_classifier(image_set):
+    """A classifier fitted to the tiny set (a few seconds on the CPU). An untrained one is
+    equally unsure everywhere, so e.g. its SAG search finds no clear confidence gaps."""
+    from explain_engine.services import classifier_train
+
+    return classifier_train(image_set=image_set, name="tiny-trained", epochs=30, input_size=64)
+
+
+@pytest.fixture
 def researcher_a(db, django_user_model):
     return django_user_model.objects.create_user(
         username="researcher_a", password="a-long-test-password", is_staff=True

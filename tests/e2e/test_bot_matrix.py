@@ -26,7 +26,10 @@ COMPREHENSION = [
 ]
 
 
-def _study(classifier, question_type, platform, slug):
+def _study(request, question_type, platform, slug):
+    # The comparative question needs SAG pairs with clear confidence gaps: a trained model.
+    fixture = "trained_classifier" if question_type == "sag_comparative" else "classifier"
+    classifier = request.getfixturevalue(fixture)
     return make_study(
         classifier,
         slug=slug,
@@ -65,7 +68,8 @@ def _walk(frame, participant: Participant) -> list[str]:
             _answer_trial(frame, participant, shows_explanation)
         elif page_name == "feedback":
             assert frame.locator("text=The right answer is").count() == 1
-            assert frame.locator("img").count() == (2 if shows_explanation else 1)
+            comparison = QUESTION_TYPES[participant.study.question_type].needs_comparison
+            assert frame.locator("img").count() == 1 + shows_explanation + comparison
             _submit(frame, "Continue")
         elif page_name == "questionnaire":
             for name, value in [
@@ -97,7 +101,9 @@ def _answer_trial(frame, participant: Participant, shows_explanation: bool) -> N
     )
     study = participant.study
     question_type = QUESTION_TYPES[study.question_type]
-    assert frame.locator(".stimulus-image").count() == (2 if shows_explanation else 1)
+    shows_comparison = question_type.needs_comparison
+    expected_images = 1 + shows_explanation + shows_comparison
+    assert frame.locator(".stimulus-image").count() == expected_images
     ai_answer = frame.locator(".ai-answer")
     assert ai_answer.count() == (1 if question_type.shows_ai_prediction else 0)
     if item.role == StudyItem.Role.ATTENTION:
@@ -141,8 +147,8 @@ def _check_stored(participant: Participant) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("question_type", sorted(QUESTION_TYPES))
-def test_prolific_bots_complete_every_condition(browser, live_server, classifier, question_type):
-    study = _study(classifier, question_type, Study.Platform.PROLIFIC, f"p-{question_type}")
+def test_prolific_bots_complete_every_condition(browser, live_server, request, question_type):
+    study = _study(request, question_type, Study.Platform.PROLIFIC, f"p-{question_type}")
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.route(PROLIFIC_HOST + "**", lambda route: route.fulfill(body="prolific says thanks"))
@@ -165,9 +171,9 @@ def test_prolific_bots_complete_every_condition(browser, live_server, classifier
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("question_type", sorted(QUESTION_TYPES))
 def test_mturk_bots_preview_accept_and_submit_inside_the_frame(
-    browser, live_server, classifier, question_type
+    browser, live_server, request, question_type
 ):
-    study = _study(classifier, question_type, Study.Platform.MTURK, f"m-{question_type}")
+    study = _study(request, question_type, Study.Platform.MTURK, f"m-{question_type}")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
 
@@ -215,8 +221,8 @@ def test_mturk_bots_preview_accept_and_submit_inside_the_frame(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("question_type", sorted(QUESTION_TYPES))
-def test_open_link_bots_complete_every_condition(browser, live_server, classifier, question_type):
-    study = _study(classifier, question_type, Study.Platform.OPEN, f"o-{question_type}")
+def test_open_link_bots_complete_every_condition(browser, live_server, request, question_type):
+    study = _study(request, question_type, Study.Platform.OPEN, f"o-{question_type}")
     conditions = set()
     for _ in range(study.conditions.count()):
         # A lab's open link carries no ids: each participant is a fresh browser session.

@@ -1,10 +1,9 @@
 import pytest
 
 from explain_engine.models import Image
-from explain_engine.services import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
-from study.services import ConditionSpec, study_create, study_launch
+from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 
 def make_study(
@@ -50,12 +49,7 @@ def make_study(
         exclusion_rules=exclusion_rules,
     )
     if launch:
-        job = precompute_job_create(
-            classifier=classifier,
-            methods=[("gradcam", {})],
-            images=images + training_images + attention_images,
-        )
-        precompute_job_run.delay(job.pk)
+        precompute_job_run.delay(study_precompute_job(study=study).pk)
         study_launch(study=study, status=status)
     return study
 
