@@ -56,7 +56,7 @@ def test_precompute_stores_sag_graphs_and_xnn_concepts_with_their_figures(study)
     for row in xnn:
         assert len(row.data["concepts"]) == 3
         maps = np.load(io.BytesIO(row.raw_map.read()))
-        assert maps.shape[0] == 3 and 0 <= maps.min() and maps.max() <= 1
+        assert maps.shape[0] == 3 and maps.min() >= 0 and maps.max() <= 1
         column = row.data["classes"].index(row.target_index)
         rebuilt = sum(c["contributions"][column] for c in row.data["concepts"])
         rebuilt += row.data["bias"][column]
