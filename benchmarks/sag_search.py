@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--chunk", type=int, default=4, help="images per explain call")
+    parser.add_argument(
+        "--max-depth", type=int, default=49, help="SAG max_depth (lower for a quick smoke run)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -76,10 +79,11 @@ def main() -> None:
     model = model.to(device).eval()
     images = images.to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    sag = SAG(batch_size=args.batch_size)
+    sag = SAG(batch_size=args.batch_size, max_depth=args.max_depth)
     print(
         f"model={args.model} input={images.shape[-1]} px, up to {len(images)} images, "
-        f"device={name}, torch threads={torch.get_num_threads()}, batch_size={args.batch_size}",
+        f"device={name}, torch threads={torch.get_num_threads()}, batch_size={args.batch_size}, "
+        f"max_depth={args.max_depth}",
         flush=True,
     )
 
