@@ -524,69 +524,100 @@ def _questionnaire_values(participant: Participant) -> dict:
 
 
 def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]:
-    """One dict per response, joined with the item and the model's output on it."""
-    predictions = {
-        prediction.image_id: prediction
-        for prediction in Prediction.objects.filter(classifier=study.classifier).select_related(
-            "predicted_label"
+    """One dict per response, joined with the participant, the item and the model's output.
+
+    Streams in constant memory: responses are read as plain values in chunks, and only the
+    participants of the current chunk are held (a participant's columns repeat on each of
+    their rows). Items and predictions are per study, so they are read once.
+    """
+    items = {
+        item.pk: item.image
+        for item in study.items.select_related("image__class_label").only(
+            "pk", "image__public_id", "image__class_label__display_name", "image__class_label_id"
         )
     }
-    attention_failures = dict(
-        Response.objects.filter(
-            participant__study=study, phase=StudyItem.Role.ATTENTION, is_correct=False
-        )
-        .values("participant")
-        .annotate(failed=Count("pk"))
-        .values_list("participant", "failed")
-    )
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.filter(
+            classifier=study.classifier, image_id__in=[image.pk for image in items.values()]
+        ).select_related("predicted_label")
+    }
+    fields = (
+        "participant_id", "item_id", "phase", "trial_position", "answer_text",
+        "correct_answer", "is_correct", "confidence", "client_response_ms", "server_shown_at",
+        "server_received_at", "viewport", "interactions", "explanation_shown__public_id",
+    )  # fmt: skip
     responses = (
         Response.objects.filter(participant__study=study)
-        .select_related(
-            "participant__condition",
-            "item__image__class_label",
-            "explanation_shown",
-        )
         .order_by("participant_id", "trial_position")
+        .values_list(*fields)
     )
-    for response in responses.iterator(chunk_size=chunk_size):
-        participant = response.participant
+    chunk: list[tuple] = []
+    for values in responses.iterator(chunk_size=chunk_size):
+        chunk.append(values)
+        if len(chunk) == chunk_size:
+            yield from _export_chunk(study, chunk, items, predictions)
+            chunk = []
+    yield from _export_chunk(study, chunk, items, predictions)
+
+
+def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: dict):
+    participant_ids = {values[0] for values in chunk}
+    participants = {
+        participant.pk: participant
+        for participant in Participant.objects.filter(pk__in=participant_ids)
+        .select_related("condition")
+        .annotate(
+            failed_attention=Count(
+                "responses",
+                filter=Q(responses__phase=StudyItem.Role.ATTENTION, responses__is_correct=False),
+            )
+        )
+    }
+    columns = {}
+    for pk, participant in participants.items():
         condition = participant.condition
-        image = response.item.image
-        prediction = predictions.get(image.pk)
-        shown_to_received = response.server_received_at - response.server_shown_at
-        yield {
+        columns[pk] = {
             "study": study.slug,
-            "participant": participant.pk,
+            "participant": pk,
             "platform_pseudonym": participant.platform_pseudonym,
             "participant_status": participant.status,
             **_exclusion_values(participant),
-            "attention_checks_failed": attention_failures.get(participant.pk, 0),
+            "attention_checks_failed": participant.failed_attention,
             "condition": condition.name,
             "explanation_method": condition.explanation_method or "none",
             "explanation_params_hash": condition.explanation_params_hash,
-            "phase": response.phase,
-            "trial_position": response.trial_position,
-            "item": response.item_id,
+        }
+    for (
+        participant_id, item_id, phase, position, answer_text, correct_answer, is_correct,
+        confidence, client_ms, shown_at, received_at, viewport, interactions, explanation_id,
+    ) in chunk:  # fmt: skip
+        participant = participants[participant_id]
+        image = items[item_id]
+        prediction = predictions.get(image.pk)
+        yield {
+            **columns[participant_id],
+            "phase": phase,
+            "trial_position": position,
+            "item": item_id,
             "image": str(image.public_id),
             "true_label": image.class_label.display_name,
-            "answer": response.answer_text,
-            "correct_answer": response.correct_answer,
-            "is_correct": int(response.is_correct),
-            "confidence": response.confidence,
-            "client_response_ms": response.client_response_ms,
-            "server_response_ms": round(shown_to_received.total_seconds() * 1000),
+            "answer": answer_text,
+            "correct_answer": correct_answer,
+            "is_correct": int(is_correct),
+            "confidence": confidence,
+            "client_response_ms": client_ms,
+            "server_response_ms": round((received_at - shown_at).total_seconds() * 1000),
             "ai_prediction": prediction.predicted_label.display_name if prediction else "",
             "ai_confidence": round(prediction.confidence, 4) if prediction else "",
             "ai_correct": int(prediction.predicted_label_id == image.class_label_id)
             if prediction
             else "",
-            "explanation": str(response.explanation_shown.public_id)
-            if response.explanation_shown
-            else "",
-            "server_shown_at": response.server_shown_at.isoformat(),
-            "server_received_at": response.server_received_at.isoformat(),
-            "viewport": response.viewport,
-            "interactions": json.dumps(response.interactions, separators=(",", ":")),
+            "explanation": str(explanation_id) if explanation_id else "",
+            "server_shown_at": shown_at.isoformat(),
+            "server_received_at": received_at.isoformat(),
+            "viewport": viewport,
+            "interactions": json.dumps(interactions, separators=(",", ":")),
             "study_config_hash": participant.study_config_hash,
             **_questionnaire_values(participant),
         }

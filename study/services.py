@@ -710,20 +710,30 @@ def participants_apply_exclusions(
     changes nothing; returns how many participants changed."""
     rules = study.exclusion_rules or {}
     participants = participants if participants is not None else study.participants.all()
-    participants = participants.filter(study=study).annotate(
+    chosen = participants.filter(study=study)
+    participants = chosen.annotate(
         failed_attention=Count(
             "responses",
             filter=Q(responses__phase=StudyItem.Role.ATTENTION, responses__is_correct=False),
         )
     )
+    # One ordered pass over the main answers beside the ordered participants (a merge join),
+    # rather than a query per participant.
+    answers = (
+        Response.objects.filter(participant__in=chosen.values("pk"), phase=StudyItem.Role.MAIN)
+        .order_by("participant_id", "trial_position")
+        .values_list("participant_id", "answer", "client_response_ms")
+        .iterator(chunk_size=chunk_size)
+    )
+    pending = next(answers, None)
     changed = 0
     batch: list[Participant] = []
     for participant in participants.order_by("pk").iterator(chunk_size=chunk_size):
-        main_answers = list(
-            participant.responses.filter(phase=StudyItem.Role.MAIN).values_list(
-                "answer", "client_response_ms"
-            )
-        )
+        main_answers = []
+        while pending is not None and pending[0] <= participant.pk:
+            if pending[0] == participant.pk:
+                main_answers.append((pending[1], pending[2]))
+            pending = next(answers, None)
         reasons = _exclusion_reasons(
             rules=rules,
             failed_attention=participant.failed_attention,
