@@ -3,6 +3,7 @@ import time
 
 from celery.signals import task_postrun
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError
 
 from config.celery_app import app as celery_app
 from explain_engine import selectors
@@ -49,7 +50,14 @@ class Command(BaseCommand):
             self._run_in_process(job)
             return
         # Commands run in autocommit, so the job row is already visible to any worker.
-        precompute_job_run.delay(job.pk)
+        try:
+            precompute_job_run.delay(job.pk)
+        except OperationalError as error:
+            raise CommandError(
+                f"cannot reach the Celery broker ({error}). Precompute job {job.pk} is saved "
+                "but not started; run this command again once the broker is back: "
+                "explanations already done are kept and the rest are computed."
+            ) from error
         if wait:
             self._wait(job)
 
