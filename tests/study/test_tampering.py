@@ -1,0 +1,90 @@
+"""Two tabs, skipping ahead, forged fields and guessed codes change nothing they should not."""
+
+import pytest
+from django.urls import reverse
+
+from study.models import Condition, Participant, Response
+
+pytestmark = pytest.mark.django_db
+
+
+def _in_trials(client, study, pid):
+    url = client.get(
+        reverse("study:entry", args=[study.slug]),
+        {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
+    )["Location"]
+    client.post(url, {"page": "consent", "consent": "yes"})
+    client.post(url, {"page": "instructions"})
+    return url
+
+
+def _form(trial, answer, **extra):
+    return {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": answer,
+        "confidence": 3,
+        "client_response_ms": 900,
+        **extra,
+    }
+
+
+def test_two_tabs_answer_the_same_trial_once(client, study):
+    url = _in_trials(client, study, "tabs")
+    first_tab = client.get(url).context["trial"]
+    second_tab = client.get(url).context["trial"]
+    assert first_tab.position == second_tab.position
+    client.post(url, _form(first_tab, first_tab.choices[0].value))
+    stale = client.post(url, _form(second_tab, second_tab.choices[1].value))
+    assert stale.status_code == 302  # back to where the participant really is
+    response = Response.objects.get()
+    assert response.answer == first_tab.choices[0].value  # the second tab changed nothing
+    participant = Participant.objects.get()
+    assert participant.trial_position == first_tab.position + 1
+
+
+def test_answers_for_a_later_trial_are_not_recorded(client, study):
+    url = _in_trials(client, study, "skipper")
+    trial = client.get(url).context["trial"]
+    ahead = {**_form(trial, trial.choices[0].value), "trial_position": trial.position + 2}
+    client.post(url, ahead)
+    assert not Response.objects.exists()
+    assert Participant.objects.get().trial_position == trial.position
+
+
+def test_forged_condition_fields_are_ignored(client, study):
+    forged = Condition.objects.get(study=study, name="gradcam")
+    entry = client.get(
+        reverse("study:entry", args=[study.slug]),
+        {
+            "PROLIFIC_PID": "forger",
+            "STUDY_ID": "s",
+            "SESSION_ID": "x",
+            "condition": forged.pk,
+            "condition_name": "gradcam",
+        },
+    )
+    url = entry["Location"]
+    participant = Participant.objects.get()
+    assigned = participant.condition
+    client.post(url, {"page": "consent", "consent": "yes", "condition": forged.pk})
+    client.post(url, {"page": "instructions", "condition": "gradcam"})
+    trial = client.get(url).context["trial"]
+    client.post(url, _form(trial, trial.choices[0].value, condition=forged.pk, is_correct="1"))
+    participant.refresh_from_db()
+    assert participant.condition == assigned
+    response = Response.objects.get()
+    # Correctness is the server's judgement, not a field the browser can send.
+    assert response.is_correct == (response.answer == response.correct_answer)
+
+
+def test_a_guessed_participant_code_finds_nothing_and_saves_nothing(client, study):
+    _in_trials(client, study, "real")
+    real = Participant.objects.get()
+    guessed = reverse("study:participant", args=[study.slug, real.code[:-1] + "x"])
+    assert client.get(guessed).status_code == 404
+    assert client.post(guessed, {"page": "consent", "consent": "yes"}).status_code == 404
+    # Another study's slug with a real code is not that participant either.
+    other = reverse("study:participant", args=["another-study", real.code])
+    assert client.get(other).status_code == 404
+    assert not Response.objects.exists()
