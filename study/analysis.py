@@ -707,7 +707,8 @@ def report_svgs(report: StudyReport) -> dict[str, str]:
     names = [s.name for s in report.conditions]
     x = np.arange(len(names))
     width = max(4.5, 1.3 * len(names) + 2)
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 11}):
+    # Type large enough to stay legible when the dashboard scales a plot to a phone's width.
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 13}):
         figure = Figure(figsize=(width, 4), layout="constrained")
         axes = figure.add_subplot()
         accuracies = [s.accuracy for s in report.conditions]
@@ -763,6 +764,6 @@ def report_svgs(report: StudyReport) -> dict[str, str]:
         axes.set_ylabel("Accuracy, 95% Wilson interval")
         axes.set_title(PLOT_TITLES["accuracy_by_ai_correctness"])
         axes.grid(axis="y", alpha=0.3)
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
         by_ai = _svg(figure)
     return {"accuracy_by_condition": by_condition, "accuracy_by_ai_correctness": by_ai}
