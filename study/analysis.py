@@ -160,7 +160,9 @@ def wilson_interval(successes: float, n: float, z: float = Z_95) -> tuple[float,
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval holds p exactly; rounding can put a bound a hair past p at 0 or 1, which
+    # would make a negative error bar.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
