@@ -30,6 +30,11 @@ urlpatterns = [
         name="researcher-study",
     ),
     path(
+        "researcher/studies/<slug:slug>/analysis/<slug:name>.svg",
+        researcher_views.study_analysis_plot,
+        name="researcher-analysis-plot",
+    ),
+    path(
         "researcher/studies/<slug:slug>/launch",
         researcher_views.study_launch,
         name="researcher-launch",

@@ -44,6 +44,11 @@ ECE_BINS = 10
 # A fitted log-odds this far from 0 (odds beyond 1 : 160,000) means separation, not an estimate.
 MAX_LOG_ODDS = 12.0
 MAIN_PHASE = "main"
+# The plots of report_svgs: file-name stem and title.
+PLOT_TITLES = {
+    "accuracy_by_condition": "Accuracy by condition (main trials)",
+    "accuracy_by_ai_correctness": "Accuracy when the AI was right or wrong",
+}
 
 # Questions where agreeing with the AI means giving the AI's answer; in verify_ai the answer
 # is a yes/no judgement of the AI, and agreeing with it means saying "right".
@@ -155,7 +160,9 @@ def wilson_interval(successes: float, n: float, z: float = Z_95) -> tuple[float,
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval holds p exactly; rounding can put a bound a hair past p at 0 or 1, which
+    # would make a negative error bar.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -698,11 +705,12 @@ def _error_bars(accuracies: list[Accuracy]) -> np.ndarray:
 
 
 def report_svgs(report: StudyReport) -> dict[str, str]:
-    """The report's plots as SVG documents, keyed by a file-name stem."""
+    """The report's plots as SVG documents, keyed by their PLOT_TITLES stem."""
     names = [s.name for s in report.conditions]
     x = np.arange(len(names))
     width = max(4.5, 1.3 * len(names) + 2)
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 11}):
+    # Type large enough to stay legible when the dashboard scales a plot to a phone's width.
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 13}):
         figure = Figure(figsize=(width, 4), layout="constrained")
         axes = figure.add_subplot()
         accuracies = [s.accuracy for s in report.conditions]
@@ -725,7 +733,7 @@ def report_svgs(report: StudyReport) -> dict[str, str]:
         axes.set_ylim(0, 1)
         axes.set_xlabel("Condition")
         axes.set_ylabel("Accuracy, 95% Wilson interval")
-        axes.set_title("Accuracy by condition (main trials)")
+        axes.set_title(PLOT_TITLES["accuracy_by_condition"])
         axes.grid(axis="y", alpha=0.3)
         by_condition = _svg(figure)
 
@@ -756,8 +764,8 @@ def report_svgs(report: StudyReport) -> dict[str, str]:
         axes.set_ylim(0, 1)
         axes.set_xlabel("Condition")
         axes.set_ylabel("Accuracy, 95% Wilson interval")
-        axes.set_title("Accuracy when the AI was right or wrong")
+        axes.set_title(PLOT_TITLES["accuracy_by_ai_correctness"])
         axes.grid(axis="y", alpha=0.3)
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
         by_ai = _svg(figure)
     return {"accuracy_by_condition": by_condition, "accuracy_by_ai_correctness": by_ai}

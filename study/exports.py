@@ -1,4 +1,5 @@
-"""The study export as one zip: responses.csv, participants.csv, codebook.csv, design.json.
+"""The study export as one zip: responses.csv, participants.csv, codebook.csv, design.json,
+and, once there are main responses to analyse, analysis.txt with the plots as SVG files.
 
 The zip is produced as a stream of byte chunks: rows come from the database in chunks
 (`.iterator`) and each chunk of the archive is handed on as soon as it is written, so memory
@@ -11,6 +12,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -20,6 +22,8 @@ from study.selectors import (
     PARTICIPANT_COLUMNS,
     PARTICIPANT_EXPORT_COLUMNS,
     RESPONSE_COLUMNS,
+    study_analysis,
+    study_analysis_options,
     study_design,
     study_export_rows,
     study_participant_rows,
@@ -30,18 +34,58 @@ PARTICIPANTS_CSV = "participants.csv"
 CODEBOOK_CSV = "codebook.csv"
 DESIGN_JSON = "design.json"
 ZIP_MEMBERS = (RESPONSES_CSV, PARTICIPANTS_CSV, CODEBOOK_CSV, DESIGN_JSON)
+ANALYSIS_TXT = "analysis.txt"
 CODEBOOK_COLUMNS = ("file", "column", "description")
 ROWS_PER_CHUNK = 500
 
 
-def codebook_rows() -> Iterator[dict]:
-    """Every column of both CSVs with its meaning, from the same declarations the writers use."""
+@dataclass(frozen=True)
+class AnalysisFile:
+    name: str
+    description: str
+    content: str
+
+
+def study_analysis_files(*, study: Study) -> list[AnalysisFile]:
+    """analysis.txt and the plots, with the participants the dashboard counts by default;
+    none when there is nothing to analyse."""
+    from study.analysis import PLOT_TITLES, AnalysisError, report_svgs, report_text
+
+    options = study_analysis_options(study=study, params={})
+    try:
+        report = study_analysis(study=study, **vars(options))
+    except AnalysisError:
+        return []
+    pilot = "included" if options.include_pilot else "left out"
+    header = (
+        f"Study {study.slug}: outcome statistics of the main trials; pilot participants "
+        f"{pilot}, excluded participants left out.\n\n"
+    )
+    text = AnalysisFile(
+        ANALYSIS_TXT,
+        "outcome statistics of the main trials, as analyze_study prints them: accuracy per "
+        "condition with participant-clustered 95% Wilson intervals, omnibus tests, "
+        "Holm-corrected pairwise comparisons, reliance on the AI, calibration, response times",
+        header + report_text(report),
+    )
+    plots = [
+        AnalysisFile(f"{name}.svg", f"plot (SVG): {PLOT_TITLES[name]}, 95% intervals", svg)
+        for name, svg in report_svgs(report).items()
+    ]
+    return [text, *plots]
+
+
+def codebook_rows(analysis_files: Iterable[AnalysisFile] = ()) -> Iterator[dict]:
+    """Every column of both CSVs with its meaning, from the same declarations the writers use;
+    then the analysis files, each as a whole (blank column)."""
     for file_name, columns in (
         (RESPONSES_CSV, RESPONSE_COLUMNS),
         (PARTICIPANTS_CSV, PARTICIPANT_COLUMNS),
     ):
         for column in columns:
             yield {"file": file_name, "column": column.name, "description": column.description}
+    for file in analysis_files:
+        yield {"file": file.name, "column": "", "description": file.description}
 
 
 def study_design_document(*, study: Study) -> dict:
@@ -98,6 +142,7 @@ def _csv_member(
 def study_export_zip(*, study: Study) -> Iterator[bytes]:
     """The export archive, chunk by chunk. Apply the exclusion rules first
     (services.participants_apply_exclusions) so the flags are current."""
+    analysis_files = study_analysis_files(study=study)
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         yield from _csv_member(
@@ -110,8 +155,13 @@ def study_export_zip(*, study: Study) -> Iterator[bytes]:
             PARTICIPANT_EXPORT_COLUMNS,
             study_participant_rows(study=study),
         )
-        yield from _csv_member(archive, pipe, CODEBOOK_CSV, CODEBOOK_COLUMNS, codebook_rows())
+        yield from _csv_member(
+            archive, pipe, CODEBOOK_CSV, CODEBOOK_COLUMNS, codebook_rows(analysis_files)
+        )
         design = json.dumps(study_design_document(study=study), indent=2, sort_keys=True)
         archive.writestr(DESIGN_JSON, design)
         yield pipe.take()
+        for file in analysis_files:
+            archive.writestr(file.name, file.content)
+            yield pipe.take()
     yield pipe.take()

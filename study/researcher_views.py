@@ -5,8 +5,8 @@ import csv
 import io
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.exceptions import BadRequest, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -49,8 +49,10 @@ def study_list(request: HttpRequest) -> HttpResponse:
 @researcher_required
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = _visible_study(request, slug)
+    options = _analysis_options(request, study)
     context = {
         "dashboard": selectors.study_dashboard(study=study),
+        "analysis": selectors.study_dashboard_analysis(study=study, options=options),
         "entry_url": _entry_url_for_platform(request, study),
         "is_owner": selectors.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
@@ -61,6 +63,31 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         ],
     }
     return render(request, "researcher/study_dashboard.html", context)
+
+
+def _analysis_options(request: HttpRequest, study: Study) -> selectors.AnalysisOptions:
+    try:
+        return selectors.study_analysis_options(study=study, params=request.GET)
+    except ValueError as error:
+        raise BadRequest(str(error)) from error
+
+
+# matplotlib's SVG styles its shapes with style attributes and a <style> element; the plot
+# holds no script, and a document of its own may use its own inline styles.
+ANALYSIS_PLOT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+@researcher_required
+def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    study = _visible_study(request, slug)
+    options = _analysis_options(request, study)
+    svg = selectors.study_analysis_plot(study=study, name=name, options=options)
+    if svg is None:
+        raise Http404("No such plot, or nothing to analyse, or accuracy is hidden.")
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    response["Content-Security-Policy"] = ANALYSIS_PLOT_POLICY
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @researcher_required

@@ -3,10 +3,11 @@
 import hashlib
 import json
 import statistics
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from django.db.models import Count, Q, QuerySet
 
@@ -648,6 +649,82 @@ def study_analysis(
         include_pilot=include_pilot,
         include_excluded=include_excluded,
     )
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Whose responses the analysis counts; the dashboard carries them as GET parameters."""
+
+    include_pilot: bool
+    include_excluded: bool
+
+    @property
+    def query(self) -> str:
+        return urlencode({name: int(value) for name, value in vars(self).items()})
+
+    # The dashboard's toggle links.
+    @property
+    def query_pilot_toggled(self) -> str:
+        return replace(self, include_pilot=not self.include_pilot).query
+
+    @property
+    def query_excluded_toggled(self) -> str:
+        return replace(self, include_excluded=not self.include_excluded).query
+
+
+def study_analysis_options(*, study: Study, params: Mapping[str, str]) -> AnalysisOptions:
+    """The options a request asks for ('1' or '0' per option), the rest at their defaults:
+    pilot participants count only while the study is a pilot (they are all its data then),
+    excluded participants never. Raises ValueError naming a value that is not 0 or 1."""
+    defaults = {
+        "include_pilot": study.status == Study.Status.PILOT,
+        "include_excluded": False,
+    }
+    options = {}
+    for name, default in defaults.items():
+        value = params.get(name)
+        if value is None:
+            options[name] = default
+        elif value in ("0", "1"):
+            options[name] = value == "1"
+        else:
+            raise ValueError(f"{name} must be 0 or 1, not {value!r}")
+    return AnalysisOptions(**options)
+
+
+@dataclass(frozen=True)
+class DashboardAnalysis:
+    options: AnalysisOptions
+    report: "StudyReport | None"
+    problem: str  # why there is no report ("" when there is one)
+    plots: dict[str, str]  # plot name: what it shows, for the image's alternative text
+
+
+def study_dashboard_analysis(*, study: Study, options: AnalysisOptions) -> DashboardAnalysis | None:
+    """The outcome statistics for the dashboard, or None while accuracy is hidden (the
+    analysis shows accuracy, so it is hidden the same way)."""
+    if not study_accuracy_visible(study=study):
+        return None
+    from study.analysis import PLOT_TITLES, AnalysisError
+
+    try:
+        report = study_analysis(study=study, **vars(options))
+    except AnalysisError as error:
+        return DashboardAnalysis(options=options, report=None, problem=str(error), plots={})
+    return DashboardAnalysis(options=options, report=report, problem="", plots=PLOT_TITLES)
+
+
+def study_analysis_plot(*, study: Study, name: str, options: AnalysisOptions) -> str | None:
+    """One plot of the dashboard's analysis as an SVG document; None when there is no such
+    plot, nothing to analyse, or accuracy is hidden."""
+    from study.analysis import PLOT_TITLES, report_svgs
+
+    if name not in PLOT_TITLES:
+        return None
+    analysis = study_dashboard_analysis(study=study, options=options)
+    if analysis is None or analysis.report is None:
+        return None
+    return report_svgs(analysis.report)[name]
 
 
 # Pages a participant only reaches after passing the comprehension check.

@@ -20,3 +20,33 @@ def duration(seconds: float | None) -> str:
         return "–"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A proportion as a percentage with one decimal: 0.4567 -> 45.7%."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}%"
+
+
+@register.filter
+def p_value(value: float) -> str:
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+@register.filter
+def signed_points(value: float) -> str:
+    """A difference of proportions in percentage points: 0.123 -> +12.3 pp."""
+    return f"{100 * value:+.1f} pp"
+
+
+@register.filter
+def accuracy_interval(accuracy) -> str:
+    """A study.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
+    if accuracy is None:
+        return "–"
+    return (
+        f"{percent(accuracy.estimate)} [{percent(accuracy.low)}–{percent(accuracy.high)}] "
+        f"n={accuracy.n_responses}"
+    )

@@ -2,6 +2,7 @@
 
 import pytest
 
+from study.services import study_set_show_accuracy
 from study.simulation import BotBehaviour, participants_simulate
 from tests.study.conftest import make_study
 
@@ -40,7 +41,51 @@ def test_researcher_reads_the_dashboard(
         page.screenshot(path=screenshot_dir / f"dashboard-{device}.png", full_page=True)
     with page.expect_navigation():
         page.get_by_role("button", name="Show accuracy so far").click()
-    assert page.locator("th", has_text="Accuracy").count() == 1
+    participants_table = page.locator("table").first
+    assert participants_table.locator("th", has_text="Accuracy").count() == 1
+    assert page.locator(".analysis .plots img").count() == 2  # the analysis shows with it
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / f"dashboard-{device}-accuracy.png", full_page=True)
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_reads_the_analysis(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir
+):
+    """Tables and both plots render under the site's content security policy, and the page
+    never scrolls sideways."""
+    study = make_study(classifier, owners=[researcher_owner], per_condition=6, n_items=5)
+    participants_simulate(
+        study=study,
+        n=12,
+        behaviour_by_condition={
+            "none": BotBehaviour(accuracy=0.3, mean_response_ms=3000),
+            "gradcam": BotBehaviour(accuracy=0.9, mean_response_ms=1500),
+        },
+        default_behaviour=BotBehaviour(accuracy=0.5, mean_response_ms=2000),
+        seed=5,
+    )
+    study_set_show_accuracy(study=study, show=True)
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    refused = []
+    page.on("console", lambda message: "Refused" in message.text and refused.append(message.text))
+    page.goto(f"{live_server.url}/researcher/studies/{study.slug}/")
+    page.fill("input[name=username]", "researcher_owner")
+    page.fill("input[name=password]", "a-long-test-password")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
+    plots = page.locator(".analysis .plots img")
+    assert plots.count() == 2
+    for index in range(2):
+        plots.nth(index).scroll_into_view_if_needed()
+        # A blocked or broken SVG leaves the image without a natural size.
+        assert plots.nth(index).evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.get_by_role("heading", name="Reliance on the AI").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert refused == []
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"analysis-{device}.png", full_page=True)
     context.close()

@@ -264,3 +264,15 @@ def test_analyze_study_names_bad_input(classifier, tmp_path):
         call_command("analyze_study", "nope")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("analyze_study", study.slug, svg_dir=tmp_path / "missing")
+
+
+def test_all_right_or_all_wrong_conditions_are_plotted():
+    """At 0% or 100% the Wilson bound is exactly the estimate (no negative error bar)."""
+    for n in range(1, 60):
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
+    rows = simulate_rows(np.random.default_rng(6), {"a": 0.5, "b": 0.7}, per_condition=5, n_items=4)
+    for row in rows:
+        if row["condition"] == "b":
+            row["is_correct"] = 1
+    svgs = report_svgs(analyze(rows))
+    assert "AI wrong" in svgs["accuracy_by_ai_correctness"]

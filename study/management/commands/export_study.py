@@ -26,7 +26,10 @@ class Command(BaseCommand):
             "--zip",
             type=Path,
             dest="zip_path",
-            help=f"Zip file to write, holding {', '.join(ZIP_MEMBERS)}.",
+            help=(
+                f"Zip file to write, holding {', '.join(ZIP_MEMBERS)} and, once there are "
+                "responses to analyse, analysis.txt and the plots as SVG."
+            ),
         )
 
     def handle(self, *args, slug, out, zip_path, **options):
@@ -41,7 +44,7 @@ class Command(BaseCommand):
                 for chunk in study_export_zip(study=study):
                     handle.write(chunk)
             partial.replace(zip_path)
-            self.stderr.write(f"wrote {', '.join(ZIP_MEMBERS)} to {zip_path}")
+            self.stderr.write(f"wrote the export to {zip_path}")
         elif out is None:
             self._write(study, sys.stdout)
         else:
