@@ -29,5 +29,11 @@ class Command(BaseCommand):
             f"  Dashboard: {base}/researcher/studies/{site.study.slug}/\n"
             f"  Export: python manage.py export_study {site.study.slug} --zip export.zip"
         )
+        if site.compare_study is not None:
+            self.stdout.write(
+                f"  Comparative study (SAG A/B questions): {base}/s/{site.compare_study.slug}/"
+                "?PROLIFIC_PID=demo-participant-1&STUDY_ID=demo-compare"
+                "&SESSION_ID=demo-session-1"
+            )
         if not no_serve:
             call_command("runserver", addr, use_reloader=False)
