@@ -251,22 +251,29 @@ def _loaded_model(
 
 
 def _checkpoint_local_path(classifier: Classifier) -> str:
-    """The checkpoint as a local file: itself on the local disk, else a copy in a cache
-    named by its sha256 (object storage has no paths; torch needs a file)."""
+    return _local_file(
+        classifier.checkpoint, f"{classifier.checkpoint_sha256}.pt", classifier.checkpoint_sha256
+    )
+
+
+def _local_file(field_file, cache_name: str, sha256: str | None = None) -> str:
+    """A stored file as a local path (torch needs one): itself on the local disk, else a
+    copy in the worker's cache under `cache_name` (object storage has no paths), checked
+    against `sha256` when given. Names are never reused, so a cached copy stays valid."""
     try:
-        return classifier.checkpoint.path
+        return field_file.path
     except NotImplementedError:
         pass
-    cached = Path(settings.EXPLAINSTUDY_CHECKPOINT_CACHE) / f"{classifier.checkpoint_sha256}.pt"
+    cached = Path(settings.EXPLAINSTUDY_CHECKPOINT_CACHE) / cache_name
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{uuid.uuid4().hex}.part")
-        with classifier.checkpoint.open("rb") as source, partial.open("wb") as target:
+        with field_file.open("rb") as source, partial.open("wb") as target:
             for chunk in source.chunks():
                 target.write(chunk)
-        if classifiers.sha256_file(partial) != classifier.checkpoint_sha256:
+        if sha256 is not None and classifiers.sha256_file(partial) != sha256:
             partial.unlink()
-            raise EngineInputError(f"checkpoint of {classifier.name!r} does not match its sha256")
+            raise EngineInputError(f"{field_file.name} does not match its sha256")
         partial.replace(cached)
     return str(cached)
 
@@ -856,11 +863,12 @@ def _loaded_concept_model(path: str) -> XNN:
 
 def concept_model_load(concept_model: ConceptModel) -> XNN:
     """The fitted XNN of a record (cached per process; treat it as read-only)."""
-    return _loaded_concept_model(concept_model.file.path)
+    cache_name = f"concept-model-{concept_model.pk}-{concept_model.params_hash}.pt"
+    return _loaded_concept_model(_local_file(concept_model.file, cache_name))
 
 
 @lru_cache(maxsize=8)
-def _prototype_tiles(concept_model_id: int, path: str) -> tuple[tuple[PIL.Image.Image, ...], ...]:
+def _prototype_tiles(concept_model_id: int, name: str) -> tuple[tuple[PIL.Image.Image, ...], ...]:
     concept_model = ConceptModel.objects.select_related("classifier").get(pk=concept_model_id)
     xnn = concept_model_load(concept_model)
     model, preprocessing = classifier_model(concept_model.classifier)
@@ -887,7 +895,7 @@ def concept_model_prototype_tiles(concept_model: ConceptModel) -> list[list[PIL.
 
     Recomputed from the record (the heatmaps are deterministic) and cached per process.
     """
-    tiles = _prototype_tiles(concept_model.pk, concept_model.file.path)
+    tiles = _prototype_tiles(concept_model.pk, concept_model.file.name)
     return [list(row) for row in tiles]
 
 

@@ -87,3 +87,22 @@ def test_setting_a_bucket_switches_the_default_storage_to_s3():
     )
     assert "storages.backends.s3.S3Storage" in s3
     assert "'bucket_name': 'study-media'" in s3 and "'endpoint_url': 'http://minio:9000'" in s3
+
+
+@pytest.mark.django_db
+def test_concept_models_are_fitted_stored_and_read_back_from_the_bucket(
+    s3_storage, classifier, settings
+):
+    fast = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
+    images = list(classifier.image_set.images.filter(split="test"))[:2]
+    job = precompute_job_create(classifier=classifier, methods=[("xnn", fast)], images=images)
+    precompute_job_run.delay(job.pk)
+
+    from explain_engine.models import ConceptModel
+
+    concept_model = ConceptModel.objects.get()
+    keys = {item["Key"] for item in s3_storage.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert concept_model.file.name in keys
+    assert Explanation.objects.filter(method="xnn", status="done").count() == len(images)
+    cached = list(settings.EXPLAINSTUDY_CHECKPOINT_CACHE.glob("concept-model-*.pt"))
+    assert len(cached) == 1
