@@ -86,6 +86,8 @@ def test_production_settings_pass_the_deployment_checks():
         "DJANGO_ALLOWED_HOSTS": "study.example.org",
     }
     environment.pop("DJANGO_DEBUG", None)
+    # The browser tests' conftest sets this for their own process; no deployment does.
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
