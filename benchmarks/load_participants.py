@@ -446,6 +446,9 @@ def main() -> None:
     try:
         stats, seconds = asyncio.run(participants_run(base, slug, args))
         print_table("participants", stats, seconds)
+        from django.db import connection
+
+        connection.close()  # a restart (the fault option) ended this process's connection too
         missing, duplicated, stored = check_integrity(stats)
         print(
             f"integrity: {len(stats.acknowledged)} acknowledged answers, {stored} stored, "
