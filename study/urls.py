@@ -6,19 +6,19 @@ app_name = "study"
 
 urlpatterns = [
     path("<slug:slug>/", participant_views.entry, name="entry"),
-    path("<slug:slug>/p/<str:code>/", participant_views.participant_page, name="participant"),
+    path("<slug:slug>/p/<slug:code>/", participant_views.participant_page, name="participant"),
     path(
-        "<slug:slug>/p/<str:code>/image/<uuid:image_id>/",
+        "<slug:slug>/p/<slug:code>/image/<uuid:image_id>/",
         participant_views.participant_image,
         name="image",
     ),
     path(
-        "<slug:slug>/p/<str:code>/explanation/<uuid:explanation_id>/",
+        "<slug:slug>/p/<slug:code>/explanation/<uuid:explanation_id>/",
         participant_views.participant_explanation,
         name="explanation",
     ),
     path(
-        "<slug:slug>/p/<str:code>/comparison/<uuid:explanation_id>/",
+        "<slug:slug>/p/<slug:code>/comparison/<uuid:explanation_id>/",
         participant_views.participant_comparison,
         name="comparison",
     ),
