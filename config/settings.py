@@ -91,6 +91,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Keep each web process's connection between requests (opening one costs PostgreSQL a process
+# fork per request); a connection that died meanwhile is noticed and replaced at the next one.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: the browser tests' live server answers parallel requests, each
     # thread on its own connection, which an in-memory test database cannot give.

@@ -25,7 +25,7 @@ def _session_key(study: Study) -> str:
 
 def _participant_or_404(slug: str, code: str) -> Participant:
     return get_object_or_404(
-        Participant.objects.select_related("study__classifier", "condition"),
+        Participant.objects.select_related("study__classifier", "condition__study"),
         study__slug=slug,
         code=code,
     )

@@ -7,7 +7,8 @@ Answers are stored as the chosen value (a string), so every type fits one Respon
 
 from dataclasses import dataclass
 
-from explain_engine.models import Classifier, Explanation, Image, Prediction
+from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
+from study.frozen import cached_for_launched_study
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,10 @@ class Choice:
 
 def species_choices(classifier: Classifier) -> list[Choice]:
     """The classifier's classes, in its output order."""
-    labels = {label.source_name: label for label in classifier.image_set.classes.all()}
+    labels = {
+        label.source_name: label
+        for label in ClassLabel.objects.filter(image_set_id=classifier.image_set_id)
+    }
     return [
         Choice(value=str(labels[name].pk), text=labels[name].display_name)
         for name in classifier.class_order
@@ -133,6 +137,14 @@ QUESTION_TYPES = {
     question_type.slug: question_type
     for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI(), SAGComparative()]
 }
+
+
+def study_choices(study) -> list[Choice]:
+    """The answer choices of a study's question, as every trial offers them."""
+    question_type = QUESTION_TYPES[study.question_type]
+    return cached_for_launched_study(
+        study, "choices", lambda: question_type.choices(classifier=study.classifier)
+    )
 
 
 def attention_check_choice(*, item_id: int, choices: list[Choice]) -> Choice:

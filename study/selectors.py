@@ -3,7 +3,7 @@
 import hashlib
 import json
 import statistics
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 
 from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
+from study.frozen import cached_for_launched_study
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 from study.question_types import (
@@ -21,6 +22,7 @@ from study.question_types import (
     Comparison,
     attention_check_choice,
     sag_comparison,
+    study_choices,
 )
 from study.services import CONFIDENCE_SCALE
 
@@ -32,18 +34,38 @@ def explanation_for(*, condition: Condition, image: Image) -> Explanation | None
     """The finished explanation a condition shows for an image: of the model's own prediction."""
     if not condition.explanation_method:
         return None
-    classifier = condition.study.classifier
-    prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
+    prediction = Prediction.objects.filter(
+        classifier_id=condition.study.classifier_id, image=image
+    ).first()
     if prediction is None:
         return None
-    return Explanation.objects.filter(
-        classifier=classifier,
-        image=image,
+    return explanations_for(condition=condition, predictions=[prediction]).get(image.pk)
+
+
+def explanations_for(
+    *, condition: Condition, predictions: Iterable[Prediction]
+) -> dict[int, Explanation]:
+    """`explanation_for` of several images at once, by image id, given the model's
+    predictions for them (one query)."""
+    targets = {prediction.image_id: prediction for prediction in predictions}
+    if not condition.explanation_method or not targets:
+        return {}
+    found: dict[int, Explanation] = {}
+    candidates = Explanation.objects.filter(
+        classifier_id__in={prediction.classifier_id for prediction in targets.values()},
+        image_id__in=targets,
         method=condition.explanation_method,
         params_hash=condition.explanation_params_hash,
-        target_index=prediction.predicted_index,
         status=Explanation.Status.DONE,
-    ).first()
+    ).order_by("pk")
+    for explanation in candidates:
+        prediction = targets[explanation.image_id]
+        if (
+            explanation.classifier_id == prediction.classifier_id
+            and explanation.target_index == prediction.predicted_index
+        ):
+            found.setdefault(explanation.image_id, explanation)
+    return found
 
 
 @dataclass(frozen=True)
@@ -66,27 +88,28 @@ class Trial:
 def trial_current(*, participant: Participant) -> Trial:
     study = participant.study
     question_type = QUESTION_TYPES[study.question_type]
-    item = StudyItem.objects.select_related("image").get(
-        pk=participant.trial_item_ids[participant.trial_position]
+    item_ids = participant.trial_item_ids
+    items = StudyItem.objects.select_related("image").in_bulk(item_ids)
+    item = items[item_ids[participant.trial_position]]
+    next_position = participant.trial_position + 1
+    next_item = items[item_ids[next_position]] if next_position < len(item_ids) else None
+    shown_items = [item, next_item] if next_item else [item]
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.select_related("predicted_label").filter(
+            classifier_id=study.classifier_id, image__in=[i.image_id for i in shown_items]
+        )
+    }
+    explanations = explanations_for(
+        condition=participant.condition, predictions=predictions.values()
     )
     shows_ai = question_type.shows_ai_prediction or participant.condition.show_ai_prediction
-    roles = dict(
-        StudyItem.objects.filter(pk__in=participant.trial_item_ids).values_list("pk", "role")
-    )
     is_practice = item.role == StudyItem.Role.TRAINING
     phase_ids = [
-        pk
-        for pk in participant.trial_item_ids
-        if (roles[pk] == StudyItem.Role.TRAINING) == is_practice
+        pk for pk in item_ids if (items[pk].role == StudyItem.Role.TRAINING) == is_practice
     ]
-    choices = question_type.choices(classifier=study.classifier)
+    choices = study_choices(study)
     prompt = question_type.prompt
-    next_position = participant.trial_position + 1
-    next_item = None
-    if next_position < len(participant.trial_item_ids):
-        next_item = StudyItem.objects.select_related("image").get(
-            pk=participant.trial_item_ids[next_position]
-        )
     comparison = comparison_for(participant=participant, image=item.image)
     if item.role == StudyItem.Role.ATTENTION:
         instructed = attention_check_choice(item_id=item.pk, choices=choices)
@@ -96,23 +119,17 @@ def trial_current(*, participant: Participant) -> Trial:
         )
     return Trial(
         position=participant.trial_position,
-        count=len(participant.trial_item_ids),
+        count=len(item_ids),
         phase=item.role,
         phase_position=phase_ids.index(item.pk),
         phase_count=len(phase_ids),
         item=item,
         prompt=prompt,
         choices=choices,
-        explanation=explanation_for(condition=participant.condition, image=item.image),
-        ai_prediction=Prediction.objects.select_related("predicted_label")
-        .filter(classifier=study.classifier, image=item.image)
-        .first()
-        if shows_ai
-        else None,
+        explanation=explanations.get(item.image_id),
+        ai_prediction=predictions.get(item.image_id) if shows_ai else None,
         next_item=next_item,
-        next_explanation=explanation_for(condition=participant.condition, image=next_item.image)
-        if next_item
-        else None,
+        next_explanation=explanations.get(next_item.image_id) if next_item else None,
         comparison=comparison.explanation if comparison else None,
     )
 
@@ -129,10 +146,7 @@ def feedback_for(*, participant: Participant) -> Feedback:
     response = Response.objects.select_related("item__image", "explanation_shown").get(
         pk=participant.feedback_response_id
     )
-    question_type = QUESTION_TYPES[participant.study.question_type]
-    texts = {
-        c.value: c.text for c in question_type.choices(classifier=participant.study.classifier)
-    }
+    texts = {c.value: c.text for c in study_choices(participant.study)}
     comparison = comparison_for(participant=participant, image=response.item.image)
     return Feedback(
         response=response,
@@ -174,6 +188,10 @@ def reference_gallery(*, study: Study) -> list[GalleryEntry]:
     species-identification task is learnable without giving trials away."""
     if study.question_type not in ("species_identification", "predict_ai"):
         return []
+    return cached_for_launched_study(study, "gallery", lambda: _reference_gallery(study))
+
+
+def _reference_gallery(study: Study) -> list[GalleryEntry]:
     item_images = study.items.values_list("image_id", flat=True)
     labels = {label.source_name: label for label in study.classifier.image_set.classes.all()}
     entries = []

@@ -32,7 +32,7 @@ from study.models import (
     StudyItem,
     Withdrawal,
 )
-from study.question_types import QUESTION_TYPES, attention_check_choice
+from study.question_types import QUESTION_TYPES, attention_check_choice, study_choices
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
@@ -311,6 +311,9 @@ def participants_expire(*, study: Study, participant: Participant | None = None)
         study=study, status=Participant.Status.ACTIVE, started_at__lt=deadline
     )
     if participant is not None:
+        # Every participant request asks; most are in time, and need no write to say so.
+        if participant.status != Participant.Status.ACTIVE or participant.started_at >= deadline:
+            return 0
         overdue = overdue.filter(pk=participant.pk)
     return overdue.update(status=Participant.Status.TIMED_OUT, page=PAGE_TIMED_OUT)
 
@@ -433,7 +436,12 @@ def participant_enter(
 
 
 def _locked(participant: Participant) -> Participant:
-    return Participant.objects.select_for_update().get(pk=participant.pk)
+    locked = Participant.objects.select_for_update().get(pk=participant.pk)
+    # A participant's study and condition never change: keep those already loaded.
+    for relation in ("study", "condition"):
+        if Participant._meta.get_field(relation).is_cached(participant):
+            setattr(locked, relation, getattr(participant, relation))
+    return locked
 
 
 def participant_consent(*, participant: Participant, agreed: bool) -> Participant:
@@ -488,12 +496,20 @@ def comprehension_submit(*, participant: Participant, answers: list[int]) -> Par
 
 
 def trial_mark_shown(*, participant: Participant) -> Participant:
-    """Stamp when the current trial was first sent; a reload keeps the first stamp."""
-    with transaction.atomic():
-        participant = _locked(participant)
-        if participant.page == PAGE_TRIALS and participant.trial_shown_at is None:
-            participant.trial_shown_at = timezone.now()
-            participant.save(update_fields=["trial_shown_at", "last_seen_at"])
+    """Stamp when the current trial was first sent; a reload keeps the first stamp.
+
+    One conditional update: of two requests at once, only the first stamps."""
+    if participant.page != PAGE_TRIALS or participant.trial_shown_at is not None:
+        return participant
+    now = timezone.now()
+    stamped = Participant.objects.filter(
+        pk=participant.pk,
+        page=PAGE_TRIALS,
+        trial_position=participant.trial_position,
+        trial_shown_at__isnull=True,
+    ).update(trial_shown_at=now, last_seen_at=now)
+    if stamped:
+        participant.trial_shown_at = participant.last_seen_at = now
     return participant
 
 
@@ -512,7 +528,7 @@ def response_record(
     Returns None, saving nothing, when `trial_position` is not the current trial: a
     double-click, a reload of a POST or a stale second tab.
     """
-    from study.selectors import explanation_for
+    from study.selectors import explanations_for
 
     with transaction.atomic():
         participant = _locked(participant)
@@ -527,11 +543,16 @@ def response_record(
         item = StudyItem.objects.select_related("image").get(
             pk=participant.trial_item_ids[trial_position]
         )
-        question_type = QUESTION_TYPES[study.question_type]
-        choices = {c.value: c for c in question_type.choices(classifier=study.classifier)}
+        choices = {c.value: c for c in study_choices(study)}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
-        correct_answer = trial_correct_answer(study=study, item=item)
+        prediction = Prediction.objects.filter(
+            classifier_id=study.classifier_id, image_id=item.image_id
+        ).first()
+        correct_answer = trial_correct_answer(study=study, item=item, prediction=prediction)
+        explanations = explanations_for(
+            condition=participant.condition, predictions=[prediction] if prediction else []
+        )
         response = Response.objects.create(
             participant=participant,
             item=item,
@@ -544,7 +565,7 @@ def response_record(
             confidence=confidence,
             client_response_ms=client_response_ms,
             server_shown_at=participant.trial_shown_at or timezone.now(),
-            explanation_shown=explanation_for(condition=participant.condition, image=item.image),
+            explanation_shown=explanations.get(item.image_id),
             viewport=viewport[:20],
             interactions=list(interactions),
         )
@@ -584,14 +605,17 @@ def _check_interactions(interactions) -> None:
             raise InvalidAnswer(f"unknown interaction event {event!r}")
 
 
-def trial_correct_answer(*, study: Study, item: StudyItem) -> str:
+def trial_correct_answer(
+    *, study: Study, item: StudyItem, prediction: Prediction | None = None
+) -> str:
     """The value that counts as correct: the instructed one on an attention check, else what
-    the study's question type says."""
+    the study's question type says (of the model's `prediction` for the item, fetched when
+    not given)."""
     question_type = QUESTION_TYPES[study.question_type]
     if item.role == StudyItem.Role.ATTENTION:
-        choices = question_type.choices(classifier=study.classifier)
-        return attention_check_choice(item_id=item.pk, choices=choices).value
-    prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
+        return attention_check_choice(item_id=item.pk, choices=study_choices(study)).value
+    if prediction is None:
+        prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
     return question_type.correct_value(image=item.image, prediction=prediction)
 
 

@@ -1,0 +1,75 @@
+"""The participant pages' database work per request: a fixed budget, whatever the study's size.
+
+Every trial page and every answer runs these queries for each of hundreds of participants at
+once; the budget keeps an innocent-looking template change or lazy relation from multiplying
+them (the load benchmark, benchmarks/load_participants.py, measures what they cost)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from explain_engine.models import ClassLabel
+from study.models import Participant
+from study.question_types import study_choices
+from study.selectors import reference_gallery
+from tests.study.conftest import make_study
+
+pytestmark = pytest.mark.django_db
+
+# As counted in a test, where the request's transaction and the lock's are savepoints.
+TRIAL_PAGE_QUERIES = 7
+ANSWER_QUERIES = 11
+
+
+def _gradcam_participant_url(client, study) -> str:
+    """Two entrants fill both conditions; the one shown Grad-CAM does the most work."""
+    for pid in ("first", "second"):
+        client.get(
+            reverse("study:entry", args=[study.slug]),
+            {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": pid},
+        )
+    participant = Participant.objects.get(condition__name="gradcam")
+    url = reverse("study:participant", args=[study.slug, participant.code])
+    client.post(url, {"page": "consent", "consent": "yes"})
+    client.post(url, {"page": "instructions"})
+    return url
+
+
+@pytest.mark.parametrize("n_items", [3, 8])
+def test_a_trial_page_and_an_answer_stay_within_their_query_budget(client, classifier, n_items):
+    study = make_study(classifier, n_items=n_items)
+    url = _gradcam_participant_url(client, study)
+    client.get(url)  # the first page fills the cache of the launched study's choices
+    for _ in range(n_items - 1):
+        with CaptureQueriesContext(connection) as page:
+            trial = client.get(url).context["trial"]
+        assert trial.explanation is not None
+        assert len(page) <= TRIAL_PAGE_QUERIES, "\n".join(q["sql"][:150] for q in page)
+        form = {
+            "page": "trials",
+            "trial_position": trial.position,
+            "answer": trial.choices[0].value,
+            "confidence": 3,
+        }
+        with CaptureQueriesContext(connection) as answer:
+            assert client.post(url, form).status_code == 302
+        assert len(answer) <= ANSWER_QUERIES, "\n".join(q["sql"][:150] for q in answer)
+
+
+def test_a_launched_study_computes_its_choices_and_gallery_once(classifier):
+    study = make_study(classifier)
+    first = (study_choices(study), reference_gallery(study=study))
+    with CaptureQueriesContext(connection) as again:
+        assert (study_choices(study), reference_gallery(study=study)) == first
+    assert len(again) == 0
+
+
+def test_a_draft_shows_a_renamed_species_at_once(classifier):
+    study = make_study(classifier, launch=False)
+    before = study_choices(study)
+    label = ClassLabel.objects.get(pk=int(before[0].value))
+    label.display_name = "Renamed gull"
+    label.save()
+    assert study_choices(study)[0].text == "Renamed gull"
+    assert reference_gallery(study=study)[0].label_text == "Renamed gull"
