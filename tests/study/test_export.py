@@ -14,13 +14,15 @@ from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_tria
 pytestmark = pytest.mark.django_db
 
 
-def finish(client, study, pid):
+def finish(client, study, pid, *, attention_correct=True):
     url = enter(client, study, pid=pid)
     post(client, url, page="consent", consent="yes")
     post(client, url, page="instructions")
     participant = Participant.objects.get(platform_identity__worker_id=pid)
     for _ in participant.trial_item_ids:
-        answer_current_trial(client, url, participant, correct=True, confidence=5)
+        answer_current_trial(
+            client, url, participant, confidence=5, attention_correct=attention_correct
+        )
     client.post(url, QUESTIONNAIRE)
     return participant
 

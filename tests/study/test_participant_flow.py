@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from study.models import Participant, PlatformIdentity, Response, Study
+from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
 from study.services import PROLIFIC_COMPLETION_URL
 from tests.study.conftest import make_study
 
@@ -39,14 +39,23 @@ QUESTIONNAIRE = {
 }
 
 
-def answer_current_trial(client, url, participant, *, correct=True, confidence=4):
+def answer_current_trial(
+    client, url, participant, *, correct=True, confidence=4, attention_correct=True
+):
+    """Answer the trial on screen: a main or practice trial with the true species (or not,
+    `correct`), an attention check with the answer its prompt names (or not,
+    `attention_correct`), whichever species its image shows."""
     participant.refresh_from_db()
     page = client.get(url)
     assert page.status_code == 200
     trial = page.context["trial"]
-    true_label = str(trial.item.image.class_label_id)
+    if trial.item.role == StudyItem.Role.ATTENTION:
+        right = next(c.value for c in trial.choices if f"\u201c{c.text}\u201d" in trial.prompt)
+        correct = attention_correct
+    else:
+        right = str(trial.item.image.class_label_id)
     values = [choice.value for choice in trial.choices]
-    answer = true_label if correct else next(v for v in values if v != true_label)
+    answer = right if correct else next(v for v in values if v != right)
     return post(
         client,
         url,
