@@ -147,6 +147,9 @@ def study_choices(study) -> list[Choice]:
     )
 
 
-def attention_check_choice(*, item_id: int, choices: list[Choice]) -> Choice:
-    """The answer an attention-check item instructs; fixed per item, varied across items."""
-    return choices[item_id % len(choices)]
+def attention_check_choice(*, item, choices: list[Choice]) -> Choice:
+    """The answer an attention-check item (a StudyItem with its image) instructs: fixed per
+    item, varied across items, and never the species the photo shows, so that answering the
+    photo instead of the instruction fails the check."""
+    others = [choice for choice in choices if choice.value != str(item.image.class_label_id)]
+    return others[item.pk % len(others)]

@@ -112,7 +112,7 @@ def trial_current(*, participant: Participant) -> Trial:
     prompt = question_type.prompt
     comparison = comparison_for(participant=participant, image=item.image)
     if item.role == StudyItem.Role.ATTENTION:
-        instructed = attention_check_choice(item_id=item.pk, choices=choices)
+        instructed = attention_check_choice(item=item, choices=choices)
         prompt = (
             f"Attention check: please choose \u201c{instructed.text}\u201d, "
             "whatever the picture shows."

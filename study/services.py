@@ -613,7 +613,7 @@ def trial_correct_answer(
     not given)."""
     question_type = QUESTION_TYPES[study.question_type]
     if item.role == StudyItem.Role.ATTENTION:
-        return attention_check_choice(item_id=item.pk, choices=study_choices(study)).value
+        return attention_check_choice(item=item, choices=study_choices(study)).value
     if prediction is None:
         prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
     return question_type.correct_value(image=item.image, prediction=prediction)

@@ -108,7 +108,7 @@ def _answer_trial(frame, participant: Participant, shows_explanation: bool) -> N
     assert ai_answer.count() == (1 if question_type.shows_ai_prediction else 0)
     if item.role == StudyItem.Role.ATTENTION:
         choices = question_type.choices(classifier=study.classifier)
-        answer = attention_check_choice(item_id=item.pk, choices=choices).value
+        answer = attention_check_choice(item=item, choices=choices).value
         assert "Attention check" in frame.locator("legend").first.inner_text()
     else:
         right = trial_correct_answer(study=study, item=item)

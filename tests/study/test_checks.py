@@ -2,9 +2,10 @@
 
 import pytest
 
-from study.models import Participant, Response, Study
+from study.models import Participant, Response, Study, StudyItem
+from study.question_types import attention_check_choice, study_choices
 from study.selectors import study_export_rows
-from study.services import PROLIFIC_COMPLETION_URL, StudyConfigError
+from study.services import PROLIFIC_COMPLETION_URL, StudyConfigError, trial_correct_answer
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import QUESTIONNAIRE, enter, post
 
@@ -100,3 +101,17 @@ def test_attention_checks_are_mixed_in_and_scored_by_the_instruction(client, cla
     assert sorted(r.is_correct for r in attention) == [False, True]
     rows = list(study_export_rows(study=study))
     assert len(rows) == 5 and {row["attention_checks_failed"] for row in rows} == {1}
+
+
+def test_an_attention_check_never_instructs_the_species_the_photo_shows(classifier):
+    study = make_study(classifier, n_items=1, n_attention=1)
+    choices = study_choices(study)
+    check = study.items.select_related("image").get(role="attention")
+    # Every residue of the pk, so every choice the rule could land on.
+    for pk in range(2 * len(choices)):
+        item = StudyItem(pk=pk, study=study, image=check.image, role="attention")
+        assert attention_check_choice(item=item, choices=choices).value != str(
+            check.image.class_label_id
+        )
+    instructed = attention_check_choice(item=check, choices=choices)
+    assert trial_correct_answer(study=study, item=check) == instructed.value
