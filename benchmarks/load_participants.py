@@ -10,8 +10,8 @@ What it does:
    "gradcam" (explanations precomputed in-process), ``--trials`` main trials each.
 2. Starts gunicorn (``--workers`` sync processes) on a free port with production-like
    settings (DEBUG off, a raised entry rate limit: every bot comes from 127.0.0.1).
-3. Participant run: ``--participants`` bots at once, each walking entry, consent,
-   instructions, every trial (page, stimulus and explanation images, think time, answer),
+3. Participant run: ``--participants`` bots, arriving evenly over ``--ramp-seconds``, each
+   walking entry, consent, instructions, every trial (page, stimulus and explanation images, think time, answer),
    questionnaire and the completion redirect. With ``--reload-rate`` a bot reloads a trial
    page before answering; with ``--double-rate`` it sends the same answer twice at once
    (a double-click). Latency per request kind, errors, answers per second.
@@ -194,6 +194,8 @@ async def timed(session, stats: Stats, kind: str, method: str, url: str, **kwarg
 async def participant(session, base: str, slug: str, index: int, args, stats: Stats) -> None:
     rng = random.Random(index)
     think = args.think_ms / 1000
+    # Participants arrive spread over the ramp, as a crowd platform fills a study's places.
+    await asyncio.sleep(index * args.ramp_seconds / args.participants)
     query = {"PROLIFIC_PID": f"load-{index}", "STUDY_ID": "load", "SESSION_ID": f"s{index}"}
     failures = 0
     for _ in range(RETRIES):
@@ -409,6 +411,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--think-ms", type=float, default=3000, help="mean think time per trial")
+    parser.add_argument(
+        "--ramp-seconds", type=float, default=30, help="participants arrive evenly over this"
+    )
     parser.add_argument("--reload-rate", type=float, default=0.1)
     parser.add_argument("--double-rate", type=float, default=0.1)
     parser.add_argument(
@@ -440,7 +445,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     print(
         f"gunicorn {args.workers} workers, PostgreSQL, {os.cpu_count()} CPUs; "
-        f"{args.participants} participants x {args.trials} trials, think {args.think_ms:.0f} ms, "
+        f"{args.participants} participants arriving over {args.ramp_seconds:.0f} s "
+        f"x {args.trials} trials, think {args.think_ms:.0f} ms, "
         f"reload {args.reload_rate:.0%}, double submit {args.double_rate:.0%}"
     )
     try:
