@@ -12,9 +12,9 @@ What it does:
    settings (DEBUG off, a raised entry rate limit: every bot comes from 127.0.0.1).
 3. Participant run: ``--participants`` bots, arriving evenly over ``--ramp-seconds``, each
    walking entry, consent, instructions, every trial (page, stimulus and explanation images,
-   think time, answer), questionnaire and the completion redirect. With ``--reload-rate`` a bot reloads a trial
-   page before answering; with ``--double-rate`` it sends the same answer twice at once
-   (a double-click). Latency per request kind, errors, answers per second.
+   think time, answer), questionnaire and the completion redirect. With ``--reload-rate`` a
+   bot reloads a trial page before answering; with ``--double-rate`` it sends the same answer
+   twice at once (a double-click). Latency per request kind, errors, answers per second.
 4. Integrity: every answer the server acknowledged (302) is in the database exactly once,
    with the value sent; no participant has two responses for one item.
 5. Capacity: with no think time, ``--capacity-clients`` clients post answers as fast as
