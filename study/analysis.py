@@ -20,13 +20,18 @@ every interval and test here accounts for participant clustering:
   carry no information once the item has its own effect, so they leave the model. Item
   effects are kept only while participants outnumber the model's parameters; otherwise the
   model has condition alone, and the report says so. The omnibus Wald test and the pairwise
-  comparisons (Holm-corrected) are contrasts of this model.
+  comparisons (Holm-corrected) are contrasts of this model. It is fitted only up to
+  MODEL_MAX_CELLS cells of its design matrix (responses x parameters), as its memory grows
+  with them; a larger study gets everything else, and a note.
+
+Memory: the responses are held as typed columns, about 30 bytes a response (72 MB at peak
+for a million, with the per-condition copies), plus the model's share, bounded as above.
 """
 
 import io
 import math
 import warnings
-from collections import defaultdict
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -43,6 +48,11 @@ Z_95 = float(stats.norm.ppf(0.975))
 ECE_BINS = 10
 # A fitted log-odds this far from 0 (odds beyond 1 : 160,000) means separation, not an estimate.
 MAX_LOG_ODDS = 12.0
+# The model is fitted only while its design matrix, responses x parameters, has at most this
+# many cells. The fit's memory and time grow with them: measured about 100 bytes and 2 us a
+# cell (statsmodels keeps a dozen float copies of the matrix), so this bounds it near 300 MB
+# and a few seconds. 100,000 responses to 20 items in 3 conditions are 2.2 million cells.
+MODEL_MAX_CELLS = 3_000_000
 MAIN_PHASE = "main"
 # The plots of report_svgs: file-name stem and title.
 PLOT_TITLES = {
@@ -140,18 +150,6 @@ class StudyReport:
         return 1 / self.n_choices
 
 
-@dataclass(frozen=True)
-class _Row:
-    participant: str
-    condition: str
-    item: str
-    is_correct: bool
-    probability: float  # the confidence rating as a probability of being right
-    ai_correct: bool | None
-    agrees_with_ai: bool | None
-    response_ms: float | None
-
-
 def wilson_interval(successes: float, n: float, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval; `n` may be an effective (non-integer) sample size."""
     if n <= 0:
@@ -236,15 +234,59 @@ def clustered_accuracy(correct_by_cluster: Sequence[int], total_by_cluster: Sequ
     )
 
 
-def _accuracy_of(rows: list[_Row], outcome=lambda row: row.is_correct) -> Accuracy | None:
-    if not rows:
+class _Codes:
+    """Names coded as small integers in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    def code(self, name: str) -> int:
+        code = self._codes.get(name)
+        if code is None:
+            code = self._codes[name] = len(self.names)
+            self.names.append(name)
+        return code
+
+    def sorted_ranks(self, present: np.ndarray) -> np.ndarray:
+        """For each code, its position among the `present` codes sorted by name (the order
+        the model numbers its clusters and items in); -1 for codes not present."""
+        ranks = np.full(len(self.names), -1)
+        ranks[sorted(present.tolist(), key=self.names.__getitem__)] = np.arange(len(present))
+        return ranks
+
+
+@dataclass(frozen=True)
+class _Responses:
+    """The counted main responses as columns, one entry per response. A large study has a
+    million of them, so they are typed arrays (about 23 bytes a response) rather than a
+    Python object each (over 1 kB with its dict of columns)."""
+
+    participants: _Codes
+    conditions: _Codes
+    items: _Codes
+    participant: np.ndarray  # codes into participants.names
+    condition: np.ndarray
+    item: np.ndarray
+    is_correct: np.ndarray  # bool
+    probability: np.ndarray  # the confidence rating as a probability of being right
+    ai_correct: np.ndarray  # int8: 1 right, 0 wrong, -1 not known
+    agrees_with_ai: np.ndarray  # bool; meaningful only where ai_correct is known
+    response_ms: np.ndarray  # float, NaN where not known
+
+    def __len__(self) -> int:
+        return len(self.participant)
+
+
+def _accuracy_of(participant: np.ndarray, outcome: np.ndarray) -> Accuracy | None:
+    if not len(participant):
         return None
-    correct: dict[str, int] = defaultdict(int)
-    total: dict[str, int] = defaultdict(int)
-    for row in rows:
-        correct[row.participant] += int(outcome(row))
-        total[row.participant] += 1
-    return clustered_accuracy([correct[k] for k in total], [total[k] for k in total])
+    _, first, cluster = np.unique(participant, return_index=True, return_inverse=True)
+    # Clusters in the order of their first response, as the rows came.
+    order = np.argsort(first)
+    correct = np.bincount(cluster, weights=outcome)[order]
+    total = np.bincount(cluster)[order]
+    return clustered_accuracy(correct, total)
 
 
 def _flag(row: dict, column: str) -> bool | None:
@@ -270,7 +312,7 @@ def _parse(
     confidence_levels: Sequence[int],
     include_pilot: bool,
     include_excluded: bool,
-) -> tuple[list[_Row], int, int]:
+) -> tuple[_Responses, int, int]:
     required = (
         "participant",
         "condition",
@@ -281,7 +323,19 @@ def _parse(
         "participant_pilot",
         "participant_excluded",
     )
-    rows, pilots, excluded = [], set(), set()
+    participants, conditions, items = _Codes(), _Codes(), _Codes()
+    rating_index = {rating: i for i, rating in enumerate(confidence_levels)}
+    columns = {
+        "participant": array("i"),
+        "condition": array("i"),
+        "item": array("i"),
+        "is_correct": array("b"),
+        "rating": array("b"),
+        "ai_correct": array("b"),
+        "agrees_with_ai": array("b"),
+        "response_ms": array("d"),
+    }
+    pilots, excluded = set(), set()
     for raw in raw_rows:
         missing = [column for column in required if column not in raw]
         if missing:
@@ -296,48 +350,70 @@ def _parse(
             excluded.add(participant)
             continue
         rating = int(raw["confidence"])
-        if rating not in confidence_levels:
+        if rating not in rating_index:
             raise AnalysisError(f"confidence {rating} is not on the scale {confidence_levels}")
         is_correct = bool(_flag(raw, "is_correct"))
         ai_correct = _flag(raw, "ai_correct")
         if ai_correct is None:
-            agrees = None
+            agrees = False
         elif question_type in _AGREEMENT_BY_ANSWER:
             agrees = raw.get("answer") == raw.get("ai_prediction")
         else:
             agrees = is_correct == ai_correct
         response_ms = raw.get("client_response_ms")
-        rows.append(
-            _Row(
-                participant=participant,
-                condition=str(raw["condition"]),
-                item=str(raw["item"]),
-                is_correct=is_correct,
-                probability=confidence_probability(
-                    rating, levels=confidence_levels, n_choices=n_choices
-                ),
-                ai_correct=ai_correct,
-                agrees_with_ai=agrees,
-                response_ms=float(response_ms) if response_ms not in (None, "") else None,
-            )
+        columns["participant"].append(participants.code(participant))
+        columns["condition"].append(conditions.code(str(raw["condition"])))
+        columns["item"].append(items.code(str(raw["item"])))
+        columns["is_correct"].append(is_correct)
+        columns["rating"].append(rating_index[rating])
+        columns["ai_correct"].append(-1 if ai_correct is None else ai_correct)
+        columns["agrees_with_ai"].append(agrees)
+        columns["response_ms"].append(
+            float(response_ms) if response_ms not in (None, "") else math.nan
         )
-    return rows, len(pilots), len(excluded)
+    probabilities = np.array(
+        [
+            confidence_probability(rating, levels=confidence_levels, n_choices=n_choices)
+            for rating in confidence_levels
+        ]
+    )
+    arrays = {
+        name: np.frombuffer(column, dtype=column.typecode) for name, column in columns.items()
+    }
+    responses = _Responses(
+        participants=participants,
+        conditions=conditions,
+        items=items,
+        participant=arrays["participant"],
+        condition=arrays["condition"],
+        item=arrays["item"],
+        is_correct=arrays["is_correct"].astype(bool),
+        probability=probabilities[arrays["rating"]],
+        ai_correct=arrays["ai_correct"],
+        agrees_with_ai=arrays["agrees_with_ai"].astype(bool),
+        response_ms=arrays["response_ms"],
+    )
+    return responses, len(pilots), len(excluded)
 
 
-def _condition_summary(name: str, rows: list[_Row]) -> ConditionSummary:
-    ai_right = [row for row in rows if row.ai_correct is True]
-    ai_wrong = [row for row in rows if row.ai_correct is False]
-    times = np.array([row.response_ms for row in rows if row.response_ms is not None])
-    probabilities = [row.probability for row in rows]
-    outcomes = [row.is_correct for row in rows]
+def _condition_summary(name: str, responses: _Responses, rows: np.ndarray) -> ConditionSummary:
+    """The summary of the responses at the indices `rows`."""
+    participant, is_correct = responses.participant[rows], responses.is_correct[rows]
+    ai_correct = responses.ai_correct[rows]
+    ai_right, ai_wrong = ai_correct == 1, ai_correct == 0
+    times = responses.response_ms[rows]
+    times = times[~np.isnan(times)]
+    probabilities = responses.probability[rows]
     return ConditionSummary(
         name=name,
-        accuracy=_accuracy_of(rows),
-        ai_right=_accuracy_of(ai_right),
-        ai_wrong=_accuracy_of(ai_wrong),
-        ai_wrong_agreement=_accuracy_of(ai_wrong, outcome=lambda row: row.agrees_with_ai),
-        brier=brier_score(probabilities, outcomes),
-        ece=expected_calibration_error(probabilities, outcomes),
+        accuracy=_accuracy_of(participant, is_correct),
+        ai_right=_accuracy_of(participant[ai_right], is_correct[ai_right]),
+        ai_wrong=_accuracy_of(participant[ai_wrong], is_correct[ai_wrong]),
+        ai_wrong_agreement=_accuracy_of(
+            participant[ai_wrong], responses.agrees_with_ai[rows][ai_wrong]
+        ),
+        brier=brier_score(probabilities, is_correct),
+        ece=expected_calibration_error(probabilities, is_correct),
         response_times=ResponseTimes(
             n=len(times),
             median_ms=float(np.median(times)),
@@ -375,30 +451,33 @@ class _Model:
     condition_cov: np.ndarray
 
 
-def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, list[str]]:
+def _fit_model(responses: _Responses, conditions: list[str]) -> tuple[_Model | None, list[str]]:
     """The GEE logistic model; None with the reasons when it cannot be fitted soundly."""
     notes = []
-    item_outcomes: dict[str, set[bool]] = defaultdict(set)
-    for row in rows:
-        item_outcomes[row.item].add(row.is_correct)
-    informative = {item for item, outcomes in item_outcomes.items() if len(outcomes) == 2}
-    dropped = len(item_outcomes) - len(informative)
+    items = responses.items
+    n_right = np.bincount(responses.item, weights=responses.is_correct, minlength=len(items.names))
+    n_total = np.bincount(responses.item, minlength=len(items.names))
+    informative = (n_right > 0) & (n_right < n_total)
+    dropped = int(np.sum(~informative))
     if dropped:
         notes.append(f"model: {dropped} item(s) answered all right or all wrong left the model")
-    rows = [row for row in rows if row.item in informative]
-    for name in conditions:
-        outcomes = {row.is_correct for row in rows if row.condition == name}
+    rows = np.flatnonzero(informative[responses.item])
+    is_correct, condition = responses.is_correct[rows], responses.condition[rows]
+    condition_index = np.zeros(len(responses.conditions.names), dtype=int)
+    for index, name in enumerate(conditions):
+        code = responses.conditions.names.index(name)
+        condition_index[code] = index
+        outcomes = set(np.unique(is_correct[condition == code]).tolist())
         if len(outcomes) < 2:
             state = "no informative responses" if not outcomes else "all responses the same"
             notes.append(f"model not fitted: condition {name!r} has {state} (odds 0 or 1)")
             return None, notes
-    participants = sorted({row.participant for row in rows})
-    items = sorted(informative)
-    condition_index = {name: i for i, name in enumerate(conditions)}
-    item_index = {item: i for i, item in enumerate(items)}
-    n_params_with_items = len(conditions) + len(items) - 1
-    item_effects = len(items) > 1 and len(participants) > n_params_with_items
-    if len(items) > 1 and not item_effects:
+    participant = responses.participant[rows]
+    participants = np.unique(participant)
+    n_items = int(np.sum(informative))
+    n_params_with_items = len(conditions) + n_items - 1
+    item_effects = n_items > 1 and len(participants) > n_params_with_items
+    if n_items > 1 and not item_effects:
         notes.append(
             f"model: {len(participants)} participants are too few for item effects "
             f"({n_params_with_items} parameters); condition only"
@@ -407,19 +486,26 @@ def _fit_model(rows: list[_Row], conditions: list[str]) -> tuple[_Model | None, 
     if len(participants) <= n_params:
         notes.append(f"model not fitted: {len(participants)} participants are too few")
         return None, notes
+    if len(rows) * n_params > MODEL_MAX_CELLS:
+        notes.append(
+            f"model not fitted: {len(rows)} responses x {n_params} parameters are more than "
+            f"the {MODEL_MAX_CELLS:,} cells (study.analysis.MODEL_MAX_CELLS) it is fitted "
+            "up to, to bound its memory; so no Wald test or pairwise comparisons"
+        )
+        return None, notes
     exog = np.zeros((len(rows), n_params))
     exog[:, 0] = 1
-    for r, row in enumerate(rows):
-        if condition_index[row.condition]:
-            exog[r, condition_index[row.condition]] = 1
-        if item_effects and item_index[row.item]:
-            exog[r, len(conditions) - 1 + item_index[row.item]] = 1
+    column = condition_index[condition]
+    exog[np.flatnonzero(column), column[column > 0]] = 1
+    if item_effects:
+        item_ranks = items.sorted_ranks(np.flatnonzero(informative))
+        column = item_ranks[responses.item[rows]]
+        exog[np.flatnonzero(column), len(conditions) - 1 + column[column > 0]] = 1
     if np.linalg.matrix_rank(exog) < n_params:
         notes.append("model not fitted: conditions and items are confounded (design not full rank)")
         return None, notes
-    endog = np.array([row.is_correct for row in rows], dtype=float)
-    cluster_index = {participant: i for i, participant in enumerate(participants)}
-    groups = np.array([cluster_index[row.participant] for row in rows])
+    endog = is_correct.astype(float)
+    groups = responses.participants.sorted_ranks(participants)[participant]
     model = GEE(
         endog,
         exog,
@@ -534,7 +620,7 @@ def analyze_responses(
     """
     if n_choices < 2:
         raise AnalysisError("a question needs at least two answer choices")
-    parsed, n_pilot, n_excluded = _parse(
+    responses, n_pilot, n_excluded = _parse(
         rows,
         question_type=question_type,
         n_choices=n_choices,
@@ -542,19 +628,22 @@ def analyze_responses(
         include_pilot=include_pilot,
         include_excluded=include_excluded,
     )
-    if not parsed:
+    if not len(responses):
         raise AnalysisError("no main-phase responses to analyse")
-    by_condition: dict[str, list[_Row]] = defaultdict(list)
-    for row in parsed:
-        by_condition[row.condition].append(row)
-    order = [name for name in condition_order if name in by_condition]
-    order += sorted(set(by_condition) - set(order))
+    present = responses.conditions.names
+    order = [name for name in condition_order if name in present]
+    order += sorted(set(present) - set(order))
     notes = [
         f"condition {name!r} has no main responses"
         for name in condition_order
-        if name not in by_condition
+        if name not in present
     ]
-    summaries = [_condition_summary(name, by_condition[name]) for name in order]
+    summaries = [
+        _condition_summary(
+            name, responses, np.flatnonzero(responses.condition == present.index(name))
+        )
+        for name in order
+    ]
 
     chi_square = wald = model_fit = None
     pairwise: list[PairwiseComparison] = []
@@ -564,12 +653,12 @@ def analyze_responses(
         notes.append("tests need at least two participants in every condition")
     else:
         pooled = sum(s.accuracy.n_correct for s in summaries)
-        if 0 < pooled < len(parsed):
+        if 0 < pooled < len(responses):
             chi_square = rao_scott_chi_square([s.accuracy for s in summaries])
         else:
             notes.append("chi-square not computed: every response is right, or every one wrong")
         if fit_model:
-            model, model_notes = _fit_model(parsed, order)
+            model, model_notes = _fit_model(responses, order)
             notes += model_notes
             if model is not None:
                 model_fit = model.fit

@@ -2,9 +2,11 @@
 and, once there are main responses to analyse, analysis.txt with the plots as SVG files.
 
 The zip is produced as a stream of byte chunks: rows come from the database in chunks
-(`.iterator`) and each chunk of the archive is handed on as soon as it is written, so memory
-stays constant however large the study. The same stream feeds the dashboard's download and
-`export_study --zip`.
+(`.iterator`) and each chunk of the archive is handed on as soon as it is written, so the CSV
+members take constant memory however large the study. The analysis is computed first, in one
+more pass over the responses, and does grow with the study: about 30 bytes per main response
+(see study.analysis), plus its model, which is fitted only up to MODEL_MAX_CELLS and so
+bounded. The same stream feeds the dashboard's download and `export_study --zip`.
 """
 
 import csv

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from study import selectors
+from study import analysis, selectors
 from study.analysis import (
     AnalysisError,
     analyze_responses,
@@ -276,3 +276,73 @@ def test_all_right_or_all_wrong_conditions_are_plotted():
             row["is_correct"] = 1
     svgs = report_svgs(analyze(rows))
     assert "AI wrong" in svgs["accuracy_by_ai_correctness"]
+
+
+def test_results_match_those_of_the_row_by_row_analysis():
+    """Values the analysis gave when it held each response as a Python object (before the
+    columns), on rows with string participant ids, participants interleaved, and some AI
+    correctness and response times unknown."""
+    rows = simulate_rows(
+        np.random.default_rng(7), {"a": 0.55, "b": 0.7}, per_condition=15, n_items=6, spread=0.35
+    )
+    for index, row in enumerate(rows):
+        row["participant"] = f"p{row['participant']}"
+        if index % 7 == 0:
+            row["ai_correct"] = ""
+        if index % 5 == 0:
+            row["client_response_ms"] = None
+    report = analyze(rows[1::2] + rows[::2], condition_order=["b", "a"])
+
+    expected = {
+        "b": (54, 0.4836572173326824, 1.2698412698412698, 0.6410256410256411, 38,
+              0.42105263157894735, 0.28463541666666664, 0.18472222222222223, 2464.5, 1320.5),
+        "a": (53, 0.4774089969058805, 1.167043053835506, 0.7105263157894737, 39,
+              0.5128205128205128, 0.30668402777777776, 0.24861111111111106, 2635.5, 1026.75),
+    }  # fmt: skip
+    assert [s.name for s in report.conditions] == ["b", "a"]
+    for s in report.conditions:
+        assert (s.accuracy.n_participants, s.accuracy.n_responses) == (15, 90)
+        assert s.response_times.n == 72
+        assert (
+            s.accuracy.n_correct,
+            s.accuracy.low,
+            s.accuracy.design_effect,
+            s.ai_right.estimate,
+            s.ai_wrong.n_responses,
+            s.ai_wrong_agreement.estimate,
+            s.brier,
+            s.ece,
+            s.response_times.median_ms,
+            s.response_times.q1_ms,
+        ) == pytest.approx(expected[s.name], rel=1e-12)
+    assert report.chi_square.statistic == pytest.approx(0.01891302291668912, rel=1e-12)
+    # The model's iterations stop at a tolerance, so its figures match less closely.
+    assert report.wald.statistic == pytest.approx(0.020626627188107826, rel=1e-6)
+    assert report.model.working_correlation == pytest.approx(0.03149450376794587, rel=1e-6)
+    (pair,) = report.pairwise
+    assert (pair.odds_ratio, pair.odds_ratio_low) == pytest.approx(
+        (0.9499676878752876, 0.47152370669100213), rel=1e-6
+    )
+    assert (report.model.n_participants, report.model.n_responses) == (30, 180)
+
+
+def test_the_model_is_left_out_above_its_cell_limit_with_a_note(monkeypatch):
+    rows = simulate_rows(
+        np.random.default_rng(8), {"a": 0.5, "b": 0.7}, per_condition=20, n_items=6
+    )
+    fitted = analyze(rows)
+    # 240 responses; condition (2) + item (6 - 1) effects: 7 parameters
+    monkeypatch.setattr(analysis, "MODEL_MAX_CELLS", 240 * 7)
+    assert analyze(rows) == fitted  # at the limit the model is still fitted
+    monkeypatch.setattr(analysis, "MODEL_MAX_CELLS", 240 * 7 - 1)
+    report = analyze(rows)
+
+    assert report.model is None and report.wald is None and report.pairwise == []
+    assert report.conditions == fitted.conditions and report.chi_square == fitted.chi_square
+    note = (
+        "model not fitted: 240 responses x 7 parameters are more than the 1,679 cells "
+        "(study.analysis.MODEL_MAX_CELLS) it is fitted up to, to bound its memory; so no Wald "
+        "test or pairwise comparisons"
+    )
+    assert report.notes == [note]
+    assert note in report_text(report)
