@@ -29,7 +29,10 @@ def test_participant_completes_the_study_in_a_browser(
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         condition = participant.condition.name
         snap(f"{condition}-1-consent")
-        page.get_by_role("button", name="I agree, continue").click()
+        # Each click waits for its own page: a navigation still loading when the next click
+        # starts another is never "loaded", and the next wait would time out on it.
+        with page.expect_navigation():
+            page.get_by_role("button", name="I agree, continue").click()
         snap(f"{condition}-2-instructions")
         with page.expect_navigation():
             page.get_by_role("button", name="Start").click()

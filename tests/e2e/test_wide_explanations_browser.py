@@ -41,7 +41,10 @@ def test_participant_opens_the_sag_and_xnn_figures_at_full_size(
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         method = participant.condition.explanation_method
         seen.add(method)
-        page.get_by_role("button", name="I agree, continue").click()
+        # Each click waits for its own page: a navigation still loading when the next click
+        # starts another is never "loaded", and the next wait would time out on it.
+        with page.expect_navigation():
+            page.get_by_role("button", name="I agree, continue").click()
         with page.expect_navigation():
             page.get_by_role("button", name="Start").click()
         page.wait_for_selector("#trial-form[data-painted=true]")
