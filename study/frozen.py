@@ -1,22 +1,153 @@
-"""Values a launched study's frozen design determines, cached across requests.
+"""A launched study's frozen design, loaded once per web process.
 
-Every trial page needs the answer choices and the reference gallery; once a study is
-launched its design cannot change (its hash is in the key), so they are computed once per
-cache timeout instead of on every request. A draft is always computed afresh.
+Launch checks that every item has the model's prediction and every condition its finished
+explanation, then freezes the design: its hash (`Study.config_hash`, copied onto each
+participant) covers the conditions, the items and their images, labels, predictions and the
+explanations each condition shows. Participant requests read all of that from a snapshot
+kept here, so a trial page or an answer costs the same few queries whatever the study's
+size. A snapshot is keyed by study and design hash, so it can never describe another design;
+one whose study no longer has that hash (edited in the admin since) is built afresh each
+time, and so is a draft's.
 """
 
-from collections.abc import Callable
-from typing import TypeVar
+from __future__ import annotations
 
-from django.core.cache import cache
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-T = TypeVar("T")
-CACHE_SECONDS = 300
+if TYPE_CHECKING:
+    from explain_engine.models import Explanation, Image, Prediction
+    from study.models import Condition, Study, StudyItem
+    from study.question_types import Choice, Comparison
+    from study.selectors import GalleryEntry
+
+# A web process serves a handful of live studies; this bounds what a long-lived one keeps.
+MAX_SNAPSHOTS = 32
 
 
-def cached_for_launched_study(study, name: str, compute: Callable[[], T]) -> T:
+@dataclass(frozen=True)
+class FrozenStudy:
+    """Model instances that every request of this process shares: read them, never change
+    them, and open their files through the storage (`file.storage.open(file.name)`), since
+    a field file's own `open` rewinds the one handle all requests share."""
+
+    study: Study  # its classifier loaded
+    conditions: dict[int, Condition]  # by pk, each with `study` set
+    items: dict[int, StudyItem]  # by pk, each with its image
+    predictions: dict[int, Prediction]  # by image id, with the predicted label
+    explanations: dict[tuple[int, int], Explanation]  # by (condition id, image id)
+    explanations_by_public_id: dict[str, Explanation]
+    correct_answers: dict[int, str | None]  # by item id; None while a draft lacks what decides it
+    choices: list[Choice]
+    gallery: list[GalleryEntry]
+    comparisons: dict[int, Comparison]  # by image id; empty unless the question compares
+    images: dict[str, Image]  # the items' and the gallery's, by public id
+
+
+_snapshots: OrderedDict[tuple[int, str], FrozenStudy] = OrderedDict()
+_snapshots_lock = threading.Lock()
+
+
+def frozen_study(study: Study) -> FrozenStudy:
+    """The snapshot of `study` as launched; of a draft, built from the database now."""
     if not study.config_hash:
-        return compute()
-    return cache.get_or_set(
-        f"study-{name}:{study.pk}:{study.config_hash}", compute, timeout=CACHE_SECONDS
+        return _build(study)
+    return frozen_study_by_hash(study_id=study.pk, config_hash=study.config_hash)
+
+
+def frozen_study_by_hash(*, study_id: int, config_hash: str) -> FrozenStudy:
+    """The snapshot of the design with `config_hash` of study `study_id`; built from the
+    study's current rows if it is not kept (and kept only if they still have that hash)."""
+    key = (study_id, config_hash)
+    with _snapshots_lock:
+        snapshot = _snapshots.get(key)
+        if snapshot is not None:
+            _snapshots.move_to_end(key)
+            return snapshot
+    from study.models import Study
+
+    study = Study.objects.select_related("classifier").get(pk=study_id)
+    snapshot = _build(study)
+    if config_hash and study.config_hash == config_hash:
+        with _snapshots_lock:
+            _snapshots[key] = snapshot
+            while len(_snapshots) > MAX_SNAPSHOTS:
+                _snapshots.popitem(last=False)
+    return snapshot
+
+
+def frozen_studies_forget() -> None:
+    """Drop every kept snapshot (tests reuse primary keys for different studies)."""
+    with _snapshots_lock:
+        _snapshots.clear()
+
+
+def _build(study: Study) -> FrozenStudy:
+    from explain_engine.models import Prediction
+    from study.models import StudyItem
+    from study.question_types import QUESTION_TYPES, item_correct_value, sag_comparison
+    from study.selectors import explanations_for, reference_gallery_from_database
+
+    classifier = study.classifier
+    question_type = QUESTION_TYPES[study.question_type]
+    conditions = {condition.pk: condition for condition in study.conditions.all()}
+    for condition in conditions.values():
+        condition.study = study
+    items = {
+        item.pk: item for item in StudyItem.objects.filter(study=study).select_related("image")
+    }
+    images_by_id = {item.image_id: item.image for item in items.values()}
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.select_related("predicted_label").filter(
+            classifier=classifier, image_id__in=images_by_id
+        )
+    }
+    for prediction in predictions.values():
+        prediction.classifier = classifier
+        prediction.image = images_by_id[prediction.image_id]
+    explanations = {
+        (condition.pk, image_id): explanation
+        for condition in conditions.values()
+        for image_id, explanation in explanations_for(
+            condition=condition, predictions=predictions.values()
+        ).items()
+    }
+    for explanation in explanations.values():
+        explanation.image = images_by_id[explanation.image_id]
+    choices = question_type.choices(classifier=classifier)
+    comparisons = {}
+    if question_type.needs_comparison:
+        for item in items.values():
+            comparison = sag_comparison(classifier=classifier, image=item.image)
+            if comparison is not None:
+                comparison.explanation.image = item.image
+                comparisons[item.image_id] = comparison
+    gallery = reference_gallery_from_database(study)
+    return FrozenStudy(
+        study=study,
+        conditions=conditions,
+        items=items,
+        predictions=predictions,
+        explanations=explanations,
+        explanations_by_public_id={str(e.public_id): e for e in explanations.values()},
+        correct_answers={
+            item.pk: item_correct_value(
+                question_type=question_type,
+                item=item,
+                choices=choices,
+                prediction=predictions.get(item.image_id),
+                comparison=comparisons.get(item.image_id),
+            )
+            for item in items.values()
+        },
+        choices=choices,
+        gallery=gallery,
+        comparisons=comparisons,
+        images={
+            str(image.public_id): image
+            for image in [item.image for item in items.values()] + [e.image for e in gallery]
+        },
     )

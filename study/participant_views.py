@@ -11,7 +11,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from config.security import client_address, rate_limit_exceeded
-from explain_engine.models import Explanation, Image
 from study import platforms, selectors, services
 from study.forms import QuestionnaireForm
 from study.models import Participant, Study
@@ -24,11 +23,10 @@ def _session_key(study: Study) -> str:
 
 
 def _participant_or_404(slug: str, code: str) -> Participant:
-    return get_object_or_404(
-        Participant.objects.select_related("study__classifier", "condition__study"),
-        study__slug=slug,
-        code=code,
-    )
+    participant = selectors.participant_by_code(slug=slug, code=code)
+    if participant is None:
+        raise Http404("No such participant.")
+    return participant
 
 
 def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -> HttpResponse:
@@ -197,8 +195,8 @@ def _optional_int(value: str | None) -> int | None:
 @require_http_methods(["GET"])
 def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
     participant = _participant_or_404(slug, code)
-    image = get_object_or_404(Image, public_id=image_id)
-    if not selectors.participant_may_see_image(participant=participant, image=image):
+    image = selectors.participant_image(participant=participant, public_id=image_id)
+    if image is None:
         raise Http404("No such image.")
     return _private_file(image.file)
 
@@ -208,12 +206,10 @@ def participant_explanation(
     request: HttpRequest, slug: str, code: str, explanation_id
 ) -> FileResponse:
     participant = _participant_or_404(slug, code)
-    explanation = get_object_or_404(
-        Explanation.objects.select_related("image"), public_id=explanation_id
+    explanation = selectors.participant_explanation(
+        participant=participant, public_id=explanation_id
     )
-    if not selectors.participant_may_see_explanation(
-        participant=participant, explanation=explanation
-    ):
+    if explanation is None:
         raise Http404("No such explanation.")
     return _private_file(explanation.overlay)
 
@@ -224,12 +220,10 @@ def participant_comparison(
 ) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
     participant = _participant_or_404(slug, code)
-    explanation = get_object_or_404(
-        Explanation.objects.select_related("image"), public_id=explanation_id
+    explanation = selectors.participant_comparison(
+        participant=participant, public_id=explanation_id
     )
-    if not selectors.participant_may_see_comparison(
-        participant=participant, explanation=explanation
-    ):
+    if explanation is None:
         raise Http404("No such comparison.")
     response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")
     response["Cache-Control"] = "private, max-age=3600"
@@ -237,7 +231,9 @@ def participant_comparison(
 
 
 def _private_file(field_file) -> FileResponse:
-    response = FileResponse(field_file.open("rb"))
+    # A handle of its own: the field file belongs to the study's snapshot, which other
+    # requests share, and reopening it would rewind a file another response is sending.
+    response = FileResponse(field_file.storage.open(field_file.name, "rb"))
     # The stored name is random but still not the participant's business.
     response["Content-Disposition"] = "inline"
     response["Cache-Control"] = "private, max-age=3600"

@@ -8,7 +8,8 @@ Answers are stored as the chosen value (a string), so every type fits one Respon
 from dataclasses import dataclass
 
 from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
-from study.frozen import cached_for_launched_study
+from study.frozen import frozen_study
+from study.models import StudyItem
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,25 @@ QUESTION_TYPES = {
 
 def study_choices(study) -> list[Choice]:
     """The answer choices of a study's question, as every trial offers them."""
-    question_type = QUESTION_TYPES[study.question_type]
-    return cached_for_launched_study(
-        study, "choices", lambda: question_type.choices(classifier=study.classifier)
-    )
+    return frozen_study(study).choices
+
+
+def item_correct_value(
+    *,
+    question_type,
+    item: StudyItem,
+    choices: list[Choice],
+    prediction: Prediction | None,
+    comparison: Comparison | None,
+) -> str | None:
+    """The value that counts as correct for a study item (with its image): the instructed
+    one on an attention check, else what the question type says of the model's prediction.
+    None while a draft lacks the prediction or comparison pair that decides it."""
+    if item.role == StudyItem.Role.ATTENTION:
+        return attention_check_choice(item=item, choices=choices).value
+    if prediction is None or (question_type.needs_comparison and comparison is None):
+        return None
+    return question_type.correct_value(image=item.image, prediction=prediction)
 
 
 def attention_check_choice(*, item, choices: list[Choice]) -> Choice:

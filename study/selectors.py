@@ -13,16 +13,14 @@ from django.db.models import Count, Q, QuerySet
 
 from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
-from study.frozen import cached_for_launched_study
+from study.frozen import frozen_study, frozen_study_by_hash
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 from study.question_types import (
     QUESTION_TYPES,
     Choice,
-    Comparison,
     attention_check_choice,
     sag_comparison,
-    study_choices,
 )
 from study.services import CONFIDENCE_SCALE
 
@@ -85,38 +83,44 @@ class Trial:
     comparison: Explanation | None = None  # the SAG search whose pair the question shows
 
 
-def trial_current(*, participant: Participant) -> Trial:
-    study = participant.study
-    question_type = QUESTION_TYPES[study.question_type]
-    item_ids = participant.trial_item_ids
-    items = StudyItem.objects.select_related("image").in_bulk(item_ids)
-    item = items[item_ids[participant.trial_position]]
-    next_position = participant.trial_position + 1
-    next_item = items[item_ids[next_position]] if next_position < len(item_ids) else None
-    shown_items = [item, next_item] if next_item else [item]
-    predictions = {
-        prediction.image_id: prediction
-        for prediction in Prediction.objects.select_related("predicted_label").filter(
-            classifier_id=study.classifier_id, image__in=[i.image_id for i in shown_items]
-        )
-    }
-    explanations = explanations_for(
-        condition=participant.condition, predictions=predictions.values()
+def participant_by_code(*, slug: str, code: str) -> Participant | None:
+    """The participant with `code` in study `slug`, with the study and condition attached
+    from the launched study's snapshot: one query."""
+    try:
+        participant = Participant.objects.get(code=code)
+    except Participant.DoesNotExist:
+        return None
+    frozen = frozen_study_by_hash(
+        study_id=participant.study_id, config_hash=participant.study_config_hash
     )
-    shows_ai = question_type.shows_ai_prediction or participant.condition.show_ai_prediction
+    if frozen.study.slug != slug:
+        return None
+    participant.study = frozen.study
+    participant.condition = frozen.conditions[participant.condition_id]
+    return participant
+
+
+def trial_current(*, participant: Participant) -> Trial:
+    frozen = frozen_study(participant.study)
+    question_type = QUESTION_TYPES[frozen.study.question_type]
+    condition = participant.condition
+    item_ids = participant.trial_item_ids
+    item = frozen.items[item_ids[participant.trial_position]]
+    next_position = participant.trial_position + 1
+    next_item = frozen.items[item_ids[next_position]] if next_position < len(item_ids) else None
+    shows_ai = question_type.shows_ai_prediction or condition.show_ai_prediction
     is_practice = item.role == StudyItem.Role.TRAINING
     phase_ids = [
-        pk for pk in item_ids if (items[pk].role == StudyItem.Role.TRAINING) == is_practice
+        pk for pk in item_ids if (frozen.items[pk].role == StudyItem.Role.TRAINING) == is_practice
     ]
-    choices = study_choices(study)
     prompt = question_type.prompt
-    comparison = comparison_for(participant=participant, image=item.image)
     if item.role == StudyItem.Role.ATTENTION:
-        instructed = attention_check_choice(item=item, choices=choices)
+        instructed = attention_check_choice(item=item, choices=frozen.choices)
         prompt = (
             f"Attention check: please choose \u201c{instructed.text}\u201d, "
             "whatever the picture shows."
         )
+    comparison = frozen.comparisons.get(item.image_id)
     return Trial(
         position=participant.trial_position,
         count=len(item_ids),
@@ -125,11 +129,13 @@ def trial_current(*, participant: Participant) -> Trial:
         phase_count=len(phase_ids),
         item=item,
         prompt=prompt,
-        choices=choices,
-        explanation=explanations.get(item.image_id),
-        ai_prediction=predictions.get(item.image_id) if shows_ai else None,
+        choices=frozen.choices,
+        explanation=frozen.explanations.get((condition.pk, item.image_id)),
+        ai_prediction=frozen.predictions.get(item.image_id) if shows_ai else None,
         next_item=next_item,
-        next_explanation=explanations.get(next_item.image_id) if next_item else None,
+        next_explanation=(
+            frozen.explanations.get((condition.pk, next_item.image_id)) if next_item else None
+        ),
         comparison=comparison.explanation if comparison else None,
     )
 
@@ -146,8 +152,9 @@ def feedback_for(*, participant: Participant) -> Feedback:
     response = Response.objects.select_related("item__image", "explanation_shown").get(
         pk=participant.feedback_response_id
     )
-    texts = {c.value: c.text for c in study_choices(participant.study)}
-    comparison = comparison_for(participant=participant, image=response.item.image)
+    frozen = frozen_study(participant.study)
+    texts = {c.value: c.text for c in frozen.choices}
+    comparison = frozen.comparisons.get(response.item.image_id)
     return Feedback(
         response=response,
         correct_text=texts[response.correct_answer],
@@ -186,12 +193,13 @@ class GalleryEntry:
 def reference_gallery(*, study: Study) -> list[GalleryEntry]:
     """One labelled example per class, from the train split, never a study item: the
     species-identification task is learnable without giving trials away."""
+    return frozen_study(study).gallery
+
+
+def reference_gallery_from_database(study: Study) -> list[GalleryEntry]:
+    """`reference_gallery`, read from the database (for the study's snapshot)."""
     if study.question_type not in ("species_identification", "predict_ai"):
         return []
-    return cached_for_launched_study(study, "gallery", lambda: _reference_gallery(study))
-
-
-def _reference_gallery(study: Study) -> list[GalleryEntry]:
     item_images = study.items.values_list("image_id", flat=True)
     labels = {label.source_name: label for label in study.classifier.image_set.classes.all()}
     entries = []
@@ -208,36 +216,46 @@ def _reference_gallery(study: Study) -> list[GalleryEntry]:
     return entries
 
 
-def participant_may_see_image(*, participant: Participant, image: Image) -> bool:
-    if StudyItem.objects.filter(pk__in=participant.trial_item_ids, image=image).exists():
-        return True
-    return any(entry.image.pk == image.pk for entry in reference_gallery(study=participant.study))
+def _trial_image_ids(frozen, participant: Participant) -> set[int]:
+    return {frozen.items[pk].image_id for pk in participant.trial_item_ids}
 
 
-def comparison_for(*, participant: Participant, image: Image) -> Comparison | None:
-    """The two partial images a comparative question shows for `image`, if the study asks
-    that question."""
-    if not QUESTION_TYPES[participant.study.question_type].needs_comparison:
+def participant_image(*, participant: Participant, public_id: str) -> Image | None:
+    """The image with `public_id` if the participant is shown it: one of their trials' or
+    the reference gallery's."""
+    frozen = frozen_study(participant.study)
+    image = frozen.images.get(str(public_id))
+    if image is None:
         return None
-    return sag_comparison(classifier=participant.study.classifier, image=image)
+    in_gallery = any(entry.image.pk == image.pk for entry in frozen.gallery)
+    if in_gallery or image.pk in _trial_image_ids(frozen, participant):
+        return image
+    return None
 
 
-def participant_may_see_comparison(*, participant: Participant, explanation: Explanation) -> bool:
-    comparison = comparison_for(participant=participant, image=explanation.image)
-    return (
-        comparison is not None
-        and comparison.explanation.pk == explanation.pk
-        and participant_may_see_image(participant=participant, image=explanation.image)
-    )
+def participant_explanation(*, participant: Participant, public_id: str) -> Explanation | None:
+    """The explanation with `public_id` if the participant's condition shows it on one of
+    their trials."""
+    frozen = frozen_study(participant.study)
+    explanation = frozen.explanations_by_public_id.get(str(public_id))
+    if explanation is None:
+        return None
+    shown = frozen.explanations.get((participant.condition_id, explanation.image_id))
+    shown_here = shown is not None and shown.pk == explanation.pk
+    if shown_here and explanation.image_id in _trial_image_ids(frozen, participant):
+        return explanation
+    return None
 
 
-def participant_may_see_explanation(*, participant: Participant, explanation: Explanation) -> bool:
-    shown = explanation_for(condition=participant.condition, image=explanation.image)
-    return (
-        shown is not None
-        and shown.pk == explanation.pk
-        and participant_may_see_image(participant=participant, image=explanation.image)
-    )
+def participant_comparison(*, participant: Participant, public_id: str) -> Explanation | None:
+    """The SAG search with `public_id` if one of the participant's comparative trials draws
+    its pair from it."""
+    frozen = frozen_study(participant.study)
+    trial_images = _trial_image_ids(frozen, participant)
+    for image_id, comparison in frozen.comparisons.items():
+        if str(comparison.explanation.public_id) == str(public_id) and image_id in trial_images:
+            return comparison.explanation
+    return None
 
 
 def studies_visible_to(*, user) -> QuerySet[Study]:

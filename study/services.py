@@ -21,8 +21,9 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from explain_engine import render
-from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob, Prediction
+from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob
 from explain_engine.services import method_for, precompute_job_create
+from study.frozen import frozen_study
 from study.models import (
     Condition,
     Participant,
@@ -32,7 +33,7 @@ from study.models import (
     StudyItem,
     Withdrawal,
 )
-from study.question_types import QUESTION_TYPES, attention_check_choice, study_choices
+from study.question_types import QUESTION_TYPES
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
@@ -528,8 +529,6 @@ def response_record(
     Returns None, saving nothing, when `trial_position` is not the current trial: a
     double-click, a reload of a POST or a stale second tab.
     """
-    from study.selectors import explanations_for
-
     with transaction.atomic():
         participant = _locked(participant)
         if participant.page != PAGE_TRIALS or trial_position != participant.trial_position:
@@ -539,20 +538,12 @@ def response_record(
         if client_response_ms is not None and not 0 <= client_response_ms < 24 * 3600 * 1000:
             raise InvalidAnswer("client response time out of range")
         _check_interactions(interactions)
-        study = participant.study
-        item = StudyItem.objects.select_related("image").get(
-            pk=participant.trial_item_ids[trial_position]
-        )
-        choices = {c.value: c for c in study_choices(study)}
+        frozen = frozen_study(participant.study)
+        item = frozen.items[participant.trial_item_ids[trial_position]]
+        choices = {c.value: c for c in frozen.choices}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
-        prediction = Prediction.objects.filter(
-            classifier_id=study.classifier_id, image_id=item.image_id
-        ).first()
-        correct_answer = trial_correct_answer(study=study, item=item, prediction=prediction)
-        explanations = explanations_for(
-            condition=participant.condition, predictions=[prediction] if prediction else []
-        )
+        correct_answer = frozen.correct_answers[item.pk]
         response = Response.objects.create(
             participant=participant,
             item=item,
@@ -565,7 +556,7 @@ def response_record(
             confidence=confidence,
             client_response_ms=client_response_ms,
             server_shown_at=participant.trial_shown_at or timezone.now(),
-            explanation_shown=explanations.get(item.image_id),
+            explanation_shown=frozen.explanations.get((participant.condition_id, item.image_id)),
             viewport=viewport[:20],
             interactions=list(interactions),
         )
@@ -576,7 +567,9 @@ def response_record(
             participant.feedback_response = response
         else:
             _advance_past_trial(participant)
-        participant.save()
+        participant.save(
+            update_fields=["trial_position", "trial_shown_at", "page", "feedback_response"]
+        )
     return response
 
 
@@ -605,18 +598,10 @@ def _check_interactions(interactions) -> None:
             raise InvalidAnswer(f"unknown interaction event {event!r}")
 
 
-def trial_correct_answer(
-    *, study: Study, item: StudyItem, prediction: Prediction | None = None
-) -> str:
-    """The value that counts as correct: the instructed one on an attention check, else what
-    the study's question type says (of the model's `prediction` for the item, fetched when
-    not given)."""
-    question_type = QUESTION_TYPES[study.question_type]
-    if item.role == StudyItem.Role.ATTENTION:
-        return attention_check_choice(item=item, choices=study_choices(study)).value
-    if prediction is None:
-        prediction = Prediction.objects.get(classifier=study.classifier, image=item.image)
-    return question_type.correct_value(image=item.image, prediction=prediction)
+def trial_correct_answer(*, study: Study, item: StudyItem) -> str:
+    """The value that counts as correct on a launched study's item: the instructed one on an
+    attention check, else what the study's question type says (see `item_correct_value`)."""
+    return frozen_study(study).correct_answers[item.pk]
 
 
 def _advance_past_trial(participant: Participant) -> None:
@@ -789,7 +774,8 @@ def comparison_png(*, explanation: Explanation) -> bytes:
     Drawn from the stored search and the photo, so a participant's page never waits on the
     model; the pair's confidences stay on the server.
     """
-    with explanation.image.file.open("rb") as handle, PILImage.open(handle) as photo:
+    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
+    with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
         figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
     buffer = io.BytesIO()
     figure.save(buffer, format="PNG")

@@ -34,6 +34,15 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_study_snapshots():
+    # SQLite reuses a rolled-back test's primary keys, so a kept snapshot of one test's
+    # launched study could stand for another test's study with the same pk and design.
+    from study.frozen import frozen_studies_forget
+
+    frozen_studies_forget()
+
+
+@pytest.fixture(autouse=True)
 def _celery_in_process():
     # Tests run tasks in-process unless a test asks for the real broker (see test_worker).
     previous = celery_app.conf.task_always_eager
