@@ -304,96 +304,122 @@ def _flag(row: dict, column: str) -> bool | None:
     raise AnalysisError(f"column {column!r}: {value!r} is not a yes/no value")
 
 
-def _parse(
-    raw_rows: Iterable[dict],
-    *,
-    question_type: str,
-    n_choices: int,
-    confidence_levels: Sequence[int],
-    include_pilot: bool,
-    include_excluded: bool,
-) -> tuple[_Responses, int, int]:
-    required = (
-        "participant",
-        "condition",
-        "item",
-        "phase",
-        "is_correct",
-        "confidence",
-        "participant_pilot",
-        "participant_excluded",
-    )
-    participants, conditions, items = _Codes(), _Codes(), _Codes()
-    rating_index = {rating: i for i, rating in enumerate(confidence_levels)}
-    columns = {
-        "participant": array("i"),
-        "condition": array("i"),
-        "item": array("i"),
-        "is_correct": array("b"),
-        "rating": array("b"),
-        "ai_correct": array("b"),
-        "agrees_with_ai": array("b"),
-        "response_ms": array("d"),
-    }
-    pilots, excluded = set(), set()
-    for raw in raw_rows:
-        missing = [column for column in required if column not in raw]
+REQUIRED_COLUMNS = (
+    "participant",
+    "condition",
+    "item",
+    "phase",
+    "is_correct",
+    "confidence",
+    "participant_pilot",
+    "participant_excluded",
+)
+
+
+class ResponseCollector:
+    """Main-phase responses gathered row by row into typed columns, for `analyze_collected`.
+
+    A reader that goes through every response anyway (the zip export, as it writes
+    responses.csv) analyses them in the same pass by adding each row as it goes.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_choices: int,
+        confidence_levels: Sequence[int],
+        question_type: str = "species_identification",
+        include_pilot: bool = False,
+        include_excluded: bool = False,
+    ) -> None:
+        self.n_choices = n_choices
+        self.confidence_levels = tuple(confidence_levels)
+        self._question_type = question_type
+        self._include_pilot = include_pilot
+        self._include_excluded = include_excluded
+        self._participants, self._conditions, self._items = _Codes(), _Codes(), _Codes()
+        self._rating_index = {rating: i for i, rating in enumerate(self.confidence_levels)}
+        self._columns = {
+            "participant": array("i"),
+            "condition": array("i"),
+            "item": array("i"),
+            "is_correct": array("b"),
+            "rating": array("b"),
+            "ai_correct": array("b"),
+            "agrees_with_ai": array("b"),
+            "response_ms": array("d"),
+        }
+        self._pilots: set[str] = set()
+        self._excluded: set[str] = set()
+
+    def add(self, raw: dict) -> None:
+        missing = [column for column in REQUIRED_COLUMNS if column not in raw]
         if missing:
             raise AnalysisError(f"response rows lack the column(s) {', '.join(missing)}")
         if raw["phase"] != MAIN_PHASE:
-            continue
+            return
         participant = str(raw["participant"])
-        if _flag(raw, "participant_pilot") and not include_pilot:
-            pilots.add(participant)
-            continue
-        if _flag(raw, "participant_excluded") and not include_excluded:
-            excluded.add(participant)
-            continue
+        if _flag(raw, "participant_pilot") and not self._include_pilot:
+            self._pilots.add(participant)
+            return
+        if _flag(raw, "participant_excluded") and not self._include_excluded:
+            self._excluded.add(participant)
+            return
         rating = int(raw["confidence"])
-        if rating not in rating_index:
-            raise AnalysisError(f"confidence {rating} is not on the scale {confidence_levels}")
+        if rating not in self._rating_index:
+            raise AnalysisError(f"confidence {rating} is not on the scale {self.confidence_levels}")
         is_correct = bool(_flag(raw, "is_correct"))
         ai_correct = _flag(raw, "ai_correct")
         if ai_correct is None:
             agrees = False
-        elif question_type in _AGREEMENT_BY_ANSWER:
+        elif self._question_type in _AGREEMENT_BY_ANSWER:
             agrees = raw.get("answer") == raw.get("ai_prediction")
         else:
             agrees = is_correct == ai_correct
         response_ms = raw.get("client_response_ms")
-        columns["participant"].append(participants.code(participant))
-        columns["condition"].append(conditions.code(str(raw["condition"])))
-        columns["item"].append(items.code(str(raw["item"])))
+        columns = self._columns
+        columns["participant"].append(self._participants.code(participant))
+        columns["condition"].append(self._conditions.code(str(raw["condition"])))
+        columns["item"].append(self._items.code(str(raw["item"])))
         columns["is_correct"].append(is_correct)
-        columns["rating"].append(rating_index[rating])
+        columns["rating"].append(self._rating_index[rating])
         columns["ai_correct"].append(-1 if ai_correct is None else ai_correct)
         columns["agrees_with_ai"].append(agrees)
         columns["response_ms"].append(
             float(response_ms) if response_ms not in (None, "") else math.nan
         )
-    probabilities = np.array(
-        [
-            confidence_probability(rating, levels=confidence_levels, n_choices=n_choices)
-            for rating in confidence_levels
-        ]
-    )
-    arrays = {
-        name: np.frombuffer(column, dtype=column.typecode) for name, column in columns.items()
-    }
-    responses = _Responses(
-        participants=participants,
-        conditions=conditions,
-        items=items,
-        participant=arrays["participant"],
-        condition=arrays["condition"],
-        item=arrays["item"],
-        is_correct=arrays["is_correct"].astype(bool),
-        probability=probabilities[arrays["rating"]],
-        ai_correct=arrays["ai_correct"],
-        agrees_with_ai=arrays["agrees_with_ai"].astype(bool),
-        response_ms=arrays["response_ms"],
-    )
-    return responses, len(pilots), len(excluded)
+
+    @property
+    def participants_dropped(self) -> tuple[int, int]:
+        """(pilot, excluded) participants whose responses were left out."""
+        return len(self._pilots), len(self._excluded)
+
+    def responses(self) -> _Responses:
+        probabilities = np.array(
+            [
+                confidence_probability(
+                    rating, levels=self.confidence_levels, n_choices=self.n_choices
+                )
+                for rating in self.confidence_levels
+            ]
+        )
+        arrays = {
+            name: np.frombuffer(column, dtype=column.typecode)
+            for name, column in self._columns.items()
+        }
+        return _Responses(
+            participants=self._participants,
+            conditions=self._conditions,
+            items=self._items,
+            participant=arrays["participant"],
+            condition=arrays["condition"],
+            item=arrays["item"],
+            is_correct=arrays["is_correct"].astype(bool),
+            probability=probabilities[arrays["rating"]],
+            ai_correct=arrays["ai_correct"],
+            agrees_with_ai=arrays["agrees_with_ai"].astype(bool),
+            response_ms=arrays["response_ms"],
+        )
 
 
 def _condition_summary(name: str, responses: _Responses, rows: np.ndarray) -> ConditionSummary:
@@ -618,16 +644,27 @@ def analyze_responses(
     model's reference), then any others by name. `fit_model=False` skips the GEE model (and
     so the Wald test and the pairwise comparisons).
     """
-    if n_choices < 2:
-        raise AnalysisError("a question needs at least two answer choices")
-    responses, n_pilot, n_excluded = _parse(
-        rows,
-        question_type=question_type,
+    collector = ResponseCollector(
         n_choices=n_choices,
-        confidence_levels=tuple(confidence_levels),
+        confidence_levels=confidence_levels,
+        question_type=question_type,
         include_pilot=include_pilot,
         include_excluded=include_excluded,
     )
+    for row in rows:
+        collector.add(row)
+    return analyze_collected(collector, condition_order=condition_order, fit_model=fit_model)
+
+
+def analyze_collected(
+    collector: ResponseCollector, *, condition_order: Sequence[str] = (), fit_model: bool = True
+) -> StudyReport:
+    """`analyze_responses` of the rows a collector was given."""
+    n_choices, confidence_levels = collector.n_choices, collector.confidence_levels
+    if n_choices < 2:
+        raise AnalysisError("a question needs at least two answer choices")
+    responses = collector.responses()
+    n_pilot, n_excluded = collector.participants_dropped
     if not len(responses):
         raise AnalysisError("no main-phase responses to analyse")
     present = responses.conditions.names

@@ -3,8 +3,8 @@ and, once there are main responses to analyse, analysis.txt with the plots as SV
 
 The zip is produced as a stream of byte chunks: rows come from the database in chunks
 (`.iterator`) and each chunk of the archive is handed on as soon as it is written, so the CSV
-members take constant memory however large the study. The analysis is computed first, in one
-more pass over the responses, and does grow with the study: about 30 bytes per main response
+members take constant memory however large the study. The analysis is collected in the same
+pass over the responses and does grow with the study: about 30 bytes per main response
 (see study.analysis), plus its model, which is fitted only up to MODEL_MAX_CELLS and so
 bounded. The same stream feeds the dashboard's download and `export_study --zip`.
 """
@@ -15,6 +15,7 @@ import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -25,11 +26,16 @@ from study.selectors import (
     PARTICIPANT_EXPORT_COLUMNS,
     RESPONSE_COLUMNS,
     study_analysis,
+    study_analysis_collected,
     study_analysis_options,
     study_design,
     study_export_rows,
     study_participant_rows,
+    study_response_collector,
 )
+
+if TYPE_CHECKING:
+    from study.analysis import ResponseCollector
 
 RESPONSES_CSV = "responses.csv"
 PARTICIPANTS_CSV = "participants.csv"
@@ -48,14 +54,20 @@ class AnalysisFile:
     content: str
 
 
-def study_analysis_files(*, study: Study) -> list[AnalysisFile]:
+def study_analysis_files(
+    *, study: Study, collector: "ResponseCollector | None" = None
+) -> list[AnalysisFile]:
     """analysis.txt and the plots, with the participants the dashboard counts by default;
-    none when there is nothing to analyse."""
+    none when there is nothing to analyse. `collector`: one that was given every export row
+    (see `study_export_zip`), else the responses are read here."""
     from study.analysis import PLOT_TITLES, AnalysisError, report_svgs, report_text
 
     options = study_analysis_options(study=study, params={})
     try:
-        report = study_analysis(study=study, **vars(options))
+        if collector is None:
+            report = study_analysis(study=study, **vars(options))
+        else:
+            report = study_analysis_collected(study=study, collector=collector)
     except AnalysisError:
         return []
     pilot = "included" if options.include_pilot else "left out"
@@ -143,13 +155,22 @@ def _csv_member(
 
 def study_export_zip(*, study: Study) -> Iterator[bytes]:
     """The export archive, chunk by chunk. Apply the exclusion rules first
-    (services.participants_apply_exclusions) so the flags are current."""
-    analysis_files = study_analysis_files(study=study)
+    (services.participants_apply_exclusions) so the flags are current.
+
+    The responses are read once: each row goes to responses.csv and to the analysis, which
+    is computed when they are all written and comes last in the archive."""
+    options = study_analysis_options(study=study, params={})
+    collector = study_response_collector(study=study, **vars(options))
+
+    def rows_collected() -> Iterator[dict]:
+        for row in study_export_rows(study=study):
+            collector.add(row)
+            yield row
+
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        yield from _csv_member(
-            archive, pipe, RESPONSES_CSV, EXPORT_COLUMNS, study_export_rows(study=study)
-        )
+        yield from _csv_member(archive, pipe, RESPONSES_CSV, EXPORT_COLUMNS, rows_collected())
+        analysis_files = study_analysis_files(study=study, collector=collector)
         yield from _csv_member(
             archive,
             pipe,

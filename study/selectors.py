@@ -25,7 +25,7 @@ from study.question_types import (
 from study.services import CONFIDENCE_SCALE
 
 if TYPE_CHECKING:
-    from study.analysis import StudyReport
+    from study.analysis import ResponseCollector, StudyReport
 
 
 def explanation_for(*, condition: Condition, image: Image) -> Explanation | None:
@@ -666,25 +666,38 @@ def study_analysis(
     """The study's outcome statistics over its export rows (see study.analysis).
 
     Raises study.analysis.AnalysisError when there is no main-phase response to analyse.
-    Rows without the participant_pilot / participant_excluded columns count as neither.
     """
+    collector = study_response_collector(
+        study=study, include_pilot=include_pilot, include_excluded=include_excluded
+    )
+    for row in study_export_rows(study=study):
+        collector.add(row)
+    return study_analysis_collected(study=study, collector=collector)
+
+
+def study_response_collector(
+    *, study: Study, include_pilot: bool = False, include_excluded: bool = False
+) -> "ResponseCollector":
+    """An empty collector for `study_export_rows`, set up for this study's question."""
     # Imported here: statsmodels and matplotlib take seconds to load, and only the
     # researcher's analysis needs them, never a participant's page.
-    from study.analysis import analyze_responses
+    from study.analysis import ResponseCollector
 
-    rows = (
-        {"participant_pilot": False, "participant_excluded": False, **row}
-        for row in study_export_rows(study=study)
-    )
-    return analyze_responses(
-        rows,
+    return ResponseCollector(
         n_choices=len(QUESTION_TYPES[study.question_type].choices(classifier=study.classifier)),
         confidence_levels=CONFIDENCE_SCALE,
         question_type=study.question_type,
-        condition_order=list(study.conditions.values_list("name", flat=True)),
         include_pilot=include_pilot,
         include_excluded=include_excluded,
     )
+
+
+def study_analysis_collected(*, study: Study, collector: "ResponseCollector") -> "StudyReport":
+    """`study_analysis` of the export rows given to `collector`."""
+    from study.analysis import analyze_collected
+
+    condition_order = list(study.conditions.values_list("name", flat=True))
+    return analyze_collected(collector, condition_order=condition_order)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ import zipfile
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from study.exports import CODEBOOK_COLUMNS, ZIP_MEMBERS, study_export_zip
+from study.exports import CODEBOOK_COLUMNS, ZIP_MEMBERS, study_analysis_files, study_export_zip
 from study.models import Participant
 from study.selectors import (
     EXPORT_COLUMNS,
@@ -147,3 +149,20 @@ def test_pilot_participant_is_flagged_in_participants_csv(client, classifier):
     [row] = list(study_participant_rows(study=study))
     assert row["participant_pilot"] == 1
     assert Participant.objects.get().is_pilot
+
+
+def test_zip_reads_the_responses_once_and_analyses_them_as_the_dashboard_does(client, classifier):
+    study = make_study(classifier)
+    finish(client, study, "first")
+    finish(client, study, "second")
+    with CaptureQueriesContext(connection) as queries:
+        body = b"".join(study_export_zip(study=study))
+    response_reads = [
+        q["sql"] for q in queries if '"study_response"."interactions"' in q["sql"]
+    ]
+    assert len(response_reads) == 1, response_reads
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        analysis = archive.read("analysis.txt").decode()
+    read_separately = {file.name: file.content for file in study_analysis_files(study=study)}
+    assert analysis == read_separately["analysis.txt"]
+    assert "none" in analysis and "gradcam" in analysis
