@@ -157,9 +157,7 @@ def test_zip_reads_the_responses_once_and_analyses_them_as_the_dashboard_does(cl
     finish(client, study, "second")
     with CaptureQueriesContext(connection) as queries:
         body = b"".join(study_export_zip(study=study))
-    response_reads = [
-        q["sql"] for q in queries if '"study_response"."interactions"' in q["sql"]
-    ]
+    response_reads = [q["sql"] for q in queries if '"study_response"."interactions"' in q["sql"]]
     assert len(response_reads) == 1, response_reads
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
         analysis = archive.read("analysis.txt").decode()
