@@ -5,6 +5,8 @@ Every study item has the classifier's prediction (launch checks it), so each typ
 Answers are stored as the chosen value (a string), so every type fits one Response table.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
@@ -41,7 +43,9 @@ class SpeciesIdentification:
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return species_choices(classifier)
 
-    def correct_value(self, *, image: Image, prediction: Prediction) -> str:
+    def correct_value(
+        self, *, image: Image, prediction: Prediction, comparison: Comparison | None
+    ) -> str:
         return str(image.class_label_id)
 
 
@@ -89,7 +93,9 @@ class PredictAI:
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return species_choices(classifier)
 
-    def correct_value(self, *, image: Image, prediction: Prediction) -> str:
+    def correct_value(
+        self, *, image: Image, prediction: Prediction, comparison: Comparison | None
+    ) -> str:
         return str(prediction.predicted_label_id)
 
 
@@ -107,7 +113,9 @@ class VerifyAI:
             Choice(value="no", text="No, it is wrong"),
         ]
 
-    def correct_value(self, *, image: Image, prediction: Prediction) -> str:
+    def correct_value(
+        self, *, image: Image, prediction: Prediction, comparison: Comparison | None
+    ) -> str:
         return "yes" if prediction.predicted_label_id == image.class_label_id else "no"
 
 
@@ -127,10 +135,9 @@ class SAGComparative:
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return [Choice(value="A", text="Image A"), Choice(value="B", text="Image B")]
 
-    def correct_value(self, *, image: Image, prediction: Prediction) -> str:
-        comparison = sag_comparison(classifier=prediction.classifier, image=image)
-        if comparison is None:
-            raise ValueError(f"image {image.public_id} has no SAG comparison pair")
+    def correct_value(
+        self, *, image: Image, prediction: Prediction, comparison: Comparison | None
+    ) -> str:
         return comparison.answer
 
 
@@ -160,7 +167,9 @@ def item_correct_value(
         return attention_check_choice(item=item, choices=choices).value
     if prediction is None or (question_type.needs_comparison and comparison is None):
         return None
-    return question_type.correct_value(image=item.image, prediction=prediction)
+    return question_type.correct_value(
+        image=item.image, prediction=prediction, comparison=comparison
+    )
 
 
 def attention_check_choice(*, item, choices: list[Choice]) -> Choice:
