@@ -21,6 +21,7 @@ from study.question_types import (
     Choice,
     attention_check_choice,
     sag_comparison,
+    study_choices,
 )
 from study.services import CONFIDENCE_SCALE
 
@@ -684,7 +685,7 @@ def study_response_collector(
     from study.analysis import ResponseCollector
 
     return ResponseCollector(
-        n_choices=len(QUESTION_TYPES[study.question_type].choices(classifier=study.classifier)),
+        n_choices=len(study_choices(study)),
         confidence_levels=CONFIDENCE_SCALE,
         question_type=study.question_type,
         include_pilot=include_pilot,
