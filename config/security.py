@@ -79,7 +79,8 @@ def rate_limit_exceeded(scope: str, key: str, *, limit: int, window_seconds: int
 class DatabaseUnavailableMiddleware:
     """A lost or restarting database gives a 503 that says to retry, not a server error.
 
-    The request's transaction was rolled back (ATOMIC_REQUESTS), so nothing of it was saved,
+    The step the request was taking was rolled back (the request's transaction under
+    ATOMIC_REQUESTS; a participant view's service transaction), so none of it was saved,
     and Django drops the broken connection when the request ends; the next request connects
     afresh. A participant reloads and finds the same question, with every earlier answer kept.
     """

@@ -1,9 +1,16 @@
 """Participant pages. Every GET shows where the participant should be; every POST advances
-the server-side pointer and redirects, so Back, reload and double-clicks lose nothing."""
+the server-side pointer and redirects, so Back, reload and double-clicks lose nothing.
+
+These views opt out of the request-wide transaction (ATOMIC_REQUESTS): each write they make
+is one service call with its own transaction, or one conditional update, so a request cut
+short (a lost database) still saves all of a step or none of it, and the hottest pages of
+the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
+"""
 
 import json
 
 from django.conf import settings
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -35,6 +42,7 @@ def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -
     )
 
 
+@transaction.non_atomic_requests
 @never_cache
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
@@ -108,6 +116,7 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
 
 # No CSRF token: the unguessable code in the URL is the participant's credential, so a
 # forged request needs it anyway, and MTurk's cross-site iframe does not send the cookie.
+@transaction.non_atomic_requests
 @csrf_exempt
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -192,6 +201,7 @@ def _optional_int(value: str | None) -> int | None:
     return int(float(value))
 
 
+@transaction.non_atomic_requests
 @require_http_methods(["GET"])
 def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
     participant = _participant_or_404(slug, code)
@@ -201,6 +211,7 @@ def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> F
     return _private_file(image.file)
 
 
+@transaction.non_atomic_requests
 @require_http_methods(["GET"])
 def participant_explanation(
     request: HttpRequest, slug: str, code: str, explanation_id
@@ -214,6 +225,7 @@ def participant_explanation(
     return _private_file(explanation.overlay)
 
 
+@transaction.non_atomic_requests
 @require_http_methods(["GET"])
 def participant_comparison(
     request: HttpRequest, slug: str, code: str, explanation_id

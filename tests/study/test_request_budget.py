@@ -17,13 +17,14 @@ from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db
 
-# As counted in a test, where the request's transaction and the lock's are savepoints.
-# A trial page: the participant, and the stamp of when the trial was first shown.
-# An answer: the participant, again under lock, the response, the participant's progress.
+# As counted in a test, where a transaction is a savepoint. Participant views run outside
+# a request-wide transaction: a trial page is the participant and the stamp of when the trial
+# was first shown; an answer is the participant, then one transaction (savepoint, the
+# participant under lock, the response, the participant's progress, release).
 # Everything else (items, predictions, explanations, choices) is the launched study's
 # snapshot (study/frozen.py).
-TRIAL_PAGE_QUERIES = 4
-ANSWER_QUERIES = 8
+TRIAL_PAGE_QUERIES = 2
+ANSWER_QUERIES = 6
 
 
 def _gradcam_participant_url(client, study) -> str:

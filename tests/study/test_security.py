@@ -164,20 +164,20 @@ def test_a_lost_database_connection_gives_a_retry_page_and_saves_nothing(
         "confidence": 3,
         "client_response_ms": 900,
     }
-    real_record = services.response_record
+    real_advance = services._advance_past_trial
 
-    def database_gone(**kwargs):
-        real_record(**kwargs)  # the write happens, then the connection drops
+    def database_gone(participant):
+        # The response row is written; the connection drops before the step is complete.
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "response_record", database_gone)
+    monkeypatch.setattr(services, "_advance_past_trial", database_gone)
     failed = client.post(url, form)
     assert failed.status_code == 503
     assert failed["Retry-After"] == "5"
     assert "reload this page" in failed.content.decode()
-    assert not Response.objects.exists()  # rolled back with the request
+    assert not Response.objects.exists()  # rolled back with the step
 
-    monkeypatch.setattr(services, "response_record", real_record)
+    monkeypatch.setattr(services, "_advance_past_trial", real_advance)
     assert client.get(url).context["trial"].position == trial.position  # the same question
     assert client.post(url, form).status_code == 302
     assert Response.objects.count() == 1
