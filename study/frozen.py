@@ -8,11 +8,16 @@ kept here, so a trial page or an answer costs the same few queries whatever the 
 size. A snapshot is keyed by study and design hash, so it can never describe another design;
 one whose study no longer has that hash (edited in the admin since) is built afresh each
 time, and so is a draft's.
+
+A participant's assignment (study, condition, trial order) is fixed at entry, so image
+requests, a third of all participant requests, are authorized from a short-lived copy of it
+kept here too, without a query.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
 
 # A web process serves a handful of live studies; this bounds what a long-lived one keeps.
 MAX_SNAPSHOTS = 32
+# Assignments kept per process (about 200 bytes each), and for how long: a withdrawn
+# participant's code or an admin's edit of an assignment reaches every process within this.
+MAX_ASSIGNMENTS = 20_000
+ASSIGNMENT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,21 @@ class FrozenStudy:
     images: dict[str, Image]  # the items' and the gallery's, by public id
 
 
+@dataclass(frozen=True)
+class ParticipantAssignment:
+    """What a participant was given at entry and keeps: the design they entered, their
+    condition and their trials (item ids, in their order)."""
+
+    frozen: FrozenStudy
+    condition_id: int
+    trial_item_ids: tuple[int, ...]
+    kept_until: float  # time.monotonic()
+
+
 _snapshots: OrderedDict[tuple[int, str], FrozenStudy] = OrderedDict()
 _snapshots_lock = threading.Lock()
+_assignments: OrderedDict[str, ParticipantAssignment] = OrderedDict()
+_assignments_lock = threading.Lock()
 
 
 def frozen_study(study: Study) -> FrozenStudy:
@@ -78,10 +100,45 @@ def frozen_study_by_hash(*, study_id: int, config_hash: str) -> FrozenStudy:
     return snapshot
 
 
+def participant_assignment(code: str) -> ParticipantAssignment | None:
+    """The assignment of the participant with `code`, or None if there is none; read from
+    the database at most once every ASSIGNMENT_SECONDS per process."""
+    now = time.monotonic()
+    with _assignments_lock:
+        assignment = _assignments.get(code)
+        if assignment is not None and assignment.kept_until > now:
+            _assignments.move_to_end(code)
+            return assignment
+    from study.models import Participant
+
+    row = (
+        Participant.objects.filter(code=code)
+        .values_list("study_id", "study_config_hash", "condition_id", "trial_item_ids")
+        .first()
+    )
+    if row is None:
+        return None
+    study_id, config_hash, condition_id, trial_item_ids = row
+    assignment = ParticipantAssignment(
+        frozen=frozen_study_by_hash(study_id=study_id, config_hash=config_hash),
+        condition_id=condition_id,
+        trial_item_ids=tuple(trial_item_ids),
+        kept_until=now + ASSIGNMENT_SECONDS,
+    )
+    with _assignments_lock:
+        _assignments[code] = assignment
+        _assignments.move_to_end(code)
+        while len(_assignments) > MAX_ASSIGNMENTS:
+            _assignments.popitem(last=False)
+    return assignment
+
+
 def frozen_studies_forget() -> None:
-    """Drop every kept snapshot (tests reuse primary keys for different studies)."""
+    """Drop every kept snapshot and assignment (tests reuse primary keys and codes)."""
     with _snapshots_lock:
         _snapshots.clear()
+    with _assignments_lock:
+        _assignments.clear()
 
 
 def _build(study: Study) -> FrozenStudy:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from config.security import client_address, rate_limit_exceeded
 from study import platforms, selectors, services
 from study.forms import QuestionnaireForm
+from study.frozen import ParticipantAssignment
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
@@ -34,6 +35,13 @@ def _participant_or_404(slug: str, code: str) -> Participant:
     if participant is None:
         raise Http404("No such participant.")
     return participant
+
+
+def _assignment_or_404(slug: str, code: str) -> ParticipantAssignment:
+    assignment = selectors.participant_assignment_by_code(slug=slug, code=code)
+    if assignment is None:
+        raise Http404("No such participant.")
+    return assignment
 
 
 def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -> HttpResponse:
@@ -204,8 +212,8 @@ def _optional_int(value: str | None) -> int | None:
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
 def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
-    participant = _participant_or_404(slug, code)
-    image = selectors.participant_image(participant=participant, public_id=image_id)
+    assignment = _assignment_or_404(slug, code)
+    image = selectors.participant_image(assignment=assignment, public_id=image_id)
     if image is None:
         raise Http404("No such image.")
     return _private_file(image.file)
@@ -216,10 +224,8 @@ def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> F
 def participant_explanation(
     request: HttpRequest, slug: str, code: str, explanation_id
 ) -> FileResponse:
-    participant = _participant_or_404(slug, code)
-    explanation = selectors.participant_explanation(
-        participant=participant, public_id=explanation_id
-    )
+    assignment = _assignment_or_404(slug, code)
+    explanation = selectors.participant_explanation(assignment=assignment, public_id=explanation_id)
     if explanation is None:
         raise Http404("No such explanation.")
     return _private_file(explanation.overlay)
@@ -231,10 +237,8 @@ def participant_comparison(
     request: HttpRequest, slug: str, code: str, explanation_id
 ) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
-    participant = _participant_or_404(slug, code)
-    explanation = selectors.participant_comparison(
-        participant=participant, public_id=explanation_id
-    )
+    assignment = _assignment_or_404(slug, code)
+    explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
     if explanation is None:
         raise Http404("No such comparison.")
     response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")

@@ -13,7 +13,12 @@ from django.db.models import Count, Q, QuerySet
 
 from explain_engine.models import Explanation, Image, Prediction
 from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
-from study.frozen import frozen_study, frozen_study_by_hash
+from study.frozen import (
+    ParticipantAssignment,
+    frozen_study,
+    frozen_study_by_hash,
+    participant_assignment,
+)
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 from study.question_types import (
@@ -217,43 +222,56 @@ def reference_gallery_from_database(study: Study) -> list[GalleryEntry]:
     return entries
 
 
-def _trial_image_ids(frozen, participant: Participant) -> set[int]:
-    return {frozen.items[pk].image_id for pk in participant.trial_item_ids}
+def participant_assignment_by_code(*, slug: str, code: str) -> ParticipantAssignment | None:
+    """The assignment of the participant with `code` in study `slug` (see
+    `study.frozen.participant_assignment`): enough to decide which files they may see."""
+    assignment = participant_assignment(code)
+    if assignment is None or assignment.frozen.study.slug != slug:
+        return None
+    return assignment
 
 
-def participant_image(*, participant: Participant, public_id: str) -> Image | None:
+def _trial_image_ids(assignment: ParticipantAssignment) -> set[int]:
+    items = assignment.frozen.items
+    return {items[pk].image_id for pk in assignment.trial_item_ids}
+
+
+def participant_image(*, assignment: ParticipantAssignment, public_id: str) -> Image | None:
     """The image with `public_id` if the participant is shown it: one of their trials' or
     the reference gallery's."""
-    frozen = frozen_study(participant.study)
+    frozen = assignment.frozen
     image = frozen.images.get(str(public_id))
     if image is None:
         return None
     in_gallery = any(entry.image.pk == image.pk for entry in frozen.gallery)
-    if in_gallery or image.pk in _trial_image_ids(frozen, participant):
+    if in_gallery or image.pk in _trial_image_ids(assignment):
         return image
     return None
 
 
-def participant_explanation(*, participant: Participant, public_id: str) -> Explanation | None:
+def participant_explanation(
+    *, assignment: ParticipantAssignment, public_id: str
+) -> Explanation | None:
     """The explanation with `public_id` if the participant's condition shows it on one of
     their trials."""
-    frozen = frozen_study(participant.study)
+    frozen = assignment.frozen
     explanation = frozen.explanations_by_public_id.get(str(public_id))
     if explanation is None:
         return None
-    shown = frozen.explanations.get((participant.condition_id, explanation.image_id))
+    shown = frozen.explanations.get((assignment.condition_id, explanation.image_id))
     shown_here = shown is not None and shown.pk == explanation.pk
-    if shown_here and explanation.image_id in _trial_image_ids(frozen, participant):
+    if shown_here and explanation.image_id in _trial_image_ids(assignment):
         return explanation
     return None
 
 
-def participant_comparison(*, participant: Participant, public_id: str) -> Explanation | None:
+def participant_comparison(
+    *, assignment: ParticipantAssignment, public_id: str
+) -> Explanation | None:
     """The SAG search with `public_id` if one of the participant's comparative trials draws
     its pair from it."""
-    frozen = frozen_study(participant.study)
-    trial_images = _trial_image_ids(frozen, participant)
-    for image_id, comparison in frozen.comparisons.items():
+    trial_images = _trial_image_ids(assignment)
+    for image_id, comparison in assignment.frozen.comparisons.items():
         if str(comparison.explanation.public_id) == str(public_id) and image_id in trial_images:
             return comparison.explanation
     return None

@@ -1,4 +1,7 @@
-"""The launched study's snapshot: read once per process, never standing for another design."""
+"""The launched study's snapshot and the participants' assignments: read once per process, never
+standing for another design."""
+
+import time
 
 import pytest
 from django.db import connection
@@ -90,3 +93,43 @@ def test_two_requests_for_the_same_photo_at_once_each_get_all_of_it(client, clas
     first, second = client.get(url), client.get(url)  # both streams open, neither read yet
     assert b"".join(first.streaming_content) == photo
     assert b"".join(second.streaming_content) == photo
+
+
+def _image_url(study, participant) -> str:
+    image = frozen_study(study).items[participant.trial_item_ids[0]].image
+    return reverse("study:image", args=[study.slug, participant.code, image.public_id])
+
+
+def test_a_participants_image_requests_are_authorized_without_a_query_once_kept(client, classifier):
+    study = make_study(classifier, n_items=3)
+    participant = participant_enter(study=study, worker_id="w1")
+    url = _image_url(study, participant)
+    assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    assert len(captured) == 0, [q["sql"][:120] for q in captured]
+
+
+def test_a_deleted_participants_code_stops_working_once_the_kept_assignment_lapses(
+    client, classifier, monkeypatch
+):
+    study = make_study(classifier, n_items=3)
+    participant = participant_enter(study=study, worker_id="w1")
+    url = _image_url(study, participant)
+    assert client.get(url).status_code == 200
+    participant.delete()  # as a withdrawal does
+    assert client.get(url).status_code == 200, "kept for ASSIGNMENT_SECONDS"
+    later = time.monotonic() + frozen.ASSIGNMENT_SECONDS + 1
+    monkeypatch.setattr(frozen.time, "monotonic", lambda: later)
+    assert client.get(url).status_code == 404
+
+
+def test_a_process_keeps_a_bounded_number_of_assignments(classifier, monkeypatch):
+    monkeypatch.setattr(frozen, "MAX_ASSIGNMENTS", 2)
+    study = make_study(classifier, n_items=3)
+    codes = [participant_enter(study=study, worker_id=f"w{n}").code for n in range(3)]
+    for code in codes:
+        frozen.participant_assignment(code)
+    assert _queries(lambda: frozen.participant_assignment(codes[2])) == 0
+    assert _queries(lambda: frozen.participant_assignment(codes[1])) == 0
+    assert _queries(lambda: frozen.participant_assignment(codes[0])) > 0, "the oldest was kept"
