@@ -20,7 +20,10 @@ What it does:
 5. Capacity: with no think time, ``--capacity-clients`` clients post answers as fast as
    they can (the same trial POST + redirected GET the participants do), then the same
    clients hit a bare view that inserts one row with one SQL statement; the ratio of the two
-   request rates is the cost of our flow over the limit of this stack.
+   request rates is the cost of our flow over the limit of this stack. Then the same clients
+   hit the "answer floor" (benchmarks/load_wsgi.py): the least any answer must do, in raw
+   SQL (lock the participant, insert, advance); its rate over the bare insert's is the most
+   that any design of the answer request could reach.
 6. Fault (``--restart-postgres-after S``): PostgreSQL is restarted S seconds into the
    participant run. Requests meanwhile get 503 "try again" pages; bots wait and reload, as
    the page asks; the integrity check then shows whether any answer was lost or doubled.
@@ -132,8 +135,10 @@ def prepare_database(database_url: str, trials: int) -> str:
     job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
     precompute_job_run.delay(job.pk)
     study_launch(study=study)
+    from benchmarks.load_wsgi import BENCH_TABLES
+
     with django.db.connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz)")
+        cursor.execute(BENCH_TABLES)
     return study.slug
 
 
@@ -318,10 +323,11 @@ def check_integrity(stats: Stats) -> tuple[int, int, int]:
 
 
 async def capacity(
-    base: str, slug: str, clients: int, seconds: float, bare: bool
+    base: str, slug: str, clients: int, seconds: float, stand_in: str = ""
 ) -> tuple[float, Stats]:
     """Requests per second with no think time: participants through the whole flow (every
-    request reads and most write the database), or the bare one-row insert."""
+    request reads and most write the database), or a stand-in view of load_wsgi.py:
+    "insert" (the bare one-row insert) or "answer-floor" (the least an answer must do)."""
     import aiohttp
 
     stats = Stats()
@@ -329,9 +335,13 @@ async def capacity(
     connector = aiohttp.TCPConnector(limit=clients)
 
     async def client(index: int, session) -> None:
-        if bare:
+        if stand_in:
+            url = f"{base}/bench/{stand_in}/?participant={index}"
             while time.perf_counter() < stop:
-                await timed(session, stats, "bare insert POST", "POST", f"{base}/bench/insert/")
+                status, _, _ = await timed(
+                    session, stats, f"{stand_in} POST", "POST", url, data={"answer": "1"}
+                )
+                stats.answers += stand_in == "answer-floor" and status == 200
             return
         # One participant after another, each through the whole flow, until time is up.
         for run in range(1_000_000):
@@ -463,23 +473,21 @@ def main() -> None:
 
         if args.skip_capacity:
             return
-        ours, ours_stats = asyncio.run(
-            capacity(base, slug, args.capacity_clients, args.capacity_seconds, bare=False)
+        clients, seconds = args.capacity_clients, args.capacity_seconds
+        rates = {}
+        for stand_in, title in (
+            ("", f"capacity, flow ({clients} clients, no think time)"),
+            ("insert", f"capacity, bare insert ({clients} clients)"),
+            ("answer-floor", f"capacity, answer floor ({clients} clients)"),
+        ):
+            rate, capacity_stats = asyncio.run(capacity(base, slug, clients, seconds, stand_in))
+            print_table(title, capacity_stats, seconds)
+            rates[stand_in] = rate
+        flow, bare, floor = rates[""], rates["insert"], rates["answer-floor"]
+        print(
+            f"\nrequests/s: flow {flow:.0f}, bare insert {bare:.0f}, answer floor {floor:.0f}; "
+            f"flow / bare insert {flow / bare:.2f}, answer floor / bare insert {floor / bare:.2f}"
         )
-        print_table(
-            f"capacity, flow ({args.capacity_clients} clients, no think time)",
-            ours_stats,
-            args.capacity_seconds,
-        )
-        bare, bare_stats = asyncio.run(
-            capacity(base, slug, args.capacity_clients, args.capacity_seconds, bare=True)
-        )
-        print_table(
-            f"capacity, bare insert ({args.capacity_clients} clients)",
-            bare_stats,
-            args.capacity_seconds,
-        )
-        print(f"\nrequests/s: flow {ours:.0f}, bare insert {bare:.0f}, ratio {ours / bare:.2f}")
     finally:
         server.terminate()
         server.wait(timeout=30)
