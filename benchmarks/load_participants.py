@@ -142,6 +142,22 @@ def prepare_database(database_url: str, trials: int) -> str:
     return study.slug
 
 
+def prepare_site(database_url: str, trials: int) -> str:
+    """Production-like settings in this process's environment (DEBUG off, a raised entry rate
+    limit: every bot comes from 127.0.0.1, media in a fresh folder) and a fresh database with
+    a launched study; returns the study's slug."""
+    os.environ.update(
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="false",
+        EXPLAINSTUDY_ENTRY_RATE_LIMIT="1000000",
+        EXPLAINSTUDY_MEDIA_ROOT=tempfile.mkdtemp(prefix="explainstudy-load-media-"),
+        OMP_NUM_THREADS="1",
+    )
+    os.environ.pop("CELERY_BROKER_URL", None)
+    return prepare_database(database_url, trials)
+
+
 def start_gunicorn(port: int, workers: int, environment: dict) -> subprocess.Popen:
     server = subprocess.Popen(
         [
@@ -276,6 +292,21 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
         await timed(session, stats, f"{page} POST", "POST", url, data=form)
 
 
+def first_choice_answer(html: str) -> dict | None:
+    """The form that answers a trial page with its first choice; None off the trials."""
+    position = TRIAL_POSITION.search(html)
+    if position is None:
+        return None
+    return {
+        "page": "trials",
+        "trial_position": position.group(1),
+        "answer": ANSWER_VALUE.findall(html)[0],
+        "confidence": "3",
+        "client_response_ms": "1000",
+        "viewport": "1280x800",
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -359,18 +390,9 @@ async def capacity(
                 await timed(session, stats, f"{form['page']} POST", "POST", url, data=form)
             while True:
                 status, body, _ = await timed(session, stats, "page GET", "GET", url)
-                html = body.decode()
-                position = TRIAL_POSITION.search(html)
-                if status != 200 or position is None:
+                form = first_choice_answer(body.decode())
+                if status != 200 or form is None:
                     break
-                form = {
-                    "page": "trials",
-                    "trial_position": position.group(1),
-                    "answer": ANSWER_VALUE.findall(html)[0],
-                    "confidence": "3",
-                    "client_response_ms": "1000",
-                    "viewport": "1280x800",
-                }
                 status, _, _ = await timed(session, stats, "answer POST", "POST", url, data=form)
                 stats.answers += status == 302
             await timed(session, stats, "questionnaire POST", "POST", url, data=QUESTIONNAIRE)
@@ -440,16 +462,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    os.environ.update(
-        DATABASE_URL=args.database,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_DEBUG="false",
-        EXPLAINSTUDY_ENTRY_RATE_LIMIT="1000000",
-        EXPLAINSTUDY_MEDIA_ROOT=tempfile.mkdtemp(prefix="explainstudy-load-media-"),
-        OMP_NUM_THREADS="1",
-    )
-    os.environ.pop("CELERY_BROKER_URL", None)
-    slug = prepare_database(args.database, args.trials)
+    slug = prepare_site(args.database, args.trials)
     port = free_port()
     server = start_gunicorn(port, args.workers, dict(os.environ))
     base = f"http://127.0.0.1:{port}"

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,11 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load_participants import (  # noqa: E402
-    ANSWER_VALUE,
     QUESTIONNAIRE,
     STIMULUS_SRC,
-    TRIAL_POSITION,
-    prepare_database,
+    first_choice_answer,
+    prepare_site,
 )
 
 
@@ -88,20 +85,12 @@ def participant(site: Site, slug: str, name: str) -> None:
     site.request("instructions POST", "POST", url, form={"page": "instructions"})
     while True:
         _, html = site.request("page GET", "GET", url)
-        position = TRIAL_POSITION.search(html)
-        if position is None:
+        form = first_choice_answer(html)
+        if form is None:
             break
         for src in STIMULUS_SRC.findall(html):
             kind = "explanation GET" if "/explanation/" in src else "image GET"
             site.request(kind, "GET", src)
-        form = {
-            "page": "trials",
-            "trial_position": position.group(1),
-            "answer": ANSWER_VALUE.findall(html)[0],
-            "confidence": "3",
-            "client_response_ms": "1000",
-            "viewport": "1280x800",
-        }
         site.request("answer POST", "POST", url, form=form)
     site.request("questionnaire POST", "POST", url, form=QUESTIONNAIRE)
 
@@ -114,16 +103,7 @@ def main() -> None:
         "--database", default="postgres://postgres@127.0.0.1:5432/explainstudy_load"
     )
     args = parser.parse_args()
-    os.environ.update(
-        DATABASE_URL=args.database,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_DEBUG="false",
-        EXPLAINSTUDY_ENTRY_RATE_LIMIT="1000000",
-        EXPLAINSTUDY_MEDIA_ROOT=tempfile.mkdtemp(prefix="explainstudy-costs-media-"),
-        OMP_NUM_THREADS="1",
-    )
-    os.environ.pop("CELERY_BROKER_URL", None)
-    slug = prepare_database(args.database, args.trials)
+    slug = prepare_site(args.database, args.trials)
     from benchmarks.load_wsgi import application
 
     site = Site(application)
