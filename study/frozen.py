@@ -9,9 +9,9 @@ size. A snapshot is keyed by study and design hash, so it can never describe ano
 one whose study no longer has that hash (edited in the admin since) is built afresh each
 time, and so is a draft's.
 
-A participant's assignment (study, condition, trial order) is fixed at entry, so image
-requests, a third of all participant requests, are authorized from a short-lived copy of it
-kept here too, without a query.
+A participant's assignment (study, condition, trials) is fixed at entry, so the photo and
+explanation requests, about two in five of a participant's requests, are authorized from a
+short-lived copy of it kept here too, without a query.
 """
 
 from __future__ import annotations
@@ -58,11 +58,11 @@ class FrozenStudy:
 @dataclass(frozen=True)
 class ParticipantAssignment:
     """What a participant was given at entry and keeps: the design they entered, their
-    condition and their trials (item ids, in their order)."""
+    condition and the photos of their trials."""
 
     frozen: FrozenStudy
     condition_id: int
-    trial_item_ids: tuple[int, ...]
+    trial_image_ids: frozenset[int]
     kept_until: float  # time.monotonic()
 
 
@@ -119,10 +119,11 @@ def participant_assignment(code: str) -> ParticipantAssignment | None:
     if row is None:
         return None
     study_id, config_hash, condition_id, trial_item_ids = row
+    frozen = frozen_study_by_hash(study_id=study_id, config_hash=config_hash)
     assignment = ParticipantAssignment(
-        frozen=frozen_study_by_hash(study_id=study_id, config_hash=config_hash),
+        frozen=frozen,
         condition_id=condition_id,
-        trial_item_ids=tuple(trial_item_ids),
+        trial_image_ids=frozenset(frozen.items[pk].image_id for pk in trial_item_ids),
         kept_until=now + ASSIGNMENT_SECONDS,
     )
     with _assignments_lock:

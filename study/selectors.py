@@ -231,11 +231,6 @@ def participant_assignment_by_code(*, slug: str, code: str) -> ParticipantAssign
     return assignment
 
 
-def _trial_image_ids(assignment: ParticipantAssignment) -> set[int]:
-    items = assignment.frozen.items
-    return {items[pk].image_id for pk in assignment.trial_item_ids}
-
-
 def participant_image(*, assignment: ParticipantAssignment, public_id: str) -> Image | None:
     """The image with `public_id` if the participant is shown it: one of their trials' or
     the reference gallery's."""
@@ -244,7 +239,7 @@ def participant_image(*, assignment: ParticipantAssignment, public_id: str) -> I
     if image is None:
         return None
     in_gallery = any(entry.image.pk == image.pk for entry in frozen.gallery)
-    if in_gallery or image.pk in _trial_image_ids(assignment):
+    if in_gallery or image.pk in assignment.trial_image_ids:
         return image
     return None
 
@@ -260,7 +255,7 @@ def participant_explanation(
         return None
     shown = frozen.explanations.get((assignment.condition_id, explanation.image_id))
     shown_here = shown is not None and shown.pk == explanation.pk
-    if shown_here and explanation.image_id in _trial_image_ids(assignment):
+    if shown_here and explanation.image_id in assignment.trial_image_ids:
         return explanation
     return None
 
@@ -270,9 +265,11 @@ def participant_comparison(
 ) -> Explanation | None:
     """The SAG search with `public_id` if one of the participant's comparative trials draws
     its pair from it."""
-    trial_images = _trial_image_ids(assignment)
     for image_id, comparison in assignment.frozen.comparisons.items():
-        if str(comparison.explanation.public_id) == str(public_id) and image_id in trial_images:
+        if (
+            str(comparison.explanation.public_id) == str(public_id)
+            and image_id in assignment.trial_image_ids
+        ):
             return comparison.explanation
     return None
 
