@@ -17,6 +17,13 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from explain_engine.captions import (
+    heatmap_captions,
+    sag_captions,
+    sag_pair_captions,
+    xnn_captions,
+)
+
 if TYPE_CHECKING:
     from explain_engine.methods.sag import SAGGraph
     from explain_engine.methods.xnn import XNNResult
@@ -34,8 +41,8 @@ __all__ = [
     "xnn_concept_panel",
 ]
 
-LEGEND_LABELS = ("less important", "more important")
-SHORT_LEGEND_LABELS = ("less", "more")
+LEGEND_LABELS = heatmap_captions().drawn["legend"]
+SHORT_LEGEND_LABELS = heatmap_captions().drawn["short_legend"]
 _BACKGROUND = (255, 255, 255)
 _TEXT = (40, 40, 40)
 
@@ -145,9 +152,12 @@ def xnn_concept_panel(
     concept_heatmaps: np.ndarray,
     contributions: np.ndarray,
     prototype_images: list[list[Image.Image]],
-    class_name: str,
+    class_name: str | None = None,
 ) -> Image.Image:
     """An XNN explanation: the image, then one row per concept (about 700 px wide).
+
+    Its words are `captions.xnn_captions(class_name)`: the class is named only when given,
+    so a panel for a condition that hides the AI's answer is drawn with None.
 
     Each row shows where the concept is in the image (its heatmap over the image, see
     `heatmap_overlay`), its contribution to the class score as a bar from a zero line
@@ -160,7 +170,8 @@ def xnn_concept_panel(
         contributions: (k,) each concept's contribution (activation × weight) to the score
             of `class_name`, in the same order.
         prototype_images: k lists of prototype images (any number each, may be empty).
-        class_name: the class whose score the contributions make up.
+        class_name: the class whose score the contributions make up, or None to say "its
+            answer" instead.
     """
     maps = np.asarray(concept_heatmaps, dtype=np.float32)
     values = np.asarray(contributions, dtype=np.float64).reshape(-1)
@@ -185,30 +196,19 @@ def xnn_concept_panel(
     canvas = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
 
-    draw.text(
-        (pad, pad), f"Why the AI scores this image as {class_name}", fill=_TEXT, font=title_font
-    )
+    words = xnn_captions(class_name).drawn
+    draw.text((pad, pad), words["title"][0], fill=_TEXT, font=title_font)
     top = pad + 28
     canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
-    total = float(values.sum())
-    lines = [
-        f"The AI found {k} concepts.",
-        "Each row shows where a concept is",
-        "in this image, how much it adds to",
-        f"the score for {class_name}",
-        "(red: for it, blue: against it),",
-        "and training images that show it most.",
-        f"Sum of contributions: {total:+.2f}",
-    ]
+    lines = [*words["intro"], f"{words['sum'][0]} {float(values.sum()):+.2f}"]
     for i, line in enumerate(lines):
         draw.text((pad + hero + 2 * gap, top + 8 + i * 22), line, fill=_TEXT, font=font)
 
     y = top + hero + gap
     bar_left = pad + thumb + gap
     proto_left = bar_left + bar_width + gap
-    draw.text((pad, y), "Where in this image", fill=_TEXT, font=small)
-    draw.text((bar_left, y), "Contribution", fill=_TEXT, font=small)
-    draw.text((proto_left, y), "Training images with this concept", fill=_TEXT, font=small)
+    for x, heading in zip((pad, bar_left, proto_left), words["columns"], strict=True):
+        draw.text((x, y), heading, fill=_TEXT, font=small)
     y += heading_h
     scale = float(np.abs(values).max())
     half = bar_width // 2 - 4
@@ -219,7 +219,7 @@ def xnn_concept_panel(
 
         centre = bar_left + bar_width // 2
         mid = y + 8 + thumb // 2
-        draw.text((bar_left, y + 12), f"Concept {j + 1}", fill=_TEXT, font=font)
+        draw.text((bar_left, y + 12), f"{words['concept'][0]} {j + 1}", fill=_TEXT, font=font)
         length = 0 if scale == 0 else round(half * abs(values[j]) / scale)
         colour = _POSITIVE if values[j] > 0 else _NEGATIVE
         if length > 0:
@@ -269,7 +269,9 @@ def xnn_concept_item(
 ) -> ConceptItem:
     """One image of an `XNN.explain` batch as a panel PNG, its data and its concept maps.
 
-    The panel shows the contributions to the image's target class (``result.targets``).
+    The panel shows the contributions to the image's target class (``result.targets``)
+    without naming it (`captions.Disclosure.STORED`), since one stored panel serves every
+    condition, also those that hide the AI's answer.
     ``data`` holds: ``classes`` (the classifier's output indices explained, in column order)
     and their ``class_names``; ``target_class`` (an output index); per class the
     classifier's ``logits``, the XNN's ``rebuilt_scores`` and the head ``bias``;
@@ -302,9 +304,8 @@ def xnn_concept_item(
     target_class = result.classes[column]
     heatmaps = result.heatmaps[index].numpy().astype(np.float32)
     contributions = result.contributions[index].double().numpy()  # (C, k)
-    panel = xnn_concept_panel(
-        image, heatmaps, contributions[column], prototype_images, class_names[target_class]
-    )
+    # Stored once and shown in every condition that uses it: no class named (see `captions`).
+    panel = xnn_concept_panel(image, heatmaps, contributions[column], prototype_images, None)
     buffer = io.BytesIO()
     panel.save(buffer, format="PNG")
     data = {
@@ -498,12 +499,8 @@ def sag_figure(
     thumb, rows, centre_x = sag_layout(data, area_left=area_left, area_width=area_width)
     label_h, vgap = 26, 44
 
-    header_lines = [
-        "How the AI's confidence changes when parts of the image are hidden.",
-        "Each box shows only some patches of the image, with the AI's confidence in % of its "
-        "confidence on the whole image.",
-        "Arrows remove one patch (outlined in red): the thicker the outline, the bigger the drop.",
-    ]
+    words = sag_captions().drawn
+    header_lines = words["header"]
     header_h = 28 + 19 * (len(header_lines) - 1) + 12
     row_h = thumb + label_h + vgap
     graph_h = len(rows) * row_h - vgap if rows else 60
@@ -515,7 +512,7 @@ def sag_figure(
         draw.text((pad, pad + 28 + 19 * i), line, fill=_TEXT, font=font)
     top = pad + header_h
     canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
-    draw.text((pad, top + hero + 6), "The whole image: 100%", fill=_TEXT, font=font)
+    draw.text((pad, top + hero + 6), words["whole"][0], fill=_TEXT, font=font)
 
     position: dict[int, tuple[int, int]] = {}  # top-left corner of each thumbnail
     row_of: dict[int, int] = {}
@@ -527,7 +524,7 @@ def sag_figure(
     if not rows:
         draw.text(
             (area_left, top + 10),
-            "No small set of patches keeps the AI's confidence.",
+            words["empty"][0],
             fill=_TEXT,
             font=label_font,
         )
@@ -611,7 +608,10 @@ def sag_pair_figure(
     font = ImageFont.load_default(size=28)
     canvas = Image.new("RGB", (2 * size + gap + 2 * pad, pad + label_h + size + pad), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    for k, (name, patches) in enumerate((("A", pair["a_patches"]), ("B", pair["b_patches"]))):
+    names = sag_pair_captions().drawn["labels"]
+    for k, (name, patches) in enumerate(
+        zip(names, (pair["a_patches"], pair["b_patches"]), strict=True)
+    ):
         x = pad + k * (size + gap)
         text_w = draw.textlength(name, font=font)
         draw.text((x + (size - text_w) / 2, pad), name, fill=_TEXT, font=font)

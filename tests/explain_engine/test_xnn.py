@@ -399,7 +399,7 @@ def test_concept_item_data_adds_up_and_gives_one_map_per_concept():
     with Image.open(io.BytesIO(item.panel_png)) as panel:
         assert panel.format == "PNG"
         expected = xnn_concept_panel(
-            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, "class 3"
+            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, None
         )
         assert np.array_equal(np.asarray(panel.convert("RGB")), np.asarray(expected))
 
