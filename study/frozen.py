@@ -145,7 +145,7 @@ def frozen_studies_forget() -> None:
 def _build(study: Study) -> FrozenStudy:
     from explain_engine.models import Prediction
     from study.models import StudyItem
-    from study.question_types import QUESTION_TYPES, item_correct_value, sag_comparison
+    from study.question_types import QUESTION_TYPES, item_correct_value, sag_comparisons
     from study.selectors import explanations_for, reference_gallery_from_database
 
     classifier = study.classifier
@@ -178,11 +178,9 @@ def _build(study: Study) -> FrozenStudy:
     choices = question_type.choices(classifier=classifier)
     comparisons = {}
     if question_type.needs_comparison:
-        for item in items.values():
-            comparison = sag_comparison(classifier=classifier, image=item.image)
-            if comparison is not None:
-                comparison.explanation.image = item.image
-                comparisons[item.image_id] = comparison
+        comparisons = sag_comparisons(classifier=classifier, items=items.values())
+        for image_id, comparison in comparisons.items():
+            comparison.explanation.image = images_by_id[image_id]
     gallery = reference_gallery_from_database(study)
     return FrozenStudy(
         study=study,

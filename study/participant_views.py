@@ -238,10 +238,13 @@ def participant_comparison(
 ) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
-    if explanation is None:
+    comparison = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
+    if comparison is None:
         raise Http404("No such comparison.")
-    response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")
+    figure = services.comparison_png(
+        explanation=comparison.explanation, pair_index=comparison.pair_index
+    )
+    response = HttpResponse(figure, "image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

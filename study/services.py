@@ -770,15 +770,15 @@ def study_set_show_accuracy(*, study: Study, show: bool) -> Study:
     return study
 
 
-def comparison_png(*, explanation: Explanation) -> bytes:
-    """The A/B picture of a SAG explanation's first comparative pair, as PNG bytes.
+def comparison_png(*, explanation: Explanation, pair_index: int) -> bytes:
+    """The A/B picture of a SAG explanation's comparative pair `pair_index`, as PNG bytes.
 
     Drawn from the stored search and the photo, so a participant's page never waits on the
     model; the pair's confidences stay on the server.
     """
     photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
     with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
-        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
+        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, pair_index)
     buffer = io.BytesIO()
     figure.save(buffer, format="PNG")
     return buffer.getvalue()
