@@ -64,7 +64,7 @@ class Comparison:
 def sag_search(*, classifier: Classifier, image: Image) -> Explanation | None:
     """An image's finished SAG search (default parameters, explaining the model's
     prediction), whose pairs the comparative question draws from; None if there is none."""
-    from explain_engine.services import method_for
+    from explain_engine.services.explanations import method_for
 
     prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
     if prediction is None:
