@@ -34,11 +34,13 @@ __all__ = [
     "load_saliency_npy",
     "sag_figure",
     "sag_layout",
+    "sag_node_tile",
     "sag_pair_figure",
     "sag_reveal",
     "save_saliency_npy",
     "xnn_concept_item",
     "xnn_concept_panel",
+    "xnn_panel_layout",
 ]
 
 LEGEND_LABELS = heatmap_captions().drawn["legend"]
@@ -183,23 +185,24 @@ def xnn_concept_panel(
     if len(prototype_images) != k:
         raise ValueError(f"need {k} prototype lists, one per concept; got {len(prototype_images)}")
 
-    pad, gap, thumb, tile, bar_width = 12, 14, 150, 104, 200
     n_protos = max(1, max(len(row) for row in prototype_images))
-    width = pad + thumb + gap + bar_width + gap + n_protos * (tile + 6) - 6 + pad
+    layout = xnn_panel_layout(k, n_protos)
+    pad, gap, thumb, tile, bar_width = 12, 14, 150, 104, 200
+    width, height, hero = layout.width, layout.height, layout.hero[2]
     title_font = ImageFont.load_default(size=20)
     font = ImageFont.load_default(size=15)
     small = ImageFont.load_default(size=13)
-    hero = 200
     heading_h = 22
     row_h = max(thumb, tile) + 16
-    height = pad + 28 + hero + gap + heading_h + k * row_h + pad
     canvas = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
 
     words = xnn_captions(class_name).drawn
     draw.text((pad, pad), words["title"][0], fill=_TEXT, font=title_font)
     top = pad + 28
-    canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
+    canvas.paste(
+        image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), layout.hero[:2]
+    )
     lines = [*words["intro"], f"{words['sum'][0]} {float(values.sum()):+.2f}"]
     for i, line in enumerate(lines):
         draw.text((pad + hero + 2 * gap, top + 8 + i * 22), line, fill=_TEXT, font=font)
@@ -215,7 +218,7 @@ def xnn_concept_panel(
     for j in range(k):
         draw.line([(pad, y), (width - pad, y)], fill=(225, 225, 225))
         overlay = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
-        canvas.paste(overlay, (pad, y + 8))
+        canvas.paste(overlay, layout.heatmaps[j][:2])
 
         centre = bar_left + bar_width // 2
         mid = y + 8 + thumb // 2
@@ -238,9 +241,45 @@ def xnn_concept_panel(
 
         for p, proto in enumerate(prototype_images[j]):
             tile_img = proto.convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR)
-            canvas.paste(tile_img, (proto_left + p * (tile + 6), y + 8 + (thumb - tile) // 2))
+            canvas.paste(tile_img, layout.prototypes[j][p][:2])
         y += row_h
     return canvas
+
+
+@dataclasses.dataclass(frozen=True)
+class XNNPanelLayout:
+    """Where `xnn_concept_panel` puts its pictures, as (left, top, size) squares, so that a
+    page can cut them out of a stored panel and lay them out itself (`reflow`)."""
+
+    width: int
+    height: int
+    hero: tuple[int, int, int]
+    heatmaps: tuple[tuple[int, int, int], ...]  # one per concept
+    prototypes: tuple[tuple[tuple[int, int, int], ...], ...]  # per concept, per tile
+
+
+def xnn_panel_layout(k: int, n_protos: int) -> XNNPanelLayout:
+    """The layout of a panel of `k` concepts with at most `n_protos` prototypes each."""
+    pad, gap, thumb, tile, bar_width, hero = 12, 14, 150, 104, 200, 200
+    n_protos = max(1, n_protos)
+    width = pad + thumb + gap + bar_width + gap + n_protos * (tile + 6) - 6 + pad
+    top = pad + 28
+    rows_top = top + hero + gap + 22
+    row_h = max(thumb, tile) + 16
+    proto_left = pad + thumb + gap + bar_width + gap
+    return XNNPanelLayout(
+        width=width,
+        height=rows_top + k * row_h + pad,
+        hero=(pad, top, hero),
+        heatmaps=tuple((pad, rows_top + j * row_h + 8, thumb) for j in range(k)),
+        prototypes=tuple(
+            tuple(
+                (proto_left + p * (tile + 6), rows_top + j * row_h + 8 + (thumb - tile) // 2, tile)
+                for p in range(n_protos)
+            )
+            for j in range(k)
+        ),
+    )
 
 
 @dataclasses.dataclass
@@ -553,12 +592,7 @@ def sag_figure(
         )
     for n, node in nodes.items():
         x, y = position[n]
-        tile = sag_reveal(image, node["patches"], grid, size=thumb)
-        canvas.paste(tile, (x, y))
-        for patch, drop in removed.get(n, []):
-            x0, y0, x1, y1 = _patch_box(patch, grid, thumb)
-            line = 2 if abs(drop) < 20 else 4 if abs(drop) < 60 else 6
-            draw.rectangle([x + x0, y + y0, x + x1, y + y1], outline=_SAG_RED, width=line)
+        canvas.paste(sag_node_tile(image, node["patches"], removed.get(n, []), grid, thumb), (x, y))
         if node["is_root"]:
             draw.rectangle(
                 [x - 5, y - 5, x + thumb + 4, y + thumb + 4], outline=_SAG_ROOT_BORDER, width=5
@@ -578,6 +612,25 @@ def sag_figure(
     for edge in skipping:
         draw_edge(edge)
     return canvas
+
+
+def sag_node_tile(
+    image: Image.Image,
+    patches: Sequence[int],
+    removed: Sequence[tuple[int, float]],
+    grid: int,
+    size: int,
+) -> Image.Image:
+    """One SAG node's picture, `size` px square: the image with only `patches` shown
+    (`sag_reveal`) and each `(patch, drop)` its parents removed outlined in red, thicker for
+    a bigger drop in confidence (< 20 points, < 60, and more)."""
+    tile = sag_reveal(image, patches, grid, size=size)
+    draw = ImageDraw.Draw(tile)
+    for patch, drop in removed:
+        x0, y0, x1, y1 = _patch_box(patch, grid, size)
+        line = 2 if abs(drop) < 20 else 4 if abs(drop) < 60 else 6
+        draw.rectangle([x0, y0, x1, y1], outline=_SAG_RED, width=line)
+    return tile
 
 
 def _arrow_head(draw: ImageDraw.ImageDraw, start, end, colour, size: float = 8.0) -> None:
