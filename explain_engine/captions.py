@@ -59,8 +59,9 @@ Disclosure.STORED = Disclosure(prediction=False, confidence=False, explanation=T
 @dataclasses.dataclass(frozen=True)
 class FigureCaptions:
     """Every fixed word of one figure: ``caption`` and ``alt`` on the page, ``drawn`` the
-    lines drawn into the picture (titles, headings, legends), by name; numbers a figure
-    draws (percentages, contributions, concept numbers) are data, not captions."""
+    figure's own words (titles, headings, legends; drawn into a stored PNG or laid out by
+    the page from `reflow` parts), by name; numbers (percentages, contributions, concept
+    numbers) are data, not captions."""
 
     method: str
     caption: str
@@ -103,6 +104,14 @@ def sag_captions() -> FigureCaptions:
             ),
             "whole": ("The whole image: 100%",),
             "empty": ("No small set of patches keeps the AI's confidence.",),
+            # The figure laid out by the page (`reflow`): boxes numbered, no arrows.
+            "intro": (
+                "Boxes with a blue border: these parts alone keep the AI about as sure as on "
+                "the whole photo. Each box below them hides one more part, outlined in red.",
+            ),
+            "box": ("Box",),
+            "child": ("= box {parents} without the part in red",),
+            "or": (" or ",),
         },
     )
 

@@ -55,7 +55,7 @@ class SAGCard:
         shade: "high" (> 90), "mid" (> 50) or "low", the figure's three label colours.
         is_root: a minimal sufficient explanation (drawn with a thick border).
         parents: the names of the cards it is one patch smaller than.
-        png: its picture.
+        png: its picture. title, relation: its declared words.
     """
 
     name: str
@@ -64,6 +64,8 @@ class SAGCard:
     is_root: bool
     parents: tuple[str, ...]
     png: bytes
+    title: str  # "Box 3"
+    relation: str  # "= box 1 without the part in red"; empty for a root
 
     @property
     def label(self) -> str:
@@ -100,6 +102,7 @@ def sag_parts(
         child = int(edge["child"])
         parents.setdefault(child, []).append(int(edge["parent"]))
         removed.setdefault(child, []).append((int(edge["removed"]), float(edge["drop"])))
+    drawn = words.drawn
     layers = []
     for row in rows:
         cards = []
@@ -107,14 +110,21 @@ def sag_parts(
             node = nodes[n]
             confidence = float(node["confidence"])
             tile = sag_node_tile(image, node["patches"], removed.get(n, []), grid, size)
+            from_ = tuple(name[p] for p in sorted(parents.get(n, []), key=order.index))
             cards.append(
                 SAGCard(
                     name=name[n],
                     confidence=confidence,
                     shade="high" if confidence > 90 else "mid" if confidence > 50 else "low",
                     is_root=bool(node["is_root"]),
-                    parents=tuple(name[p] for p in sorted(parents.get(n, []), key=order.index)),
+                    parents=from_,
                     png=_png(tile),
+                    title=f"{drawn['box'][0]} {name[n]}",
+                    relation=(
+                        drawn["child"][0].format(parents=drawn["or"][0].join(from_))
+                        if from_
+                        else ""
+                    ),
                 )
             )
         layers.append(tuple(cards))
@@ -148,10 +158,14 @@ class XNNConceptRow:
     def prototype_srcs(self) -> list[str]:
         return [data_uri(png) for png in self.prototype_pngs]
 
-    def bar(self, half: float = 100.0) -> tuple[float, float]:
-        """(x, width) of the bar in a 2 * `half` wide track whose zero is its middle."""
-        length = half * self.bar_share
-        return (half if self.contribution >= 0 else half - length, length)
+    @property
+    def bar_width(self) -> float:
+        """The bar's length in a 200-unit track whose zero is its middle."""
+        return round(100.0 * self.bar_share, 2)
+
+    @property
+    def bar_x(self) -> float:
+        return 100.0 if self.contribution >= 0 else round(100.0 - self.bar_width, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +177,10 @@ class XNNParts:
     @property
     def total_label(self) -> str:
         return f"{self.words.drawn['sum'][0]} {self.total:+.2f}"
+
+    @property
+    def title(self) -> str:
+        return self.words.drawn["title"][0]
 
 
 def xnn_parts(panel_png: bytes, data: Mapping[str, Any], words: FigureCaptions) -> XNNParts:

@@ -60,3 +60,12 @@ def figure_words(condition, prediction=None):
 
     class_name = prediction.predicted_label.display_name if prediction else None
     return condition_figure_captions(condition=condition, class_name=class_name)
+
+
+@register.simple_tag
+def figure_parts(explanation, condition, prediction=None):
+    """A SAG or XNN explanation as the parts its page lays out (`study.figures`)."""
+    from study.figures import explanation_parts
+
+    class_name = prediction.predicted_label.display_name if prediction else None
+    return explanation_parts(explanation=explanation, condition=condition, class_name=class_name)

@@ -47,6 +47,7 @@ def test_sag_cards_follow_the_layers_with_their_pictures_and_parents():
     assert [card.shade for card in children] == ["low", "low", "mid"]  # 5, 45, 85 %
     last = parts.layers[2][0]
     assert last.parents == ("3", "4") and last.label == "10%"
+    assert (last.title, last.relation) == ("Box 5", "= box 3 or 4 without the part in red")
     expected = sag_node_tile(image, [2], [(0, 40.0), (1, 75.0)], 7, 64)
     assert np.array_equal(_pixels(last.png), np.asarray(expected))
     assert last.src.startswith("data:image/png;base64,")
@@ -75,7 +76,8 @@ def test_xnn_rows_cut_the_stored_panel_and_take_the_numbers_from_the_data():
     assert [row.label for row in parts.concepts] == ["+2.00", "-1.00", "+0.50"]
     assert [row.bar_share for row in parts.concepts] == [1.0, 0.5, 0.25]
     assert [row.sign for row in parts.concepts] == ["positive", "negative", "positive"]
-    assert parts.concepts[1].bar(100) == (50.0, 50.0)
+    assert (parts.concepts[1].bar_x, parts.concepts[1].bar_width) == (50.0, 50.0)
+    assert (parts.concepts[2].bar_x, parts.concepts[2].bar_width) == (100.0, 25.0)
     assert parts.total_label == "Sum of contributions: +1.50"
     assert [len(row.prototype_pngs) for row in parts.concepts] == [3, 2, 2]
     heatmap = heatmap_overlay(image.resize((150, 150)), maps[1], legend=False)
