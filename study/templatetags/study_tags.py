@@ -43,7 +43,7 @@ def signed_points(value: float) -> str:
 
 @register.filter
 def accuracy_interval(accuracy) -> str:
-    """A study.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
+    """A study.results.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
     if accuracy is None:
         return "–"
     return (
@@ -56,7 +56,7 @@ def accuracy_interval(accuracy) -> str:
 def figure_words(condition, prediction=None):
     """The declared words of `condition`'s explanation figure (`study.disclosure`); pass the
     trial's shown AI prediction, if any, for a figure that may name the AI's answer."""
-    from study.disclosure import condition_figure_captions
+    from study.design.disclosure import condition_figure_captions
 
     class_name = prediction.predicted_label.display_name if prediction else None
     return condition_figure_captions(condition=condition, class_name=class_name)
@@ -65,7 +65,7 @@ def figure_words(condition, prediction=None):
 @register.simple_tag
 def figure_parts(explanation, condition, prediction=None):
     """A SAG or XNN explanation as the parts its page lays out (`study.figures`)."""
-    from study.figures import explanation_parts
+    from study.flow.figures import explanation_parts
 
     class_name = prediction.predicted_label.display_name if prediction else None
     return explanation_parts(explanation=explanation, condition=condition, class_name=class_name)

@@ -6,8 +6,10 @@ seen by scrolling down only."""
 import pytest
 
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.launch import study_launch
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Participant, Response, Study
-from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
@@ -38,18 +40,20 @@ def test_sag_and_xnn_figures_are_legible_on_a_phone_and_a_laptop(
 ):
     images = list(trained_classifier.image_set.images.filter(split="test").order_by("pk"))
     study = study_create(
-        slug="wide",
-        title="Which gull?",
-        classifier=trained_classifier,
-        platform=Study.Platform.PROLIFIC,
-        conditions=[
-            ConditionSpec(name="sag", explanation_method="sag"),
-            ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
-        ],
-        main_images=images[:2],
-        participants_per_condition=1,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
+        StudySpec(
+            slug="wide",
+            title="Which gull?",
+            classifier=trained_classifier,
+            platform=Study.Platform.PROLIFIC,
+            conditions=[
+                ConditionSpec(name="sag", explanation_method="sag"),
+                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+            ],
+            main_images=images[:2],
+            participants_per_condition=1,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+        )
     )
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     study_launch(study=study)

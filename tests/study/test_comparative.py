@@ -10,11 +10,15 @@ from PIL import Image as PILImage
 from explain_engine.methods.sag import larger_picture
 from explain_engine.models import Explanation
 from explain_engine.tasks import precompute_job_run
-from study.frozen import frozen_study
+from study.design.creation import study_precompute_job
+from study.design.frozen import frozen_study
+from study.design.launch import study_launch_problems
+from study.design.question_types import (
+    comparative_pair_counts,
+    sag_comparison,
+    sag_comparisons,
+)
 from study.models import Participant, Response, Study
-from study.question_types import comparative_pair_counts, sag_comparison, sag_comparisons
-from study.selectors import study_launch_problems
-from study.services import study_precompute_job
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

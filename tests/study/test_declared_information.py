@@ -8,9 +8,10 @@ from PIL import ImageDraw
 from explain_engine.captions import Disclosure
 from explain_engine.models import ClassLabel, Prediction
 from explain_engine.tasks import precompute_job_run
-from study.disclosure import condition_disclosure, condition_figure_captions
+from study.design.creation import study_create, study_precompute_job
+from study.design.disclosure import condition_disclosure, condition_figure_captions
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Study
-from study.services import ConditionSpec, study_create, study_precompute_job
 
 pytestmark = pytest.mark.django_db
 
@@ -35,26 +36,28 @@ def drawn_text(monkeypatch):
 def study(trained_classifier):
     images = list(trained_classifier.image_set.images.filter(split="test").order_by("pk"))
     return study_create(
-        slug="disclosure",
-        title="Which gull?",
-        classifier=trained_classifier,
-        platform=Study.Platform.PROLIFIC,
-        conditions=[
-            ConditionSpec(name="none"),
-            ConditionSpec(name="gradcam", explanation_method="gradcam"),
-            ConditionSpec(name="sag", explanation_method="sag"),
-            ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
-            ConditionSpec(
-                name="xnn-with-answer",
-                explanation_method="xnn",
-                explanation_params=FAST_XNN,
-                show_ai_prediction=True,
-            ),
-        ],
-        main_images=images[:3],
-        participants_per_condition=5,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
+        StudySpec(
+            slug="disclosure",
+            title="Which gull?",
+            classifier=trained_classifier,
+            platform=Study.Platform.PROLIFIC,
+            conditions=[
+                ConditionSpec(name="none"),
+                ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                ConditionSpec(name="sag", explanation_method="sag"),
+                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+                ConditionSpec(
+                    name="xnn-with-answer",
+                    explanation_method="xnn",
+                    explanation_params=FAST_XNN,
+                    show_ai_prediction=True,
+                ),
+            ],
+            main_images=images[:3],
+            participants_per_condition=5,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+        )
     )
 
 

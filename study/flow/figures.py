@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 from explain_engine.captions import Disclosure, figure_captions
 from explain_engine.models import Explanation
 from explain_engine.reflow import SAGParts, XNNParts, sag_parts, xnn_parts
-from study.disclosure import condition_disclosure
+from study.design.disclosure import condition_disclosure
 from study.models import Condition
 
 #: Methods whose figure the page lays out; the others are a heatmap beside the photo.

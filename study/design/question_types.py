@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 from explain_engine.methods.sag import PAIR_KINDS, pair_kind_counts
 from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
-from study.frozen import frozen_study
+from explain_engine.services.explanations import method_for
 from study.models import StudyItem
+
+# The confidence rating every trial asks for, 1 (guessing) to 5 (certain).
+CONFIDENCE_SCALE = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,6 @@ class Comparison:
 def sag_search(*, classifier: Classifier, image: Image) -> Explanation | None:
     """An image's finished SAG search (default parameters, explaining the model's
     prediction), whose pairs the comparative question draws from; None if there is none."""
-    from explain_engine.services.explanations import method_for
-
     prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
     if prediction is None:
         return None
@@ -214,11 +215,6 @@ QUESTION_TYPES = {
     question_type.slug: question_type
     for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI(), SAGComparative()]
 }
-
-
-def study_choices(study) -> list[Choice]:
-    """The answer choices of a study's question, as every trial offers them."""
-    return frozen_study(study).choices
 
 
 def item_correct_value(

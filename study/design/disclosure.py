@@ -8,8 +8,8 @@ confidence, and whether there is an explanation.
 from __future__ import annotations
 
 from explain_engine.captions import Disclosure, FigureCaptions, figure_captions
+from study.design.question_types import QUESTION_TYPES
 from study.models import Condition
-from study.question_types import QUESTION_TYPES
 
 
 def condition_disclosure(condition: Condition) -> Disclosure:
