@@ -18,9 +18,10 @@ from explain_engine.models import Classifier, ConceptModel, Image, ImageSet
 from explain_engine.services.classifiers import classifier_train
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
+from study.design.items import main_items_draw
 from study.design.launch import study_launch
 from study.design.question_types import sag_comparison
-from study.design.spec import ConditionSpec, StudySpec
+from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
 from study.models import Study
 
 DEMO_IMAGE_SET = "synthetic-gulls"
@@ -30,7 +31,10 @@ DEMO_COMPARE_STUDY = "demo-compare"
 DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
 DEMO_IMAGE_SIZE = 224
-DEMO_TRIALS_PER_CLASS = 1
+DEMO_MAIN_ITEMS = 8
+# The share of main items the AI gets wrong (drawn from its errors on the test split), so
+# that following the AI is not always right and the reliance analysis has both halves.
+DEMO_AI_WRONG_SHARE = 0.25
 DEMO_PRACTICE_TRIALS = 2
 DEMO_ATTENTION_CHECKS = 2
 DEMO_COMPARE_MIN_ITEMS = 4
@@ -163,7 +167,7 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
 
     study = Study.objects.filter(slug=DEMO_STUDY).first()
     if study is None:
-        study = _demo_study_create(classifier=classifier, owner=user)
+        study = _demo_study_create(classifier=classifier, owner=user, log=log)
     study.owners.add(user)
     if study.status == Study.Status.DRAFT:
         log(
@@ -195,15 +199,31 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
     )
 
 
-def _demo_study_create(*, classifier: Classifier, owner) -> Study:
-    chosen: list[Image] = []
-    spare: list[Image] = []
-    for label in classifier.image_set.classes.all():
-        test_images = list(label.images.filter(split=Image.Split.TEST).order_by("source_id"))
-        chosen.extend(test_images[:DEMO_TRIALS_PER_CLASS])
-        spare.extend(test_images[DEMO_TRIALS_PER_CLASS : DEMO_TRIALS_PER_CLASS + 1])
-    practice = spare[:DEMO_PRACTICE_TRIALS]
-    attention = spare[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
+def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], None]) -> Study:
+    """The demo study: main items drawn so that species counts differ and a declared share
+    of them the AI gets wrong (`items.main_items_draw`); practice and attention checks from
+    the test images left."""
+    labels = list(classifier.image_set.classes.all())
+    try:
+        draw = main_items_draw(
+            classifier=classifier,
+            labels=labels,
+            n_main=DEMO_MAIN_ITEMS,
+            ai_wrong_share=DEMO_AI_WRONG_SHARE,
+            seed=0,
+        )
+    except StudyConfigError as error:
+        # An undertrained classifier may not err (or succeed) often enough on the test split.
+        log(f"main items drawn without the AI-wrong share: {error}")
+        draw = main_items_draw(
+            classifier=classifier,
+            labels=labels,
+            n_main=DEMO_MAIN_ITEMS,
+            ai_wrong_share=None,
+            seed=0,
+        )
+    practice = draw.rest[:DEMO_PRACTICE_TRIALS]
+    attention = draw.rest[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
     with transaction.atomic():
         return study_create(
             StudySpec(
@@ -221,7 +241,7 @@ def _demo_study_create(*, classifier: Classifier, owner) -> Study:
                         name="xnn", explanation_method="xnn", explanation_params=DEMO_XNN
                     ),
                 ],
-                main_images=chosen,
+                main_images=draw.main,
                 training_images=practice,
                 attention_images=attention,
                 comprehension_questions=COMPREHENSION_QUESTIONS,
