@@ -113,7 +113,7 @@ def test_the_site_answers_while_the_demo_is_prepared(small_demo, tmp_path, clien
     listing = seen["researcher"].content.decode()
     assert seen["researcher"].status_code == 200
     assert "Training the classifier" in listing and "Fitting the XNN concept model" in listing
-    assert 'http-equiv="refresh"' in listing
+    assert 'http-equiv="refresh"' in listing and "No studies of yours yet" not in listing
     assert PreparationStep.objects.exclude(status="done").count() == 0
 
     entered = client.get(link)
