@@ -10,13 +10,14 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from explain_engine.models import ConceptModel, Explanation
+from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
 from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 pytestmark = pytest.mark.django_db
 
-FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
+FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "train_batch_size": 8}
 
 
 @pytest.fixture
@@ -37,6 +38,8 @@ def study(trained_classifier):
         consent_text="Consent",
         instructions_text="Pick the species.",
     )
+    # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
+    concept_model_fit(classifier=trained_classifier, accept_weak_fit=True, **FAST_XNN)
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     return study_launch(study=study)
 

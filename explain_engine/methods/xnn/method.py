@@ -320,6 +320,11 @@ class XNN(ExplanationMethod):
         after it (so a refused fit costs no heatmaps).
         """
         started = time.perf_counter()
+        sample: list[Tensor] = []  # the first images of the holdout (else train), kept
+        if holdout is None:
+            images = _keeping(images, self.batch_size, sample)
+        else:
+            holdout = _keeping(holdout, self.batch_size, sample)
         features, logits = self.extract(model, images)
         held = None if holdout is None else self.extract(model, holdout)
         report = self.fit_features(
@@ -331,9 +336,8 @@ class XNN(ExplanationMethod):
             progress=progress,
             accept_weak_fit=accept_weak_fit,
         )
-        sample = _first(holdout if holdout is not None else images, DIVERSITY_IMAGES)
         report.diversity["heatmaps"] = mean_abs_correlation(
-            self.explain(model, sample).heatmaps.flatten(2).transpose(1, 2)
+            self.explain(model, torch.cat(sample)).heatmaps.flatten(2).transpose(1, 2)
         )
         report.seconds = time.perf_counter() - started
         return report
@@ -664,15 +668,14 @@ def _batches(images: Tensor | Iterable[Tensor], size: int) -> Iterator[Tensor]:
         yield from batch.split(size)
 
 
-def _first(images: Tensor | Iterable[Tensor], n: int) -> Tensor:
-    taken: list[Tensor] = []
+def _keeping(images: Tensor | Iterable[Tensor], size: int, kept: list[Tensor]) -> Iterator[Tensor]:
+    """The batches of `images`, appending the first `DIVERSITY_IMAGES` of them to `kept`."""
     count = 0
-    for batch in _batches(images, n):
-        taken.append(batch[: n - count])
-        count += len(taken[-1])
-        if count >= n:
-            break
-    return torch.cat(taken)
+    for batch in _batches(images, size):
+        if count < DIVERSITY_IMAGES:
+            kept.append(batch[: DIVERSITY_IMAGES - count])
+            count += len(kept[-1])
+        yield batch
 
 
 def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> tuple[Tensor, Tensor]:
