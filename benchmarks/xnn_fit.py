@@ -113,6 +113,8 @@ def main() -> None:
         result = xnn.explain(model, batch)
         _sync(device)
         per_image = (time.perf_counter() - started) / len(batch)
+        kept = _kept_attempts(report)
+        failed = [c for attempt in kept if not attempt["success"] for c in attempt["classes"]]
         print(
             f"{mode:<9} {k:>2} {report.seconds:>6.1f} {cpu_seconds:>6.1f} "
             f"{len(report.attempts):>8} {'yes' if report.success else 'no':>3} "
@@ -121,6 +123,24 @@ def main() -> None:
             f"{per_image:>13.3f} {result.heatmap_method}@{result.heatmap_layer}",
             flush=True,
         )
+        for attempt in kept:
+            print(
+                f"  classes {attempt['classes']}: train R2 {attempt['train_r2']:.3f}, "
+                f"mean contributions {[round(v, 2) for v in attempt['mean_contributions'][0]]}"
+                f"{'' if attempt['success'] else ' (fails the rule)'}"
+            )
+        print(f"  failing the success rule or the R2 bar: columns {failed}", flush=True)
+
+
+def _kept_attempts(report) -> list[dict]:
+    """The attempt kept for each SRAE (the report lists every SRAE's attempts in order)."""
+    kept, start = [], 0
+    for index in report.kept_attempts:
+        classes = report.attempts[start]["classes"]
+        run = [a for a in report.attempts[start:] if a["classes"] == classes]
+        kept.append(run[index])
+        start += len(run)
+    return kept
 
 
 def _sync(device: torch.device) -> None:

@@ -22,7 +22,7 @@ def small_demo(monkeypatch):
     monkeypatch.setattr(
         demo,
         "DEMO_XNN",
-        {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8},
+        {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "mode": "shared"},
     )
 
 
@@ -49,6 +49,8 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
         assert Explanation.objects.filter(method=method, status="done").count() == 12
     # The XNN concept model is fitted once, and its faithfulness is shown.
     assert ConceptModel.objects.count() == 1 and "XNN concept model: R²" in first
+    # a weak fit is kept for the demo, and said so
+    assert ConceptModel.objects.get().accepted_weak_fit == ("weak fit accepted" in first)
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
     # The comparative study asks only about photos whose SAG search found a clear pair, or
     # is left out when too few did (an undertrained classifier here): never a broken study.
