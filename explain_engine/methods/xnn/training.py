@@ -32,16 +32,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .autoencoder import SparseReconstructionAutoencoder, log_penalty_loss, pull_away_loss, r2_score
-
-if TYPE_CHECKING:
-    from .method import XNN
 
 __all__ = [
     "AUTHORS_LOSS_WEIGHTS",
@@ -69,6 +66,24 @@ AUTHORS_LOSS_WEIGHTS: dict[str, LossWeights] = {
     "features": LossWeights(sparse=True, q=100.0, pred=1.0, rec=15.0, pt=5.0),
     "none": LossWeights(sparse=True, q=100.0, pred=1.0, rec=10.0, pt=0.0),
 }
+
+
+class TrainingParams(Protocol):
+    """The `XNN` parameters training reads (`XNN` itself; a protocol, so that this module
+    does not import the method's)."""
+
+    mode: str
+    k: int
+    pull_away: str
+    seed: int
+    epochs: int
+    pretrain_epochs: int
+    train_batch_size: int
+    lr_step_epochs: int
+    max_attempts: int
+    min_r2: float
+
+    def starting_loss_weights(self) -> LossWeights: ...
 
 
 @dataclasses.dataclass
@@ -103,7 +118,7 @@ def success_rule(
 
 
 def train_models(
-    xnn: XNN,
+    xnn: TrainingParams,
     features: Tensor,
     targets: Tensor,
     progress: Callable[[dict[str, Any]], None] | None = None,
@@ -125,7 +140,7 @@ def train_models(
 
 
 def _fit_group(
-    xnn: XNN,
+    xnn: TrainingParams,
     features: Tensor,
     targets: Tensor,
     assigned: Tensor,
@@ -179,7 +194,7 @@ def _train(
     features: Tensor,
     targets: Tensor,
     weights: LossWeights,
-    xnn: XNN,
+    xnn: TrainingParams,
     generator: torch.Generator,
     on_epoch: _EpochReporter,
 ) -> dict[str, float]:
@@ -270,7 +285,7 @@ class _EpochReporter:
         self,
         progress: Callable[[dict[str, Any]], None] | None,
         attempt: int,
-        xnn: XNN,
+        xnn: TrainingParams,
         model: int,
         models: int,
     ) -> None:
