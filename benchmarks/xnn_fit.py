@@ -1,15 +1,15 @@
 """Fit XNN on the demo classifier; time it, measure its faithfulness and concept diversity.
 
 Run: ``.venv/bin/python benchmarks/xnn_fit.py [--cache /tmp/xnn_fit_bench] [--device cuda]
-[--modes per_class shared] [--k 5] [--prepare-only]``
+[--configs per_class shared main] [--k 5] [--prepare-only]``
 
 Generates the synthetic gulls (per_class=60, seed=0) into the cache folder, reads them with
 ``explain_engine.datasets.cub.read_cub`` and trains the demo classifier with
 ``DEMO_TRAINING`` (a few minutes on a CPU); the checkpoint is cached, so later runs skip
-both steps. Then, for each mode and k, fits ``XNN`` with its defaults (the authors' loss
-weights) on the train split (penultimate layer, all 8 classes), keeping a fit that fails the
-success rule (``accept_weak_fit``) so that it can be measured, and prints one row each: fit
-seconds, its CPU seconds (the process's, which a busy shared machine does not inflate),
+both steps. Then, for each configuration (`CONFIGS`) and k, fits ``XNN`` on the train split
+(penultimate layer, all 8 classes), keeping a fit that fails the success rule
+(``accept_weak_fit``) so that it can be measured, and prints one row each: fit seconds,
+its CPU seconds (the process's, which a busy shared machine does not inflate),
 attempts used, whether the success rule was met, R^2 and arg-max agreement on the test
 split, concept diversity (mean pairwise |correlation| of the concepts' activations over the
 test images and of their heatmaps over 32 of them: lower is more diverse), explain seconds
@@ -73,13 +73,28 @@ def demo_classifier(
     return model, load(train), load(test)
 
 
+#: "per_class": XNN's defaults (one-vs-all, the authors' loss weights, c-MWP maps);
+#: "shared": one SRAE for all classes; "main": the defaults before issue 16 (commit
+#: 9e9cdd8: shared, reconstruction and pull-away weights / 1000, Grad-CAM concept maps).
+CONFIGS: dict[str, dict] = {
+    "per_class": {},
+    "shared": {"mode": "shared"},
+    "main": {
+        "mode": "shared",
+        "loss_weights": {"sparse": True, "q": 100.0, "pred": 1.0, "rec": 0.01, "pt": 0.01},
+        "heatmap": "gradcam",
+        "min_r2": float("-inf"),
+    },
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/xnn_fit_bench"))
     parser.add_argument("--prepare-only", action="store_true", help="only build the cache")
     parser.add_argument("--explain-images", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="where the classifier runs")
-    parser.add_argument("--modes", nargs="+", default=["per_class", "shared"])
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--k", type=int, nargs="+", default=[5])
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -96,13 +111,13 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}, {torch.get_num_threads()} CPU threads")
     header = (
-        f"{'mode':<9} {'k':>2} {'fit s':>6} {'cpu s':>6} {'attempts':>8} {'ok':>3} "
+        f"{'config':<9} {'k':>2} {'fit s':>6} {'cpu s':>6} {'attempts':>8} {'ok':>3} "
         f"{'test R2':>7} {'test agr':>8} {'act corr':>8} {'map corr':>8} "
         f"{'explain s/img':>13} heatmap"
     )
     print(header)
-    for mode, k in itertools.product(args.modes, args.k):
-        xnn = XNN(k=k, mode=mode)
+    for config, k in itertools.product(args.configs, args.k):
+        xnn = XNN(k=k, **CONFIGS[config])
         cpu_started = time.process_time()
         report = xnn.fit(model, train_images, holdout=test_images, accept_weak_fit=True)
         cpu_seconds = time.process_time() - cpu_started
@@ -116,7 +131,7 @@ def main() -> None:
         kept = _kept_attempts(report)
         failed = [c for attempt in kept if not attempt["success"] for c in attempt["classes"]]
         print(
-            f"{mode:<9} {k:>2} {report.seconds:>6.1f} {cpu_seconds:>6.1f} "
+            f"{config:<9} {k:>2} {report.seconds:>6.1f} {cpu_seconds:>6.1f} "
             f"{len(report.attempts):>8} {'yes' if report.success else 'no':>3} "
             f"{report.holdout_r2:>7.3f} {report.holdout_agreement:>8.3f} "
             f"{report.diversity['activations']:>8.3f} {report.diversity['heatmaps']:>8.3f} "
