@@ -1,7 +1,7 @@
 """Fit XNN on the demo classifier; time it, measure its faithfulness and concept diversity.
 
 Run: ``.venv/bin/python benchmarks/xnn_fit.py [--cache /tmp/xnn_fit_bench] [--device cuda]
-[--configs per_class shared main] [--k 5] [--prepare-only]``
+[--configs per_class shared pt_feats main] [--k 5] [--prepare-only]``
 
 Generates the synthetic gulls (per_class=60, seed=0) into the cache folder, reads them with
 ``explain_engine.datasets.cub.read_cub`` and trains the demo classifier with
@@ -74,11 +74,14 @@ def demo_classifier(
 
 
 #: "per_class": XNN's defaults (one-vs-all, the authors' loss weights, c-MWP maps);
-#: "shared": one SRAE for all classes; "main": the defaults before issue 16 (commit
-#: 9e9cdd8: shared, reconstruction and pull-away weights / 1000, Grad-CAM concept maps).
+#: "shared": one SRAE for all classes; "pt_feats": per-class with the pull-away term along
+#: x-features (the authors' other setting: reconstruction 15, pull-away 5); "main": the
+#: defaults before issue 16 (commit 9e9cdd8: shared, reconstruction and pull-away weights
+#: / 1000, Grad-CAM concept maps).
 CONFIGS: dict[str, dict] = {
     "per_class": {},
     "shared": {"mode": "shared"},
+    "pt_feats": {"pull_away": "features"},
     "main": {
         "mode": "shared",
         "loss_weights": {"sparse": True, "q": 100.0, "pred": 1.0, "rec": 0.01, "pt": 0.01},
