@@ -3,6 +3,7 @@ figure at its full size and fits it back, and both clicks are stored on the resp
 
 import pytest
 
+from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
 from study.design.launch import study_launch
@@ -10,7 +11,7 @@ from study.design.spec import ConditionSpec, StudySpec
 from study.models import Participant, Response, Study
 
 PHONE = {"width": 390, "height": 844}
-FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
+FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "train_batch_size": 8}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -34,6 +35,8 @@ def test_participant_opens_the_sag_and_xnn_figures_at_full_size(
             instructions_text="Pick the species.",
         )
     )
+    # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
+    concept_model_fit(classifier=trained_classifier, accept_weak_fit=True, **FAST_XNN)
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     study_launch(study=study)
 
