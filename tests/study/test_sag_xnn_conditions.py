@@ -10,6 +10,7 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from explain_engine.models import ConceptModel, Explanation
+from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
 from study.design.launch import study_launch
@@ -18,7 +19,7 @@ from study.models import Study
 
 pytestmark = pytest.mark.django_db
 
-FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
+FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "train_batch_size": 8}
 
 
 @pytest.fixture
@@ -41,6 +42,8 @@ def study(trained_classifier):
             instructions_text="Pick the species.",
         )
     )
+    # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
+    concept_model_fit(classifier=trained_classifier, accept_weak_fit=True, **FAST_XNN)
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     return study_launch(study=study)
 
