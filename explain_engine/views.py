@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from explain_engine import selectors, services
+from explain_engine.forms import RetryFailedForm
 from explain_engine.models import PrecomputeJob
 from explain_engine.tasks import precompute_job_run
 
@@ -53,9 +54,13 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @_researcher_with("explain_engine.change_precomputejob")
 def job_retry_failed(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(PrecomputeJob, pk=job_id)
-    method = request.POST.get("method") or None
+    form = RetryFailedForm(request.POST)
     try:
-        reset = services.precompute_job_retry_failed(job=job, method=method)
+        if not form.is_valid():
+            raise services.EngineInputError(f"method: {' '.join(form.errors['method'])}")
+        reset = services.precompute_job_retry_failed(
+            job=job, method=form.cleaned_data["method"] or None
+        )
     except services.EngineInputError as error:
         return render(
             request, "engine/bad_request.html", {"job": job, "message": str(error)}, status=400

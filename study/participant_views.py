@@ -7,8 +7,6 @@ short (a lost database) still saves all of a step or none of it, and the hottest
 the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
 """
 
-import json
-
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -19,6 +17,12 @@ from django.views.decorators.http import require_http_methods
 
 from config.security import client_address, rate_limit_exceeded
 from study import platforms, selectors, services
+from study.answer_forms import (
+    ComprehensionForm,
+    ConsentForm,
+    TrialAnswerForm,
+    form_errors_message,
+)
 from study.forms import QuestionnaireForm
 from study.frozen import ParticipantAssignment
 from study.models import Participant, Study
@@ -94,11 +98,13 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("study:participant", slug=slug, code=participant.code)
 
 
-def _framable(response: HttpResponse) -> HttpResponse:
-    """Let MTurk's worker site show the page in its iframe, and no one else."""
-    response.xframe_options_exempt = True
-    response.csp_frame_ancestors = platforms.MTURK_FRAME_ANCESTORS
-    return response
+_framable = platforms.mturk_framable
+
+
+def _study_page(response: HttpResponse, study: Study) -> HttpResponse:
+    """Every page of an MTurk study, error pages included, may be shown in MTurk's frame;
+    other studies' pages may not be framed at all."""
+    return _framable(response) if study.platform == Study.Platform.MTURK else response
 
 
 def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse:
@@ -118,8 +124,7 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
     elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED, services.PAGE_SCREENED_OUT):
         context["completion_url"] = services.completion_url(participant=participant)
         context["mturk_submit"] = selectors.mturk_submission_for(participant=participant)
-    response = render(request, f"study/page_{page}.html", context)
-    return _framable(response) if study.platform == Study.Platform.MTURK else response
+    return _study_page(render(request, f"study/page_{page}.html", context), study)
 
 
 # No CSRF token: the unguessable code in the URL is the participant's credential, so a
@@ -140,8 +145,11 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         # A stale form (Back, second tab, double-click): show where they really are.
         return redirect("study:participant", slug=slug, code=code)
     if submitted_page == services.PAGE_CONSENT:
+        form = ConsentForm(request.POST)
+        if not form.is_valid():
+            return _bad_request(request, participant, form_errors_message(form))
         participant = services.participant_consent(
-            participant=participant, agreed=request.POST.get("consent") == "yes"
+            participant=participant, agreed=form.cleaned_data["consent"] == "yes"
         )
         destination = services.completion_url(participant=participant)
         if participant.status == Participant.Status.DECLINED and destination:
@@ -149,36 +157,29 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
     elif submitted_page == services.PAGE_FEEDBACK:
         services.feedback_acknowledge(participant=participant)
     elif submitted_page == services.PAGE_COMPREHENSION:
-        questions = participant.study.comprehension_questions
-        try:
-            answers = [int(request.POST[f"q{index}"]) for index in range(len(questions))]
-        except (KeyError, ValueError):
+        form = ComprehensionForm(request.POST, questions=participant.study.comprehension_questions)
+        if not form.is_valid():
             return _bad_request(request, participant, "please answer every question")
-        participant = services.comprehension_submit(participant=participant, answers=answers)
+        participant = services.comprehension_submit(participant=participant, answers=form.answers())
         destination = services.completion_url(participant=participant)
         if participant.status == Participant.Status.SCREENED_OUT and destination:
             return redirect(destination)
     elif submitted_page == services.PAGE_INSTRUCTIONS:
         services.participant_finish_instructions(participant=participant)
     elif submitted_page == services.PAGE_TRIALS:
+        form = TrialAnswerForm(request.POST)
+        if not form.is_valid():
+            return _bad_request(request, participant, form_errors_message(form))
         try:
-            services.response_record(
-                participant=participant,
-                trial_position=int(request.POST["trial_position"]),
-                answer=request.POST["answer"],
-                confidence=int(request.POST["confidence"]),
-                client_response_ms=_optional_int(request.POST.get("client_response_ms")),
-                viewport=request.POST.get("viewport", ""),
-                interactions=json.loads(request.POST.get("interactions") or "[]"),
-            )
-        except (KeyError, ValueError) as error:
-            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            return _bad_request(request, participant, message)
+            services.response_record(participant=participant, **form.cleaned_data)
+        except services.InvalidAnswer as error:
+            return _bad_request(request, participant, str(error))
     elif submitted_page == services.PAGE_QUESTIONNAIRE:
         form = _questionnaire_form(participant, data=request.POST)
         if not form.is_valid():
             context = {"study": participant.study, "participant": participant, "form": form}
-            return render(request, "study/page_questionnaire.html", context, status=400)
+            response = render(request, "study/page_questionnaire.html", context, status=400)
+            return _study_page(response, participant.study)
         participant = services.questionnaire_submit(
             participant=participant, answers=form.cleaned_data
         )
@@ -195,18 +196,13 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
 
 def _bad_request(request: HttpRequest, participant: Participant, message: str) -> HttpResponse:
     context = {"study": participant.study, "participant": participant, "message": message}
-    return render(request, "study/bad_request.html", context, status=400)
+    response = render(request, "study/bad_request.html", context, status=400)
+    return _study_page(response, participant.study)
 
 
 def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:
     shows_explanations = bool(participant.condition.explanation_method)
     return QuestionnaireForm(data, shows_explanations=shows_explanations)
-
-
-def _optional_int(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    return int(float(value))
 
 
 @transaction.non_atomic_requests

@@ -14,6 +14,12 @@ from django.views.decorators.http import require_POST
 from study import exports, selectors, services
 from study.models import Study
 from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
+from study.researcher_forms import (
+    LaunchForm,
+    ProlificSubmissionsForm,
+    ShowAccuracyForm,
+    form_errors_message,
+)
 
 researcher_required = login_required(login_url="researcher-login")
 
@@ -94,8 +100,11 @@ def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpRespo
 @require_POST
 def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
+    form = LaunchForm(request.POST)
+    if not form.is_valid():
+        return _bad_request(request, study, form_errors_message(form))
     try:
-        services.study_launch(study=study, status=request.POST.get("status", ""))
+        services.study_launch(study=study, status=form.cleaned_data["status"])
     except services.StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)
@@ -105,8 +114,16 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def study_show_accuracy(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
-    services.study_set_show_accuracy(study=study, show=request.POST.get("show") == "yes")
+    form = ShowAccuracyForm(request.POST)
+    if not form.is_valid():
+        return _bad_request(request, study, form_errors_message(form))
+    services.study_set_show_accuracy(study=study, show=form.cleaned_data["show"] == "yes")
     return redirect("researcher-study", slug=study.slug)
+
+
+def _bad_request(request: HttpRequest, study: Study, message: str) -> HttpResponse:
+    context = {"study": study, "message": message}
+    return render(request, "researcher/bad_request.html", context, status=400)
 
 
 # What the researcher pastes into Prolific: Prolific fills in the placeholders per participant.
@@ -160,11 +177,12 @@ def study_export_zip(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 @require_POST
 def study_reconcile_prolific(request: HttpRequest, slug: str) -> HttpResponse:
     study = _visible_study(request, slug)
-    upload = request.FILES.get("submissions")
+    form = ProlificSubmissionsForm(request.POST, request.FILES)
     context = {"study": study}
-    if upload is None:
-        context["error"] = "Choose Prolific's submissions export (a CSV file) to upload."
+    if not form.is_valid():
+        context["error"] = form_errors_message(form)
         return render(request, "researcher/reconciliation.html", context, status=400)
+    upload = form.cleaned_data["submissions"]
     try:
         text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
         submissions = prolific_submissions_read(text)

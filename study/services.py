@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -105,6 +106,10 @@ EXCLUSION_RULES = {
 }
 
 
+# A count or a number of milliseconds; beyond this a rule would be a typo.
+MAX_EXCLUSION_RULE_VALUE = 10**9
+
+
 def exclusion_rules_check(rules: dict) -> dict:
     """The rules if every one is known and of its type; else StudyConfigError naming it."""
     if not isinstance(rules, dict):
@@ -119,9 +124,27 @@ def exclusion_rules_check(rules: dict) -> dict:
         if isinstance(value, bool) or not isinstance(value, accepted):
             kind_name = "a number" if kind is float else "an integer"
             raise StudyConfigError(f"exclusion rule {name!r} must be {kind_name}")
-        if value < 0 or (name == "max_same_answer_share" and value > 1):
+        limit = 1 if name == "max_same_answer_share" else MAX_EXCLUSION_RULE_VALUE
+        if not 0 <= value <= limit:  # NaN too
             raise StudyConfigError(f"exclusion rule {name!r} is out of range: {value}")
     return dict(rules)
+
+
+# Far above any crowd study, far below any column's limit.
+MAX_PARTICIPANTS_PER_CONDITION = 100_000
+MAX_TIME_LIMIT_MINUTES = 7 * 24 * 60
+
+
+def _fields_checked(record, what: str) -> None:
+    """Refuse what its columns would not hold or what a URL could not name (a slug with
+    spaces, a text past its length), before it is saved, as a StudyConfigError."""
+    try:
+        record.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
+        )
+        raise StudyConfigError(f"{what}: {problems}") from None
 
 
 def study_create(
@@ -161,13 +184,17 @@ def study_create(
         raise StudyConfigError("condition names must be distinct")
     if not main_images:
         raise StudyConfigError("a study needs at least one main trial image")
-    if participants_per_condition < 1:
-        raise StudyConfigError("participants_per_condition must be at least 1")
+    if not 1 <= participants_per_condition <= MAX_PARTICIPANTS_PER_CONDITION:
+        raise StudyConfigError(
+            f"participants_per_condition must lie in 1..{MAX_PARTICIPANTS_PER_CONDITION}"
+        )
     for spec in conditions:
-        if spec.quota is not None and spec.quota < 1:
-            raise StudyConfigError(f"condition {spec.name!r}: quota must be at least 1")
-    if time_limit_minutes < 1:
-        raise StudyConfigError("time_limit_minutes must be at least 1")
+        if spec.quota is not None and not 1 <= spec.quota <= MAX_PARTICIPANTS_PER_CONDITION:
+            raise StudyConfigError(
+                f"condition {spec.name!r}: quota must lie in 1..{MAX_PARTICIPANTS_PER_CONDITION}"
+            )
+    if not 1 <= time_limit_minutes <= MAX_TIME_LIMIT_MINUTES:
+        raise StudyConfigError(f"time_limit_minutes must lie in 1..{MAX_TIME_LIMIT_MINUTES}")
     exclusion_rules = exclusion_rules_check(exclusion_rules or {})
     for question in comprehension_questions:
         choices = question.get("choices") or []
@@ -197,7 +224,7 @@ def study_create(
         )
 
     with transaction.atomic():
-        study = Study.objects.create(
+        study = Study(
             slug=slug,
             title=title,
             platform=platform,
@@ -216,6 +243,8 @@ def study_create(
             failed_comprehension_code=failed_comprehension_code,
             exclusion_rules=exclusion_rules,
         )
+        _fields_checked(study, "study")
+        study.save()
         study.owners.set(owners)
         for spec in conditions:
             method_params, method_params_hash = {}, ""
@@ -229,7 +258,7 @@ def study_create(
                 except ValueError as error:
                     raise StudyConfigError(f"condition {spec.name!r}: {error}") from error
                 method_params, method_params_hash = method.params(), method.params_hash()
-            Condition.objects.create(
+            condition = Condition(
                 study=study,
                 name=spec.name,
                 explanation_method=spec.explanation_method,
@@ -239,6 +268,8 @@ def study_create(
                 show_ai_confidence=spec.show_ai_confidence,
                 quota=spec.quota,
             )
+            _fields_checked(condition, f"condition {spec.name!r}")
+            condition.save()
         StudyItem.objects.bulk_create(
             [
                 StudyItem(study=study, image=image, role=StudyItem.Role.TRAINING)

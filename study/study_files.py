@@ -32,6 +32,7 @@ class StudyFileError(ValueError):
 
 
 REQUIRED = object()
+MAX_COMPREHENSION_ATTEMPTS = 20
 
 # key -> (type, default); a dict type means a sub-table, checked on its own.
 TOP_KEYS = {
@@ -324,6 +325,10 @@ def _study_create_from_data(data: dict) -> Study:
         )
     except StudyConfigError as error:
         raise StudyFileError(str(error)) from error
+    if not 1 <= top["comprehension_max_attempts"] <= MAX_COMPREHENSION_ATTEMPTS:
+        raise StudyFileError(
+            f"comprehension_max_attempts: must lie in 1..{MAX_COMPREHENSION_ATTEMPTS}"
+        )
     study.comprehension_max_attempts = top["comprehension_max_attempts"]
     study.save(update_fields=["comprehension_max_attempts"])
     return study
