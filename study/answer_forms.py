@@ -69,7 +69,21 @@ class BoundedJSONField(forms.Field):
             raise ValidationError(f"not valid JSON: {error}") from error
 
 
-class MillisecondsField(forms.FloatField):
+class AsciiNumberMixin:
+    """Python reads other scripts' digits ("\u0663" is 3); a browser of ours sends ASCII, so
+    anything else is a crafted request and refused rather than reinterpreted."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not value.isascii():
+            raise ValidationError("not a number")
+        return super().to_python(value)
+
+
+class IntegerField(AsciiNumberMixin, forms.IntegerField):
+    pass
+
+
+class MillisecondsField(AsciiNumberMixin, forms.FloatField):
     """A duration in milliseconds as the browser measured it (it may send a fraction), kept
     as a whole number; finite and within [0, MAX_RESPONSE_MS)."""
 
@@ -100,9 +114,9 @@ class ComprehensionForm(forms.Form):
 
 
 class TrialAnswerForm(forms.Form):
-    trial_position = forms.IntegerField(min_value=0, max_value=MAX_TRIAL_POSITION)
+    trial_position = IntegerField(min_value=0, max_value=MAX_TRIAL_POSITION)
     answer = forms.CharField(max_length=200, strip=False)
-    confidence = forms.IntegerField(min_value=1, max_value=5)
+    confidence = IntegerField(min_value=1, max_value=5)
     client_response_ms = MillisecondsField()
     viewport = forms.CharField(max_length=20, required=False)
     # At most 200 events of a few dozen characters each, a list of flat objects.
