@@ -39,6 +39,9 @@ class ExplanationArtifacts:
         analysis_suffix: the file suffix of `analysis`, without the dot (``"npy"``).
         data: method-specific JSON data (a SAG graph, XNN concepts); empty for heatmaps.
         metrics: numbers about the explanation, e.g. the explained class's score.
+        comparison_png: a SAG search's first comparative pair as the A/B picture that a
+            comparative question shows, drawn here once so that no page request draws it;
+            empty for other methods and for a search that found no pair.
     """
 
     figure_png: bytes
@@ -46,6 +49,7 @@ class ExplanationArtifacts:
     analysis_suffix: str
     data: dict[str, Any]
     metrics: dict[str, float]
+    comparison_png: bytes = b""
 
 
 def saliency_artifacts(
@@ -90,6 +94,9 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
     data = graph.to_dict()
     figure = io.BytesIO()
     render.sag_figure(stimulus, graph).save(figure, format="PNG")
+    comparison = io.BytesIO()
+    if data.get("pairs"):
+        render.sag_pair_figure(stimulus, data, 0).save(comparison, format="PNG")
     return ExplanationArtifacts(
         figure_png=figure.getvalue(),
         analysis=json.dumps(data, sort_keys=True).encode(),
@@ -100,6 +107,7 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
             "minimal_sufficient_explanations": len(graph.mses),
             "diverse_roots": len(graph.roots),
         },
+        comparison_png=comparison.getvalue(),
     )
 
 

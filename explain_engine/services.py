@@ -666,11 +666,18 @@ def explanation_store(
         raw_map_field.generate_filename(explanation, f"analysis.{artifacts.analysis_suffix}"),
         ContentFile(artifacts.analysis),
     )
+    comparison_name = ""
+    if artifacts.comparison_png:
+        comparison_name = overlay_field.storage.save(
+            overlay_field.generate_filename(explanation, "comparison.png"),
+            ContentFile(artifacts.comparison_png),
+        )
     stored = Explanation.objects.filter(
         pk=explanation.pk, claim_token=claim_token, status=Explanation.Status.RUNNING
     ).update(
         overlay=overlay_name,
         raw_map=raw_map_name,
+        comparison=comparison_name,
         data=artifacts.data,
         metrics=artifacts.metrics,
         runtime_seconds=runtime_seconds,
@@ -682,9 +689,35 @@ def explanation_store(
         finished_at=timezone.now(),
     )
     if not stored:
-        overlay_field.storage.delete(overlay_name)
-        raw_map_field.storage.delete(raw_map_name)
+        for name in (overlay_name, raw_map_name, comparison_name):
+            if name:
+                overlay_field.storage.delete(name)
     return stored == 1
+
+
+def explanation_comparison_file(*, explanation: Explanation):
+    """The A/B picture of a SAG explanation's first pair, a stored file.
+
+    Precompute stores it with the search; a search stored before that is drawn here once,
+    and the first process to store it wins (a loser deletes its copy), so later requests
+    only read the file.
+    """
+    if explanation.comparison:
+        return explanation.comparison
+    photo_file = explanation.image.file  # a study snapshot's, shared: a handle of its own
+    with photo_file.storage.open(photo_file.name, "rb") as handle, PIL.Image.open(handle) as photo:
+        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
+    buffer = io.BytesIO()
+    figure.save(buffer, format="PNG")
+    field = Explanation._meta.get_field("comparison")
+    name = field.storage.save(
+        field.generate_filename(explanation, "comparison.png"), ContentFile(buffer.getvalue())
+    )
+    if not Explanation.objects.filter(pk=explanation.pk, comparison="").update(comparison=name):
+        field.storage.delete(name)
+        name = Explanation.objects.values_list("comparison", flat=True).get(pk=explanation.pk)
+    explanation.comparison = name
+    return explanation.comparison
 
 
 def explanation_fail(*, explanation_id: int, claim_token: uuid.UUID, reason: str) -> bool:
@@ -957,6 +990,11 @@ def precompute_job_retry_failed(*, job: PrecomputeJob, method: str | None = None
         status=Explanation.Status.PENDING, error="", claim_token=None, finished_at=None
     )
     PrecomputeJob.objects.filter(pk=job.pk).update(
-        status=PrecomputeJob.Status.PENDING, error="", finished_at=None
+        status=PrecomputeJob.Status.PENDING, error="", finished_at=None, sent_at=None
     )
     return reset
+
+
+def precompute_job_mark_sent(*, job_id: int) -> None:
+    """The broker took the job's first task: it no longer waits to be sent."""
+    PrecomputeJob.objects.filter(pk=job_id, sent_at__isnull=True).update(sent_at=timezone.now())

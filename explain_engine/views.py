@@ -8,6 +8,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from explain_engine import selectors, services
 from explain_engine.forms import RetryFailedForm
 from explain_engine.models import PrecomputeJob
-from explain_engine.tasks import precompute_job_run
+from explain_engine.tasks import precompute_job_send
 
 
 def _researcher_with(permission: str):
@@ -65,6 +66,7 @@ def job_retry_failed(request: HttpRequest, job_id: int) -> HttpResponse:
         return render(
             request, "engine/bad_request.html", {"job": job, "message": str(error)}, status=400
         )
-    precompute_job_run.delay_on_commit(job.pk)
+    # With the broker down the job waits, and the periodic sender sends it later.
+    transaction.on_commit(lambda: precompute_job_send(job.pk))
     messages.success(request, f"{reset} failed explanation(s) queued again.")
     return redirect("researcher-job", job_id=job.pk)

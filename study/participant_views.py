@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from config.security import client_address, rate_limit_exceeded
+from explain_engine.services import explanation_comparison_file
 from study import platforms, selectors, services
 from study.answer_forms import (
     ComprehensionForm,
@@ -237,9 +238,7 @@ def participant_comparison(
     explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
     if explanation is None:
         raise Http404("No such comparison.")
-    response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return _private_file(explanation_comparison_file(explanation=explanation))
 
 
 def _private_file(field_file) -> FileResponse:

@@ -6,7 +6,6 @@ moves forward, so a repeated or stale request changes nothing.
 
 import hashlib
 import hmac
-import io
 import random
 import secrets
 import statistics
@@ -19,10 +18,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
-from PIL import Image as PILImage
 
-from explain_engine import render
-from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob
+from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services import method_for, precompute_job_create
 from study.frozen import frozen_study
 from study.models import (
@@ -799,17 +796,3 @@ def study_set_show_accuracy(*, study: Study, show: bool) -> Study:
     study.show_accuracy = show
     study.save(update_fields=["show_accuracy"])
     return study
-
-
-def comparison_png(*, explanation: Explanation) -> bytes:
-    """The A/B picture of a SAG explanation's first comparative pair, as PNG bytes.
-
-    Drawn from the stored search and the photo, so a participant's page never waits on the
-    model; the pair's confidences stay on the server.
-    """
-    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
-    with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
-        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
-    buffer = io.BytesIO()
-    figure.save(buffer, format="PNG")
-    return buffer.getvalue()

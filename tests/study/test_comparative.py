@@ -65,7 +65,7 @@ def test_participant_sees_the_pair_without_confidences_and_is_scored_by_the_sear
     comparison_url = re.search(r'src="([^"]*/comparison/[^"]+)"', html).group(1)
     picture = client.get(comparison_url)
     assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
-    width, height = PILImage.open(io.BytesIO(picture.content)).size
+    width, height = PILImage.open(io.BytesIO(b"".join(picture.streaming_content))).size
     assert width > 2 * height * 0.8  # two images side by side
     pair = trial.comparison.data["pairs"][0]
     for probability in (pair["a_probability"], pair["b_probability"]):
@@ -104,3 +104,48 @@ def test_another_participant_or_study_cannot_fetch_the_comparison(
         Participant.objects.get(platform_identity__worker_id="cmp-2").code, "x" * 32
     )
     assert client.get(stranger).status_code == 404
+
+
+def test_the_comparison_picture_is_stored_at_precompute_and_no_request_draws_it(
+    client, comparative, monkeypatch
+):
+    from explain_engine import render
+
+    searches = Explanation.objects.filter(method="sag", status=Explanation.Status.DONE)
+    assert searches.exists() and not searches.filter(comparison="").exists()
+    url = _to_trial(client, comparative, "cmp-stored")
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a participant request drew the comparison")
+
+    monkeypatch.setattr(render, "sag_pair_figure", no_drawing)
+    comparison_url = re.search(
+        r'src="([^"]*/comparison/[^"]+)"', client.get(url).content.decode()
+    ).group(1)
+    picture = client.get(comparison_url)
+    explanation_id = comparison_url.rstrip("/").rsplit("/", 1)[1]
+    stored = Explanation.objects.get(public_id=explanation_id).comparison
+    assert picture.status_code == 200
+    assert b"".join(picture.streaming_content) == stored.read()
+
+
+def test_a_search_stored_before_comparisons_were_is_drawn_once(client, comparative, monkeypatch):
+    from explain_engine import render
+
+    Explanation.objects.filter(method="sag").update(comparison="")
+    from study.frozen import frozen_studies_forget
+
+    frozen_studies_forget()
+    url = _to_trial(client, comparative, "cmp-legacy")
+    comparison_url = re.search(
+        r'src="([^"]*/comparison/[^"]+)"', client.get(url).content.decode()
+    ).group(1)
+    drawn = []
+    draw = render.sag_pair_figure
+    monkeypatch.setattr(render, "sag_pair_figure", lambda *a, **k: drawn.append(1) or draw(*a, **k))
+    first = client.get(comparison_url)
+    frozen_studies_forget()  # another process: a snapshot of its own, from the database
+    second = client.get(comparison_url)
+    assert first.status_code == second.status_code == 200
+    assert b"".join(first.streaming_content) == b"".join(second.streaming_content)
+    assert len(drawn) == 1

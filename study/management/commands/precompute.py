@@ -3,13 +3,12 @@ import time
 
 from celery.signals import task_postrun
 from django.core.management.base import BaseCommand, CommandError
-from kombu.exceptions import OperationalError
 
 from config.celery_app import app as celery_app
 from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services import EngineInputError, precompute_job_create
-from explain_engine.tasks import precompute_job_run
+from explain_engine.tasks import precompute_job_run, precompute_job_send
 from study.models import Study
 from study.services import study_precompute_job
 
@@ -50,14 +49,12 @@ class Command(BaseCommand):
             self._run_in_process(job)
             return
         # Commands run in autocommit, so the job row is already visible to any worker.
-        try:
-            precompute_job_run.delay(job.pk)
-        except OperationalError as error:
+        if not precompute_job_send(job.pk):
             raise CommandError(
-                f"cannot reach the Celery broker ({error}). Precompute job {job.pk} is saved "
-                "but not started; run this command again once the broker is back: "
-                "explanations already done are kept and the rest are computed."
-            ) from error
+                f"cannot reach the Celery broker. Precompute job {job.pk} is saved and waits: "
+                "it is sent by itself once the broker answers (Celery beat runs "
+                "precompute_jobs_send_waiting every minute); nothing needs to be run again."
+            )
         if wait:
             self._wait(job)
 
