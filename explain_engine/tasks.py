@@ -14,9 +14,10 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from explain_engine import selectors, services
+from explain_engine import selectors
 from explain_engine.models import PrecomputeJob
 from explain_engine.orphans import orphan_files_remove
+from explain_engine.services import explanations, precompute
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def precompute_job_send(job_id: int) -> bool:
     except BrokerUnreachable as error:
         logger.warning("precompute job %s waits for the broker: %s", job_id, error)
         return False
-    services.precompute_job_mark_sent(job_id=job_id)
+    precompute.precompute_job_mark_sent(job_id=job_id)
     return True
 
 
@@ -54,16 +55,17 @@ def precompute_jobs_send_waiting() -> int:
 @shared_task(acks_late=True)
 def precompute_job_run(job_id: int) -> int:
     # Sent by any path (a direct call included): it is not waiting for the broker any more.
-    services.precompute_job_mark_sent(job_id=job_id)
+    precompute.precompute_job_mark_sent(job_id=job_id)
     job = PrecomputeJob.objects.select_related("classifier").get(pk=job_id)
-    explanation_ids = services.precompute_job_plan(job=job)
-    batches = services.explanation_batches(
+    precompute.precompute_job_fit(job=job)
+    explanation_ids = precompute.precompute_job_plan(job=job)
+    batches = precompute.explanation_batches(
         explanation_ids=explanation_ids, batch_size=job.batch_size
     )
     # A task runs in autocommit: the rows are visible to other workers already.
     for batch in batches:
         explanation_batch_run.delay(batch)
-    services.precompute_job_refresh(job=job)
+    precompute.precompute_job_refresh(job=job)
     return len(explanation_ids)
 
 
@@ -74,19 +76,21 @@ def explanation_batch_run(self, explanation_ids: list[int]) -> dict[str, int]:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     take_over = redelivered or self.request.retries > 0
     try:
-        batch = services.explanation_batch_claim(
+        batch = explanations.explanation_batch_claim(
             explanation_ids=explanation_ids, take_over=take_over
         )
         try:
-            outcome = services.explanation_batch_compute(batch=batch)
+            outcome = explanations.explanation_batch_compute(batch=batch)
         except LOST_CONNECTION_ERRORS:
             raise
         except Exception as error:
             # Not a known failure: record it on the rows, then let Celery log the traceback.
-            services.explanation_batch_fail(batch=batch, reason=f"{type(error).__name__}: {error}")
-            services.precompute_jobs_refresh(explanation_ids=explanation_ids)
+            explanations.explanation_batch_fail(
+                batch=batch, reason=f"{type(error).__name__}: {error}"
+            )
+            precompute.precompute_jobs_refresh(explanation_ids=explanation_ids)
             raise
-        services.precompute_jobs_refresh(explanation_ids=explanation_ids)
+        precompute.precompute_jobs_refresh(explanation_ids=explanation_ids)
     except LOST_CONNECTION_ERRORS as error:
         if self.request.retries >= settings.EXPLAINSTUDY_TASK_MAX_RETRIES:
             raise

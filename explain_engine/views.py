@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from explain_engine import selectors, services
+from explain_engine import selectors
 from explain_engine.forms import RetryFailedForm
 from explain_engine.models import PrecomputeJob
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.precompute import precompute_job_retry_failed
 from explain_engine.tasks import precompute_job_send
 
 
@@ -58,11 +60,9 @@ def job_retry_failed(request: HttpRequest, job_id: int) -> HttpResponse:
     form = RetryFailedForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.EngineInputError(f"method: {' '.join(form.errors['method'])}")
-        reset = services.precompute_job_retry_failed(
-            job=job, method=form.cleaned_data["method"] or None
-        )
-    except services.EngineInputError as error:
+            raise EngineInputError(f"method: {' '.join(form.errors['method'])}")
+        reset = precompute_job_retry_failed(job=job, method=form.cleaned_data["method"] or None)
+    except EngineInputError as error:
         return render(
             request, "engine/bad_request.html", {"job": job, "message": str(error)}, status=400
         )

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from config.security import client_address, rate_limit_exceeded
-from explain_engine.services import explanation_comparison_file
+from explain_engine.services.explanations import explanation_comparison_file
 from study import platforms, selectors, services
 from study.answer_forms import (
     ComprehensionForm,

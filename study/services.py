@@ -20,7 +20,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from explain_engine.models import Classifier, Image, PrecomputeJob
-from explain_engine.services import method_for, precompute_job_create
+from explain_engine.services.explanations import method_for
+from explain_engine.services.precompute import precompute_job_create
 from study.frozen import frozen_study
 from study.models import (
     Condition,

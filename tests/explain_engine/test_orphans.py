@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from explain_engine import orphans
 from explain_engine.models import Explanation, Image
-from explain_engine.services import precompute_job_create
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import orphan_files_remove_old, precompute_job_run
 
 pytestmark = pytest.mark.django_db
