@@ -1,15 +1,16 @@
-import json
 import time
 
 from celery.signals import task_postrun
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from config.celery_app import app as celery_app
 from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services.errors import EngineInputError
-from explain_engine.services.precompute import precompute_job_create
+from explain_engine.services.precompute import MAX_BATCH_SIZE, precompute_job_create
 from explain_engine.tasks import precompute_job_run, precompute_job_send
+from study.answer_forms import BoundedJSONField
 from study.models import Study
 from study.services import study_precompute_job
 
@@ -38,8 +39,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, study, classifier, methods, params, split, wait, **options):
         batch_size = options["batch_size"]
-        if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size must be at least 1, not {batch_size}")
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise CommandError(f"--batch-size must lie in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         if study is not None:
             job = self._study_job(study, batch_size)
         else:
@@ -89,10 +90,15 @@ class Command(BaseCommand):
             chosen = Classifier.objects.get(name=classifier)
         except Classifier.DoesNotExist:
             raise CommandError(f"no classifier named {classifier!r}") from None
+        field = BoundedJSONField(max_length=100_000, max_depth=8, empty_value={})
         try:
-            params_by_method = json.loads(params)
-        except json.JSONDecodeError as error:
-            raise CommandError(f"--params is not JSON: {error}") from error
+            params_by_method = field.clean(params)
+        except ValidationError as error:
+            raise CommandError(f"--params: {' '.join(error.messages)}") from error
+        if not isinstance(params_by_method, dict) or not all(
+            isinstance(value, dict) for value in params_by_method.values()
+        ):
+            raise CommandError('--params must be {"method": {"name": value, ...}, ...}')
         images = Image.objects.filter(image_set=chosen.image_set)
         if split != "all":
             images = images.filter(split=split)
