@@ -94,9 +94,7 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
     data = graph.to_dict()
     figure = io.BytesIO()
     render.sag_figure(stimulus, graph).save(figure, format="PNG")
-    comparison = io.BytesIO()
-    if data.get("pairs"):
-        render.sag_pair_figure(stimulus, data, 0).save(comparison, format="PNG")
+    comparison = render.sag_pair_png(stimulus, data, 0) if data.get("pairs") else b""
     return ExplanationArtifacts(
         figure_png=figure.getvalue(),
         analysis=json.dumps(data, sort_keys=True).encode(),
@@ -107,7 +105,7 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
             "minimal_sufficient_explanations": len(graph.mses),
             "diverse_roots": len(graph.roots),
         },
-        comparison_png=comparison.getvalue(),
+        comparison_png=comparison,
     )
 
 

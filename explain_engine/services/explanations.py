@@ -9,7 +9,6 @@ lease has expired, by a re-run of the job).
 """
 
 import dataclasses
-import io
 import logging
 import time
 import uuid
@@ -285,12 +284,10 @@ def explanation_comparison_file(*, explanation: Explanation):
         return explanation.comparison
     photo_file = explanation.image.file  # a study snapshot's, shared: a handle of its own
     with photo_file.storage.open(photo_file.name, "rb") as handle, PIL.Image.open(handle) as photo:
-        figure = render.sag_pair_figure(photo.convert("RGB"), explanation.data, 0)
-    buffer = io.BytesIO()
-    figure.save(buffer, format="PNG")
+        png = render.sag_pair_png(photo.convert("RGB"), explanation.data, 0)
     field = Explanation._meta.get_field("comparison")
     name = field.storage.save(
-        field.generate_filename(explanation, "comparison.png"), ContentFile(buffer.getvalue())
+        field.generate_filename(explanation, "comparison.png"), ContentFile(png)
     )
     if not Explanation.objects.filter(pk=explanation.pk, comparison="").update(comparison=name):
         field.storage.delete(name)

@@ -19,8 +19,8 @@ from django.utils import timezone
 from config.celery_app import app as celery_app
 from explain_engine.models import Explanation, PrecomputeJob
 from explain_engine.tasks import precompute_jobs_send_waiting
+from study.flow.services import PROLIFIC_COMPLETION_URL
 from study.models import Participant, Response
-from study.services import PROLIFIC_COMPLETION_URL
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_trial, post
 

@@ -8,9 +8,9 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from explain_engine.models import Explanation
+from study.design.launch import study_launch_problems
+from study.design.question_types import sag_comparison
 from study.models import Participant, Response, Study
-from study.question_types import sag_comparison
-from study.selectors import study_launch_problems
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_a_search_stored_before_comparisons_were_is_drawn_once(client, comparati
     from explain_engine import render
 
     Explanation.objects.filter(method="sag").update(comparison="")
-    from study.frozen import frozen_studies_forget
+    from study.design.frozen import frozen_studies_forget
 
     frozen_studies_forget()
     url = _to_trial(client, comparative, "cmp-legacy")

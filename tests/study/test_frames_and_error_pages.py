@@ -7,8 +7,9 @@ from django.db import OperationalError
 from django.test import Client
 from django.urls import reverse
 
-from study import selectors
+from study.flow import selectors
 from study.models import Participant, Study
+from study.researcher import dashboard
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import answer_current_trial, post
 
@@ -86,7 +87,7 @@ def test_the_unavailable_page_shows_in_mturks_frame_for_participants_only(
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(selectors, "participant_by_code", database_gone)
-    monkeypatch.setattr(selectors, "studies_visible_to", database_gone)
+    monkeypatch.setattr(dashboard, "studies_visible_to", database_gone)
     participant_page = client.get(reverse("study:participant", args=[study.slug, "c" * 20]))
     assert participant_page.status_code == 503
     assert _framable_by_mturk(participant_page)

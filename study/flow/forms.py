@@ -1,4 +1,5 @@
-"""The forms a participant posts, each field bounded, so a view reads only `cleaned_data`.
+"""The forms a participant's pages post (`study.flow.pages`), each field bounded, so a page
+reads only `cleaned_data`.
 
 A browser of ours sends small, well-formed values; anything else (a non-finite or huge
 number, a deeply nested or oversized JSON value, an unknown choice) is refused here with a
@@ -10,6 +11,8 @@ import math
 
 from django import forms
 from django.core.exceptions import ValidationError
+
+from study.design.question_types import CONFIDENCE_SCALE
 
 # The longest a participant may take over one trial that still counts as a response time.
 MAX_RESPONSE_MS = 24 * 3600 * 1000
@@ -116,7 +119,7 @@ class ComprehensionForm(forms.Form):
 class TrialAnswerForm(forms.Form):
     trial_position = IntegerField(min_value=0, max_value=MAX_TRIAL_POSITION)
     answer = forms.CharField(max_length=200, strip=False)
-    confidence = IntegerField(min_value=1, max_value=5)
+    confidence = IntegerField(min_value=min(CONFIDENCE_SCALE), max_value=max(CONFIDENCE_SCALE))
     client_response_ms = MillisecondsField()
     viewport = forms.CharField(max_length=20, required=False)
     # At most 200 events of a few dozen characters each, a list of flat objects.
