@@ -266,7 +266,7 @@ def start_otree(port: int, database: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # its timeout subprocess goes with it
     )
-    for _ in range(300):
+    for _ in range(1800):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return server
@@ -427,7 +427,8 @@ def main() -> None:
     images_for_otree(slug)
     database_reset(args.otree_database)
     ours_port, otree_port = free_port(), free_port()
-    ours = start_gunicorn(ours_port, args.workers, dict(os.environ))
+    # A shared machine may take a while to import torch before the workers fork.
+    ours = start_gunicorn(ours_port, args.workers, dict(os.environ), wait_seconds=180)
     theirs = start_otree(otree_port, args.otree_database)
     ours_base, otree_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{otree_port}"
     results = defaultdict(list)
