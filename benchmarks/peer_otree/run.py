@@ -253,6 +253,8 @@ def otree_environment(database: str) -> dict:
         "OTREE_PRODUCTION": "1",
         "OTREE_ADMIN_PASSWORD": "peer-benchmark",
         "OTREE_SECRET_KEY": "peer-benchmark-only",
+        # prodserver starts a helper by the name `otree`: this environment's.
+        "PATH": f"{OTREE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
 
@@ -267,6 +269,8 @@ def start_otree(port: int, database: str) -> subprocess.Popen:
         start_new_session=True,  # its timeout subprocess goes with it
     )
     for _ in range(1800):
+        if server.poll() is not None:
+            raise SystemExit(f"otree prodserver exited with {server.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return server

@@ -41,7 +41,9 @@ class Command(BaseCommand):
     def handle(self, *args, study, classifier, methods, params, split, wait, **options):
         batch_size = options["batch_size"]
         if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise CommandError(f"--batch-size must lie in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+            raise CommandError(
+                f"--batch-size must be at least 1 and at most {MAX_BATCH_SIZE}, not {batch_size}"
+            )
         if study is not None:
             job = self._study_job(study, batch_size)
         else:
@@ -87,7 +89,9 @@ class Command(BaseCommand):
         try:
             params_by_method = field.clean(params)
         except ValidationError as error:
-            raise CommandError(f"--params: {' '.join(error.messages)}") from error
+            raise CommandError(
+                f"--params is not JSON we take: {' '.join(error.messages)}"
+            ) from error
         if not isinstance(params_by_method, dict) or not all(
             isinstance(value, dict) for value in params_by_method.values()
         ):
