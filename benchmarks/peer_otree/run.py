@@ -68,6 +68,7 @@ OTREE = HERE / ".venv" / "bin" / "otree"
 PROJECT = HERE / "project"
 TRIALS = 12
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 # ------------------------------------------------------------------ the neutral browser
@@ -160,7 +161,7 @@ async def browse(session, start_url: str, rng: random.Random, think: float, stat
     url = start_url
     for _ in range(200):
         status, body, location = await request(session, stats, "page GET", "GET", url)
-        if status in (301, 302, 303):
+        if status in REDIRECTS:  # oTree's start link answers 307
             url = urljoin(url, location)
             continue
         if status != 200:
@@ -183,7 +184,7 @@ async def browse(session, start_url: str, rng: random.Random, think: float, stat
         kind = "trial POST" if parser.is_trial else "page POST"
         action = urljoin(url, parser.form_action)
         status, _, location = await request(session, stats, kind, "POST", action, data=form)
-        if status in (301, 302, 303):
+        if status in REDIRECTS:
             if parser.is_trial:
                 stats.trial_posts_acknowledged += 1
             destination = urljoin(action, location)
