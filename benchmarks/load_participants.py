@@ -160,7 +160,9 @@ def prepare_site(database_url: str, trials: int) -> str:
     return prepare_database(database_url, trials)
 
 
-def start_gunicorn(port: int, workers: int, environment: dict) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, environment: dict, wait_seconds: float = 20
+) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -178,7 +180,7 @@ def start_gunicorn(port: int, workers: int, environment: dict) -> subprocess.Pop
         cwd=ROOT,
         env=environment,
     )
-    for _ in range(200):
+    for _ in range(int(wait_seconds * 10)):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return server

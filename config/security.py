@@ -12,6 +12,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
+from config.errors import for_participants
+
 FORM_TARGETS = (
     "https://app.prolific.com",
     "https://www.mturk.com",
@@ -80,4 +82,4 @@ class DatabaseUnavailableMiddleware:
             status=503,
         )
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
-        return response
+        return for_participants(request, response)

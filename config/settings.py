@@ -191,7 +191,24 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None) or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "web"
-CELERY_TASK_ROUTES = {"explain_engine.tasks.*": {"queue": "engine"}}
+# The periodic housekeeping is light: web workers run it, the GPU workers keep to the engine.
+CELERY_TASK_ROUTES = {
+    "explain_engine.tasks.precompute_jobs_send_waiting": {"queue": "web"},
+    "explain_engine.tasks.orphan_files_remove_old": {"queue": "web"},
+    "explain_engine.tasks.*": {"queue": "engine"},
+}
+# Run by `celery -A config beat` (one process): jobs made while the broker was down are sent
+# once it answers; files a killed worker left unreferenced are removed.
+CELERY_BEAT_SCHEDULE = {
+    "precompute-jobs-send-waiting": {
+        "task": "explain_engine.tasks.precompute_jobs_send_waiting",
+        "schedule": 60.0,
+    },
+    "orphan-files-remove": {
+        "task": "explain_engine.tasks.orphan_files_remove_old",
+        "schedule": 6 * 3600.0,
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers a message that was taken but not acknowledged (its worker died) after
 # this many seconds; it must exceed the longest engine task, or a live task is run twice

@@ -39,6 +39,9 @@ class ExplanationArtifacts:
         analysis_suffix: the file suffix of `analysis`, without the dot (``"npy"``).
         data: method-specific JSON data (a SAG graph, XNN concepts); empty for heatmaps.
         metrics: numbers about the explanation, e.g. the explained class's score.
+        comparison_zip: every comparative pair of a SAG search as the A/B picture a
+            comparative question shows (`render.sag_pairs_zip`), drawn here once so that no
+            page request draws one; empty for other methods and a search with no pair.
     """
 
     figure_png: bytes
@@ -46,6 +49,7 @@ class ExplanationArtifacts:
     analysis_suffix: str
     data: dict[str, Any]
     metrics: dict[str, float]
+    comparison_zip: bytes = b""
 
 
 def saliency_artifacts(
@@ -90,6 +94,7 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
     data = graph.to_dict()
     figure = io.BytesIO()
     render.sag_figure(stimulus, graph).save(figure, format="PNG")
+    comparison = render.sag_pairs_zip(stimulus, data) if data.get("pairs") else b""
     return ExplanationArtifacts(
         figure_png=figure.getvalue(),
         analysis=json.dumps(data, sort_keys=True).encode(),
@@ -100,6 +105,7 @@ def sag_artifacts(stimulus: Image.Image, graph: Any) -> ExplanationArtifacts:
             "minimal_sufficient_explanations": len(graph.mses),
             "diverse_roots": len(graph.roots),
         },
+        comparison_zip=comparison,
     )
 
 

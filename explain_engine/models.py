@@ -159,6 +159,11 @@ class PrecomputeJob(models.Model):
     )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Empty while the job waits for the broker (it was down when the job was made or
+    # retried); the periodic `precompute_jobs_send_waiting` task sends such jobs.
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker took the job's first task."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -183,6 +188,12 @@ class Explanation(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     overlay = models.FileField(upload_to=upload_artifact, max_length=200, blank=True)
     raw_map = models.FileField(upload_to=upload_artifact, max_length=200, blank=True)
+    comparison = models.FileField(
+        upload_to=upload_artifact,
+        max_length=200,
+        blank=True,
+        help_text="A SAG search's first pair as the A/B picture of a comparative question.",
+    )
     data = models.JSONField(
         default=dict, blank=True, help_text="Method-specific data: SAG graph, XNN concepts."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -680,6 +681,22 @@ def sag_pair_png(
     buffer = io.BytesIO()
     sag_pair_figure(image, graph, pair_index, size=size).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def sag_pairs_zip(image: Image.Image, graph: SAGGraph | Mapping[str, Any]) -> bytes:
+    """Every comparative pair of a search as its A/B picture, `pair-<index>.png` in one
+    uncompressed zip: stored once at precompute, so that whichever pair a study draws for an
+    item is read, never drawn, when a participant's page asks for it."""
+    pairs = graph.pairs if isinstance(graph, SAGGraph) else graph.get("pairs", [])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for index in range(len(pairs)):
+            archive.writestr(pair_member(index), sag_pair_png(image, graph, index))
+    return buffer.getvalue()
+
+
+def pair_member(index: int) -> str:
+    return f"pair-{index}.png"
 
 
 def save_saliency_npy(file: str | os.PathLike[str] | IO[bytes], saliency: np.ndarray) -> None:

@@ -95,3 +95,10 @@ def precompute_job_list(*, limit: int = 50) -> list[JobSummary]:
         JobSummary(job=job, progress=JobProgress(**{f: getattr(job, f) for f in fields}))
         for job in jobs
     ]
+
+
+def precompute_jobs_waiting(*, created_before) -> QuerySet[PrecomputeJob]:
+    """Jobs no worker has started whose first task the broker never took (it was down)."""
+    return PrecomputeJob.objects.filter(
+        status=PrecomputeJob.Status.PENDING, sent_at__isnull=True, created_at__lt=created_before
+    ).order_by("pk")

@@ -6,12 +6,17 @@ timeout), flagged as redelivered, which then takes over the dead worker's claim.
 """
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from explain_engine import selectors
 from explain_engine.models import PrecomputeJob
+from explain_engine.orphans import orphan_files_remove
 from explain_engine.services import explanations, precompute
 
 logger = logging.getLogger(__name__)
@@ -20,8 +25,37 @@ logger = logging.getLogger(__name__)
 LOST_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
+def precompute_job_send(job_id: int) -> bool:
+    """Queue the job's first task; False if the broker cannot be reached. The job then
+    waits, and `precompute_jobs_send_waiting` (Celery beat, every minute) sends it once the
+    broker answers again: nobody has to run anything a second time."""
+    try:
+        precompute_job_run.delay(job_id)
+    except BrokerUnreachable as error:
+        logger.warning("precompute job %s waits for the broker: %s", job_id, error)
+        return False
+    precompute.precompute_job_mark_sent(job_id=job_id)
+    return True
+
+
+# A job is sent right after it is saved; the periodic task leaves young jobs to that send.
+SEND_GRACE = timedelta(seconds=30)
+
+
+@shared_task
+def precompute_jobs_send_waiting() -> int:
+    """Send every job the broker could not take when it was made; the number sent.
+
+    Beat itself can only start this task once the broker answers, so it runs exactly when
+    there is something it can do."""
+    waiting = selectors.precompute_jobs_waiting(created_before=timezone.now() - SEND_GRACE)
+    return sum(precompute_job_send(job_id) for job_id in waiting.values_list("pk", flat=True))
+
+
 @shared_task(acks_late=True)
 def precompute_job_run(job_id: int) -> int:
+    # Sent by any path (a direct call included): it is not waiting for the broker any more.
+    precompute.precompute_job_mark_sent(job_id=job_id)
     job = PrecomputeJob.objects.select_related("classifier").get(pk=job_id)
     precompute.precompute_job_fit(job=job)
     explanation_ids = precompute.precompute_job_plan(job=job)
@@ -65,3 +99,10 @@ def explanation_batch_run(self, explanation_ids: list[int]) -> dict[str, int]:
         logger.warning("database connection lost (%s); retrying in %.0f s", error, countdown)
         raise self.retry(exc=error, countdown=countdown) from error
     return outcome
+
+
+@shared_task
+def orphan_files_remove_old() -> int:
+    """Beat's periodic clean-up: files nothing points at, older than the claim lease."""
+    lease = timedelta(seconds=settings.EXPLAINSTUDY_CLAIM_LEASE_SECONDS)
+    return len(orphan_files_remove(older_than=lease))

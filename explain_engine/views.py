@@ -8,15 +8,17 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from explain_engine import selectors
+from explain_engine.forms import RetryFailedForm
 from explain_engine.models import PrecomputeJob
 from explain_engine.services.errors import EngineInputError
 from explain_engine.services.precompute import precompute_job_retry_failed
-from explain_engine.tasks import precompute_job_run
+from explain_engine.tasks import precompute_job_send
 
 
 def _researcher_with(permission: str):
@@ -55,13 +57,16 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @_researcher_with("explain_engine.change_precomputejob")
 def job_retry_failed(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(PrecomputeJob, pk=job_id)
-    method = request.POST.get("method") or None
+    form = RetryFailedForm(request.POST)
     try:
-        reset = precompute_job_retry_failed(job=job, method=method)
+        if not form.is_valid():
+            raise EngineInputError(f"method: {' '.join(form.errors['method'])}")
+        reset = precompute_job_retry_failed(job=job, method=form.cleaned_data["method"] or None)
     except EngineInputError as error:
         return render(
             request, "engine/bad_request.html", {"job": job, "message": str(error)}, status=400
         )
-    precompute_job_run.delay_on_commit(job.pk)
+    # With the broker down the job waits, and the periodic sender sends it later.
+    transaction.on_commit(lambda: precompute_job_send(job.pk))
     messages.success(request, f"{reset} failed explanation(s) queued again.")
     return redirect("researcher-job", job_id=job.pk)

@@ -19,6 +19,14 @@ MTURK_SUBMIT_HOSTS = ("www.mturk.com", "workersandbox.mturk.com")
 MTURK_FRAME_ANCESTORS = "https://www.mturk.com https://workersandbox.mturk.com"
 
 
+def mturk_framable(response):
+    """Let MTurk's worker site show `response` in its iframe, and no one else (the content
+    security middleware writes the frame-ancestors policy; X-Frame-Options is left off)."""
+    response.xframe_options_exempt = True
+    response.csp_frame_ancestors = MTURK_FRAME_ANCESTORS
+    return response
+
+
 class ArrivalError(ValueError):
     """An entry URL that does not carry what the platform must send."""
 

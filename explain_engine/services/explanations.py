@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -244,11 +245,18 @@ def explanation_store(
         raw_map_field.generate_filename(explanation, f"analysis.{artifacts.analysis_suffix}"),
         ContentFile(artifacts.analysis),
     )
+    comparison_name = ""
+    if artifacts.comparison_zip:
+        comparison_name = overlay_field.storage.save(
+            overlay_field.generate_filename(explanation, "comparisons.zip"),
+            ContentFile(artifacts.comparison_zip),
+        )
     stored = Explanation.objects.filter(
         pk=explanation.pk, claim_token=claim_token, status=Explanation.Status.RUNNING
     ).update(
         overlay=overlay_name,
         raw_map=raw_map_name,
+        comparison=comparison_name,
         data=artifacts.data,
         metrics=artifacts.metrics,
         runtime_seconds=runtime_seconds,
@@ -260,9 +268,40 @@ def explanation_store(
         finished_at=timezone.now(),
     )
     if not stored:
-        overlay_field.storage.delete(overlay_name)
-        raw_map_field.storage.delete(raw_map_name)
+        for name in (overlay_name, raw_map_name, comparison_name):
+            if name:
+                overlay_field.storage.delete(name)
     return stored == 1
+
+
+def explanation_comparison_file(*, explanation: Explanation):
+    """The A/B pictures of a SAG explanation's pairs, one stored zip (`render.sag_pairs_zip`).
+
+    Precompute stores it with the search; a search stored before that is drawn here once,
+    and the first process to store it wins (a loser deletes its copy), so later requests
+    only read the file.
+    """
+    if explanation.comparison:
+        return explanation.comparison
+    photo_file = explanation.image.file  # a study snapshot's, shared: a handle of its own
+    with photo_file.storage.open(photo_file.name, "rb") as handle, PIL.Image.open(handle) as photo:
+        archive = render.sag_pairs_zip(photo.convert("RGB"), explanation.data)
+    field = Explanation._meta.get_field("comparison")
+    name = field.storage.save(
+        field.generate_filename(explanation, "comparisons.zip"), ContentFile(archive)
+    )
+    if not Explanation.objects.filter(pk=explanation.pk, comparison="").update(comparison=name):
+        field.storage.delete(name)
+        name = Explanation.objects.values_list("comparison", flat=True).get(pk=explanation.pk)
+    explanation.comparison = name
+    return explanation.comparison
+
+
+def explanation_comparison_png(*, explanation: Explanation, pair_index: int) -> bytes:
+    """The A/B picture of one pair, read from the stored zip (no drawing)."""
+    stored = explanation_comparison_file(explanation=explanation)
+    with stored.storage.open(stored.name, "rb") as handle, zipfile.ZipFile(handle) as archive:
+        return archive.read(render.pair_member(pair_index))
 
 
 def explanation_fail(*, explanation_id: int, claim_token: uuid.UUID, reason: str) -> bool:

@@ -8,16 +8,19 @@ from pathlib import Path
 import PIL
 import PIL.Image
 import torch
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.validators import validate_slug
 from django.db import transaction
 
 from explain_engine import classifiers
-from explain_engine.datasets.cub import display_name, read_cub
+from explain_engine.datasets.cub import CubFormatError, display_name, read_cub
 from explain_engine.models import (
     ClassLabel,
     Image,
     ImageSet,
 )
+from explain_engine.services.errors import EngineInputError
 
 STIMULUS_JPEG_QUALITY = 95
 
@@ -36,10 +39,26 @@ def _stimulus_bytes(path: Path) -> tuple[bytes, int, int]:
     return buffer.getvalue(), rgb.width, rgb.height
 
 
+# The largest image id a source may use (the database's integer column).
+MAX_SOURCE_ID = 2**31 - 1
+
+
 def image_set_import_cub(*, root: Path, name: str, classes: list[str] | None = None) -> ImageSet:
     """Import a CUB-200-2011-layout data set; a second import of the same set adds only what
     is missing."""
-    dataset = read_cub(Path(root), classes=classes)
+    try:
+        validate_slug(name)
+    except ValidationError as error:
+        raise EngineInputError(f"image set name {name!r}: {' '.join(error.messages)}") from None
+    try:
+        dataset = read_cub(Path(root), classes=classes)
+    except ValueError as error:  # a number the reader cannot take, e.g. one of 5,000 digits
+        if isinstance(error, CubFormatError):
+            raise
+        raise CubFormatError(f"{root}: {error}") from error
+    too_big = [image.image_id for image in dataset.images if image.image_id > MAX_SOURCE_ID]
+    if too_big:
+        raise CubFormatError(f"{root}: image id {too_big[0]} is larger than {MAX_SOURCE_ID}")
     image_set, _ = ImageSet.objects.get_or_create(
         name=name, defaults={"source_path": str(Path(root).resolve())}
     )

@@ -19,6 +19,9 @@ from explain_engine.services.errors import EngineInputError
 from explain_engine.services.explanations import method_for
 from explain_engine.services.predictions import predictions_compute
 
+# Far more images than any GPU holds at once.
+MAX_BATCH_SIZE = 4096
+
 
 def precompute_job_create(
     *,
@@ -32,8 +35,8 @@ def precompute_job_create(
         raise EngineInputError("no images to explain")
     if batch_size is None:
         batch_size = settings.EXPLAINSTUDY_BATCH_SIZE
-    if batch_size < 1:
-        raise EngineInputError(f"batch size must be at least 1, not {batch_size}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise EngineInputError(f"batch size must lie in 1..{MAX_BATCH_SIZE}, not {batch_size}")
     foreign = [image.pk for image in images if image.image_set_id != classifier.image_set_id]
     if foreign:
         raise EngineInputError(f"images {foreign[:5]} are not in the classifier's image set")
@@ -174,6 +177,11 @@ def precompute_job_retry_failed(*, job: PrecomputeJob, method: str | None = None
         status=Explanation.Status.PENDING, error="", claim_token=None, finished_at=None
     )
     PrecomputeJob.objects.filter(pk=job.pk).update(
-        status=PrecomputeJob.Status.PENDING, error="", finished_at=None
+        status=PrecomputeJob.Status.PENDING, error="", finished_at=None, sent_at=None
     )
     return reset
+
+
+def precompute_job_mark_sent(*, job_id: int) -> None:
+    """The broker took the job's first task: it no longer waits to be sent."""
+    PrecomputeJob.objects.filter(pk=job_id, sent_at__isnull=True).update(sent_at=timezone.now())

@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from explain_engine.models import PrecomputeJob
@@ -16,7 +17,7 @@ def study_create(spec: StudySpec) -> Study:
     """Create the draft study `spec` describes, its conditions (each method's parameters
     resolved against the classifier) and its items, in one transaction."""
     with transaction.atomic():
-        study = Study.objects.create(
+        study = Study(
             slug=spec.slug,
             title=spec.title,
             platform=spec.platform,
@@ -36,6 +37,8 @@ def study_create(spec: StudySpec) -> Study:
             failed_comprehension_code=spec.failed_comprehension_code,
             exclusion_rules=spec.exclusion_rules,
         )
+        _fields_checked(study, "study")
+        study.save()
         study.owners.set(spec.owners)
         for condition in spec.conditions:
             _condition_create(study, condition)
@@ -66,7 +69,7 @@ def _condition_create(study: Study, spec: ConditionSpec) -> Condition:
         except ValueError as error:
             raise StudyConfigError(f"condition {spec.name!r}: {error}") from error
         method_params, method_params_hash = method.params(), method.params_hash()
-    return Condition.objects.create(
+    condition = Condition(
         study=study,
         name=spec.name,
         explanation_method=spec.explanation_method,
@@ -76,6 +79,21 @@ def _condition_create(study: Study, spec: ConditionSpec) -> Condition:
         show_ai_confidence=spec.show_ai_confidence,
         quota=spec.quota,
     )
+    _fields_checked(condition, f"condition {spec.name!r}")
+    condition.save()
+    return condition
+
+
+def _fields_checked(record, what: str) -> None:
+    """Refuse what its columns would not hold or what a URL could not name (a slug with
+    spaces, a text past its length), before it is saved, as a StudyConfigError."""
+    try:
+        record.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
+        )
+        raise StudyConfigError(f"{what}: {problems}") from None
 
 
 def study_precompute_job(*, study: Study, batch_size: int | None = None) -> PrecomputeJob:

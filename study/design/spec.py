@@ -41,6 +41,14 @@ EXCLUSION_RULES = {
 }
 
 
+# A count or a number of milliseconds; beyond this a rule would be a typo.
+MAX_EXCLUSION_RULE_VALUE = 10**9
+# Far above any crowd study, far below any column's limit.
+MAX_PARTICIPANTS_PER_CONDITION = 100_000
+MAX_TIME_LIMIT_MINUTES = 7 * 24 * 60
+MAX_COMPREHENSION_ATTEMPTS = 20
+
+
 def exclusion_rules_check(rules: dict) -> dict:
     """The rules if every one is known and of its type; else StudyConfigError naming it."""
     if not isinstance(rules, dict):
@@ -55,7 +63,8 @@ def exclusion_rules_check(rules: dict) -> dict:
         if isinstance(value, bool) or not isinstance(value, accepted):
             kind_name = "a number" if kind is float else "an integer"
             raise StudyConfigError(f"exclusion rule {name!r} must be {kind_name}")
-        if value < 0 or (name == "max_same_answer_share" and value > 1):
+        limit = 1 if name == "max_same_answer_share" else MAX_EXCLUSION_RULE_VALUE
+        if not 0 <= value <= limit:  # NaN too
             raise StudyConfigError(f"exclusion rule {name!r} is out of range: {value}")
     return dict(rules)
 
@@ -112,13 +121,18 @@ class StudySpec:
             raise StudyConfigError("condition names must be distinct")
         if not self.main_images:
             raise StudyConfigError("a study needs at least one main trial image")
-        if self.participants_per_condition < 1:
-            raise StudyConfigError("participants_per_condition must be at least 1")
+        most = MAX_PARTICIPANTS_PER_CONDITION
+        if not 1 <= self.participants_per_condition <= most:
+            raise StudyConfigError(f"participants_per_condition must lie in 1..{most}")
         for spec in self.conditions:
-            if spec.quota is not None and spec.quota < 1:
-                raise StudyConfigError(f"condition {spec.name!r}: quota must be at least 1")
-        if self.time_limit_minutes < 1:
-            raise StudyConfigError("time_limit_minutes must be at least 1")
+            if spec.quota is not None and not 1 <= spec.quota <= most:
+                raise StudyConfigError(f"condition {spec.name!r}: quota must lie in 1..{most}")
+        if not 1 <= self.time_limit_minutes <= MAX_TIME_LIMIT_MINUTES:
+            raise StudyConfigError(f"time_limit_minutes must lie in 1..{MAX_TIME_LIMIT_MINUTES}")
+        if not 1 <= self.comprehension_max_attempts <= MAX_COMPREHENSION_ATTEMPTS:
+            raise StudyConfigError(
+                f"comprehension_max_attempts must lie in 1..{MAX_COMPREHENSION_ATTEMPTS}"
+            )
 
     def _check_questions_and_images(self) -> None:
         for question in self.comprehension_questions:

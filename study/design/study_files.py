@@ -240,6 +240,8 @@ def study_create_from_toml(*, path: Path) -> Study:
         raise StudyFileError(f"cannot read {path}: {error.strerror or error}") from error
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(f"{path} is not valid TOML: {error}") from error
+    except RecursionError:
+        raise StudyFileError(f"{path}: arrays or tables nested too deeply") from None
     with transaction.atomic():
         try:
             return study_create(study_spec_from_data(data))
@@ -342,6 +344,8 @@ def _labels(classifier: Classifier, names: list | None) -> list[ClassLabel]:
     by_display = {label.display_name: label for label in by_source.values()}
     labels = []
     for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise StudyFileError(f"items.classes[{index}]: expected a string, got {name!r}")
         label = by_source.get(name) or by_display.get(name)
         if label is None:
             known = ", ".join(sorted(by_display))

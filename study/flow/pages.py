@@ -6,14 +6,18 @@ A page's `submit` makes one service call and returns None to send the participan
 wherever they now are, or a response of its own (a 400 page, the platform's URL).
 """
 
-import json
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from study.design.question_types import CONFIDENCE_SCALE
 from study.design.questionnaire import QuestionnaireForm
 from study.flow import selectors, sequence, services
+from study.flow.forms import (
+    ComprehensionForm,
+    ConsentForm,
+    TrialAnswerForm,
+    form_errors_message,
+)
 from study.models import Participant
 
 
@@ -55,9 +59,14 @@ def _away_to_platform(participant: Participant, status: str) -> HttpResponse | N
 class Consent(Page):
     name = sequence.PAGE_CONSENT
 
+    form = ConsentForm
+
     def submit(self, request, participant):
+        form = self.form(request.POST)
+        if not form.is_valid():
+            return bad_request(request, participant, form_errors_message(form))
         participant = services.participant_consent(
-            participant=participant, agreed=request.POST.get("consent") == "yes"
+            participant=participant, agreed=form.cleaned_data["consent"] == "yes"
         )
         return _away_to_platform(participant, Participant.Status.DECLINED)
 
@@ -75,13 +84,13 @@ class Instructions(Page):
 class Comprehension(Page):
     name = sequence.PAGE_COMPREHENSION
 
+    form = ComprehensionForm
+
     def submit(self, request, participant):
-        questions = participant.study.comprehension_questions
-        try:
-            answers = [int(request.POST[f"q{index}"]) for index in range(len(questions))]
-        except (KeyError, ValueError):
+        form = self.form(request.POST, questions=participant.study.comprehension_questions)
+        if not form.is_valid():
             return bad_request(request, participant, "please answer every question")
-        participant = services.comprehension_submit(participant=participant, answers=answers)
+        participant = services.comprehension_submit(participant=participant, answers=form.answers())
         return _away_to_platform(participant, Participant.Status.SCREENED_OUT)
 
 
@@ -97,26 +106,16 @@ class Trials(Page):
             "confidence_scale": CONFIDENCE_SCALE,
         }
 
+    form = TrialAnswerForm
+
     def submit(self, request, participant):
+        form = self.form(request.POST)
+        if not form.is_valid():
+            return bad_request(request, participant, form_errors_message(form))
         try:
-            services.response_record(
-                participant=participant,
-                trial_position=int(request.POST["trial_position"]),
-                answer=request.POST["answer"],
-                confidence=int(request.POST["confidence"]),
-                client_response_ms=_optional_int(request.POST.get("client_response_ms")),
-                viewport=request.POST.get("viewport", ""),
-                interactions=json.loads(request.POST.get("interactions") or "[]"),
-            )
-        except (KeyError, ValueError) as error:
-            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            return bad_request(request, participant, message)
-
-
-def _optional_int(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    return int(float(value))
+            services.response_record(participant=participant, **form.cleaned_data)
+        except services.InvalidAnswer as error:
+            return bad_request(request, participant, str(error))
 
 
 class Feedback(Page):

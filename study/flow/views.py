@@ -13,9 +13,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from PIL import Image as PILImage
 
-from explain_engine import render as render_figure
+from explain_engine.services.explanations import explanation_comparison_png
 from study import platforms
 from study.design.frozen import ParticipantAssignment
 from study.design.preparation import study_being_prepared
@@ -111,11 +110,13 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("study:participant", slug=slug, code=participant.code)
 
 
-def _framable(response: HttpResponse) -> HttpResponse:
-    """Let MTurk's worker site show the page in its iframe, and no one else."""
-    response.xframe_options_exempt = True
-    response.csp_frame_ancestors = platforms.MTURK_FRAME_ANCESTORS
-    return response
+_framable = platforms.mturk_framable
+
+
+def _study_page(response: HttpResponse, study: Study) -> HttpResponse:
+    """Every page of an MTurk study, error pages included, may be shown in MTurk's frame;
+    other studies' pages may not be framed at all."""
+    return _framable(response) if study.platform == Study.Platform.MTURK else response
 
 
 # No CSRF token: the unguessable code in the URL is the participant's credential, so a
@@ -130,13 +131,14 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
         participant.refresh_from_db()
     page = PAGES[participant.page]
     if request.method == "GET":
-        response = page.show(request, participant)
-        shown_in_frame = participant.study.platform == Study.Platform.MTURK
-        return _framable(response) if shown_in_frame else response
+        return _study_page(page.show(request, participant), participant.study)
     if request.POST.get("page") != participant.page:
         # A stale form (Back, second tab, double-click): show where they really are.
         return redirect("study:participant", slug=slug, code=code)
-    return page.submit(request, participant) or redirect("study:participant", slug=slug, code=code)
+    refused = page.submit(request, participant)  # a 400 page or the platform's URL
+    if refused is not None:
+        return _study_page(refused, participant.study)
+    return redirect("study:participant", slug=slug, code=code)
 
 
 @transaction.non_atomic_requests
@@ -166,16 +168,14 @@ def participant_explanation(
 def participant_comparison(
     request: HttpRequest, slug: str, code: str, explanation_id
 ) -> HttpResponse:
-    """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
+    """The A/B stimulus of a comparative question, stored with the item's SAG search."""
     assignment = _assignment_or_404(slug, code)
     comparison = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
     if comparison is None:
         raise Http404("No such comparison.")
-    photo_file = comparison.explanation.image.file  # the snapshot's: a handle of its own
-    with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
-        png = render_figure.sag_pair_png(
-            photo.convert("RGB"), comparison.explanation.data, comparison.pair_index
-        )
+    png = explanation_comparison_png(
+        explanation=comparison.explanation, pair_index=comparison.pair_index
+    )
     response = HttpResponse(png, "image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -15,6 +15,12 @@ from study.design import launch
 from study.design.spec import EXCLUSION_RULES, StudyConfigError
 from study.models import Study
 from study.researcher import dashboard
+from study.researcher.forms import (
+    LaunchForm,
+    ProlificSubmissionsForm,
+    ShowAccuracyForm,
+    form_errors_message,
+)
 from study.researcher.services import study_set_show_accuracy
 from study.results import exports
 from study.results.columns import EXPORT_COLUMNS
@@ -115,8 +121,11 @@ def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpRespo
 @require_POST
 def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
+    form = LaunchForm(request.POST)
+    if not form.is_valid():
+        return _bad_request(request, study, form_errors_message(form))
     try:
-        launch.study_launch(study=study, status=request.POST.get("status", ""))
+        launch.study_launch(study=study, status=form.cleaned_data["status"])
     except StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)
@@ -126,8 +135,16 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def study_show_accuracy(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
-    study_set_show_accuracy(study=study, show=request.POST.get("show") == "yes")
+    form = ShowAccuracyForm(request.POST)
+    if not form.is_valid():
+        return _bad_request(request, study, form_errors_message(form))
+    study_set_show_accuracy(study=study, show=form.cleaned_data["show"] == "yes")
     return redirect("researcher-study", slug=study.slug)
+
+
+def _bad_request(request: HttpRequest, study: Study, message: str) -> HttpResponse:
+    context = {"study": study, "message": message}
+    return render(request, "researcher/bad_request.html", context, status=400)
 
 
 # What the researcher pastes into Prolific: Prolific fills in the placeholders per participant.
@@ -181,11 +198,12 @@ def study_export_zip(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 @require_POST
 def study_reconcile_prolific(request: HttpRequest, slug: str) -> HttpResponse:
     study = _visible_study(request, slug)
-    upload = request.FILES.get("submissions")
+    form = ProlificSubmissionsForm(request.POST, request.FILES)
     context = {"study": study}
-    if upload is None:
-        context["error"] = "Choose Prolific's submissions export (a CSV file) to upload."
+    if not form.is_valid():
+        context["error"] = form_errors_message(form)
         return render(request, "researcher/reconciliation.html", context, status=400)
+    upload = form.cleaned_data["submissions"]
     try:
         text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
         submissions = prolific_submissions_read(text)

@@ -2,6 +2,7 @@
 
 import io
 import re
+import zipfile
 
 import pytest
 from django.urls import reverse
@@ -181,3 +182,54 @@ def test_items_draw_pairs_so_the_larger_picture_wins_about_half(trained_classifi
         "same_size": 0,
     }
     assert [row["valid"] for row in counts["per_image"]] == [2, 2, 2, 0]
+
+
+def test_the_comparison_picture_is_stored_at_precompute_and_no_request_draws_it(
+    client, comparative, monkeypatch
+):
+    from explain_engine import render
+
+    searches = Explanation.objects.filter(method="sag", status=Explanation.Status.DONE)
+    assert searches.exists() and not searches.filter(comparison="").exists()
+    url = _to_trial(client, comparative, "cmp-stored")
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a participant request drew the comparison")
+
+    monkeypatch.setattr(render, "sag_pair_figure", no_drawing)
+    comparison_url = re.search(
+        r'src="([^"]*/comparison/[^"]+)"', client.get(url).content.decode()
+    ).group(1)
+    picture = client.get(comparison_url)
+    assert picture.status_code == 200
+    # The stored zip holds every pair's picture; the page's is one of them, byte for byte.
+    stored = {
+        archive.read(name)
+        for search in searches
+        for archive in [zipfile.ZipFile(search.comparison.open("rb"))]
+        for name in archive.namelist()
+    }
+    assert picture.content in stored
+
+
+def test_a_search_stored_before_comparisons_were_is_drawn_once(client, comparative, monkeypatch):
+    from explain_engine import render
+
+    Explanation.objects.filter(method="sag").update(comparison="")
+    from study.design.frozen import frozen_studies_forget
+
+    frozen_studies_forget()
+    url = _to_trial(client, comparative, "cmp-legacy")
+    comparison_url = re.search(
+        r'src="([^"]*/comparison/[^"]+)"', client.get(url).content.decode()
+    ).group(1)
+    drawn = []
+    draw = render.sag_pair_figure
+    monkeypatch.setattr(render, "sag_pair_figure", lambda *a, **k: drawn.append(1) or draw(*a, **k))
+    first = client.get(comparison_url)
+    drawn_first = len(drawn)  # every pair of that search, once, into the stored zip
+    frozen_studies_forget()  # another process: a snapshot of its own, from the database
+    second = client.get(comparison_url)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert drawn_first >= 1 and len(drawn) == drawn_first

@@ -53,26 +53,34 @@ def test_answers_for_a_later_trial_are_not_recorded(client, study):
 
 
 def test_forged_condition_fields_are_ignored(client, study):
-    forged = Condition.objects.get(study=study, name="gradcam")
+    # One participant fills one condition; balanced assignment must then give the next
+    # arrival the other one, whatever the link says.
+    first = client.get(
+        reverse("study:entry", args=[study.slug]),
+        {"PROLIFIC_PID": "first", "STUDY_ID": "s", "SESSION_ID": "x"},
+    )
+    assert first.status_code == 302
+    filled = Participant.objects.get().condition
+    balanced = Condition.objects.exclude(pk=filled.pk).get(study=study)
     entry = client.get(
         reverse("study:entry", args=[study.slug]),
         {
             "PROLIFIC_PID": "forger",
             "STUDY_ID": "s",
             "SESSION_ID": "x",
-            "condition": forged.pk,
-            "condition_name": "gradcam",
+            "condition": filled.pk,
+            "condition_name": filled.name,
         },
     )
     url = entry["Location"]
-    participant = Participant.objects.get()
-    assigned = participant.condition
-    client.post(url, {"page": "consent", "consent": "yes", "condition": forged.pk})
-    client.post(url, {"page": "instructions", "condition": "gradcam"})
+    participant = Participant.objects.get(platform_identity__worker_id="forger")
+    assert participant.condition == balanced  # not the forged one
+    client.post(url, {"page": "consent", "consent": "yes", "condition": filled.pk})
+    client.post(url, {"page": "instructions", "condition": filled.name})
     trial = client.get(url).context["trial"]
-    client.post(url, _form(trial, trial.choices[0].value, condition=forged.pk, is_correct="1"))
+    client.post(url, _form(trial, trial.choices[0].value, condition=filled.pk, is_correct="1"))
     participant.refresh_from_db()
-    assert participant.condition == assigned
+    assert participant.condition == balanced
     response = Response.objects.get()
     # Correctness is the server's judgement, not a field the browser can send.
     assert response.is_correct == (response.answer == response.correct_answer)

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from explain_engine.datasets.cub import CubFormatError
+from explain_engine.services.errors import EngineInputError
 from explain_engine.services.images import image_set_import_cub
 
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         name = name or path.resolve().name.lower().replace("_", "-")
         try:
             image_set = image_set_import_cub(root=path, name=name, classes=classes)
-        except (CubFormatError, FileNotFoundError) as error:
+        except (CubFormatError, EngineInputError, FileNotFoundError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
             f"image set {image_set.name!r}: {image_set.images.count()} images, "

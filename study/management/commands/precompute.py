@@ -1,7 +1,5 @@
-import json
-
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from kombu.exceptions import OperationalError
 
 from explain_engine.job_progress import (
     precompute_job_run_here,
@@ -11,9 +9,10 @@ from explain_engine.job_progress import (
 )
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services.errors import EngineInputError
-from explain_engine.services.precompute import precompute_job_create
-from explain_engine.tasks import precompute_job_run
+from explain_engine.services.precompute import MAX_BATCH_SIZE, precompute_job_create
+from explain_engine.tasks import precompute_job_send
 from study.design.creation import study_precompute_job
+from study.flow.forms import BoundedJSONField
 from study.models import Study
 
 
@@ -44,8 +43,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, study, classifier, job, methods, params, split, wait, **options):
         batch_size = options["batch_size"]
-        if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size must be at least 1, not {batch_size}")
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise CommandError(
+                f"--batch-size must be at least 1 and at most {MAX_BATCH_SIZE}, not {batch_size}"
+            )
         if job is not None:
             job = self._existing_job(job)
         elif study is not None:
@@ -58,14 +59,12 @@ class Command(BaseCommand):
             self._run_in_process(job)
             return
         # Commands run in autocommit, so the job row is already visible to any worker.
-        try:
-            precompute_job_run.delay(job.pk)
-        except OperationalError as error:
+        if not precompute_job_send(job.pk):
             raise CommandError(
-                f"cannot reach the Celery broker ({error}). Precompute job {job.pk} is saved "
-                "but not started; run this command again once the broker is back: "
-                "explanations already done are kept and the rest are computed."
-            ) from error
+                f"cannot reach the Celery broker. Precompute job {job.pk} is saved and waits: "
+                "it is sent by itself once the broker answers (Celery beat runs "
+                "precompute_jobs_send_waiting every minute); nothing needs to be run again."
+            )
         if wait:
             self._wait(job)
 
@@ -97,10 +96,17 @@ class Command(BaseCommand):
             chosen = Classifier.objects.get(name=classifier)
         except Classifier.DoesNotExist:
             raise CommandError(f"no classifier named {classifier!r}") from None
+        field = BoundedJSONField(max_length=100_000, max_depth=8, empty_value={})
         try:
-            params_by_method = json.loads(params)
-        except json.JSONDecodeError as error:
-            raise CommandError(f"--params is not JSON: {error}") from error
+            params_by_method = field.clean(params)
+        except ValidationError as error:
+            raise CommandError(
+                f"--params is not JSON we take: {' '.join(error.messages)}"
+            ) from error
+        if not isinstance(params_by_method, dict) or not all(
+            isinstance(value, dict) for value in params_by_method.values()
+        ):
+            raise CommandError('--params must be {"method": {"name": value, ...}, ...}')
         images = Image.objects.filter(image_set=chosen.image_set)
         if split != "all":
             images = images.filter(split=split)
