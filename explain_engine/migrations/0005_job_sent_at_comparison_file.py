@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('explain_engine', '0003_pipeline'),
+        ('explain_engine', '0004_conceptmodel_weak_fit_and_diversity'),
     ]
 
     operations = [
