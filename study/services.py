@@ -690,7 +690,7 @@ def participant_withdraw(
     return withdrawal
 
 
-def _exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
+def exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
     """Why the rules exclude a participant; `main_answers` holds (answer, client ms) pairs."""
     reasons = []
     limit = rules.get("max_failed_attention_checks")
@@ -745,7 +745,7 @@ def participants_apply_exclusions(
             if pending[0] == participant.pk:
                 main_answers.append((pending[1], pending[2]))
             pending = next(answers, None)
-        reasons = _exclusion_reasons(
+        reasons = exclusion_reasons(
             rules=rules,
             failed_attention=participant.failed_attention,
             main_answers=main_answers,
