@@ -16,8 +16,8 @@ from study.planning import (
     accuracies_for_difference,
     condition_log_odds,
     needed_n,
-    power_at,
     plan_study,
+    power_at,
 )
 from study.services import exclusion_reasons
 
