@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study import researcher_views
+from study import planning_views, researcher_views
 
 
 def healthz(request):
@@ -48,6 +48,11 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/responses.csv",
         researcher_views.study_export_csv,
         name="researcher-export",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/plan/",
+        planning_views.study_plan_page,
+        name="researcher-plan",
     ),
     path("researcher/jobs/", engine_views.job_list, name="researcher-jobs"),
     path("researcher/jobs/<int:job_id>/", engine_views.job_detail, name="researcher-job"),

@@ -1,0 +1,63 @@
+"""Forms of the researcher pages: every researcher POST (and the plan's GET) is parsed here."""
+
+from django import forms
+
+from study.planning import MAX_N, MIN_N
+
+
+class PlanForm(forms.Form):
+    """The assumptions of a power plan. Per-condition accuracies, when all are given, replace
+    the baseline and difference (the first condition at the baseline, the others higher)."""
+
+    baseline = forms.FloatField(
+        min_value=0.01, max_value=0.99, initial=0.5, help_text="Accuracy of the first condition."
+    )
+    difference = forms.FloatField(
+        min_value=-0.98,
+        max_value=0.98,
+        initial=0.15,
+        help_text="Smallest difference worth detecting: every other condition this much higher.",
+    )
+    ability_sd = forms.FloatField(
+        label="Ability SD",
+        min_value=0,
+        max_value=5,
+        initial=1.0,
+        help_text="Between participants, log-odds.",
+    )
+    item_sd = forms.FloatField(
+        label="Item SD", min_value=0, max_value=5, initial=0.5, help_text="Between items, log-odds."
+    )
+    inattentive_share = forms.FloatField(
+        min_value=0,
+        max_value=0.9,
+        initial=0.05,
+        help_text="Share answering at random, fast; the exclusion rules may catch them.",
+    )
+    sims = forms.IntegerField(
+        label="Simulated studies per n", min_value=10, max_value=400, initial=50
+    )
+    max_n = forms.IntegerField(label="Largest n", min_value=MIN_N, max_value=MAX_N, initial=100)
+
+    def __init__(self, *args, conditions: tuple[str, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.conditions = conditions
+        for name in conditions:
+            self.fields[f"accuracy_{name}"] = forms.FloatField(
+                label=f"Accuracy of {name}", min_value=0.01, max_value=0.99, required=False
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        given = {
+            name: cleaned.get(f"accuracy_{name}")
+            for name in self.conditions
+            if cleaned.get(f"accuracy_{name}") is not None
+        }
+        if given and len(given) != len(self.conditions):
+            raise forms.ValidationError(
+                "Give an accuracy for every condition, or for none (then the baseline and "
+                "difference are used)."
+            )
+        cleaned["accuracies"] = given or None
+        return cleaned
