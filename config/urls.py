@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study import planning_views, researcher_views
+from study import lifecycle_views, planning_views, researcher_views
 
 
 def healthz(request):
@@ -48,6 +48,16 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/responses.csv",
         researcher_views.study_export_csv,
         name="researcher-export",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/lifecycle",
+        lifecycle_views.study_lifecycle,
+        name="researcher-lifecycle",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/quota",
+        lifecycle_views.study_quota,
+        name="researcher-quota",
     ),
     path(
         "researcher/studies/<slug:slug>/plan/",

@@ -74,6 +74,9 @@ class Study(models.Model):
         help_text="Whoever took part in one of these may not take part in this one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="A closed study put away: listed only on request."
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -260,3 +263,37 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal from {self.study.slug} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class StudyEvent(models.Model):
+    """Audit log of a study's lifecycle: every launch, pause, resume, close, reopen, archive
+    and quota change, who made it (blank: the command line), when and why."""
+
+    class Action(models.TextChoices):
+        LAUNCH_PILOT = "launch_pilot", "launched as pilot"
+        LAUNCH_LIVE = "launch_live", "launched live"
+        PAUSE = "pause", "paused"
+        RESUME = "resume", "resumed"
+        CLOSE = "close", "closed"
+        REOPEN = "reopen", "reopened"
+        ARCHIVE = "archive", "archived"
+        QUOTA = "quota", "quota changed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    status_before = models.CharField(max_length=10, choices=Study.Status.choices)
+    status_after = models.CharField(max_length=10, choices=Study.Status.choices)
+    detail = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"condition": "gradcam", "from": 40, "to": 60}'
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -2,6 +2,8 @@
 
 from django import forms
 
+from study.lifecycle import MAX_QUOTA
+from study.models import StudyEvent
 from study.planning import MAX_N, MIN_N
 
 
@@ -60,4 +62,30 @@ class PlanForm(forms.Form):
                 "difference are used)."
             )
         cleaned["accuracies"] = given or None
+        return cleaned
+
+
+class LifecycleForm(forms.Form):
+    action = forms.ChoiceField(choices=StudyEvent.Action.choices)
+    reason = forms.CharField(max_length=500, required=False, strip=True)
+
+    def clean_action(self):
+        action = self.cleaned_data["action"]
+        if action == StudyEvent.Action.QUOTA:
+            raise forms.ValidationError("quotas change through the quota form")
+        return action
+
+
+class QuotaForm(forms.Form):
+    """A quota for the study's default (condition left empty) or one condition; an empty
+    quota for a condition means: back to the study's default."""
+
+    condition = forms.SlugField(max_length=60, required=False)
+    quota = forms.IntegerField(min_value=1, max_value=MAX_QUOTA, required=False)
+    reason = forms.CharField(max_length=500, required=False, strip=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("condition") and cleaned.get("quota") is None and not self.errors:
+            raise forms.ValidationError("the study's default quota needs a number")
         return cleaned

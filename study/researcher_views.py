@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study import exports, selectors, services
+from study import exports, lifecycle, selectors, services
 from study.models import Study
 from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
 
@@ -32,6 +32,7 @@ def _owned_study(request: HttpRequest, slug: str) -> Study:
 
 @researcher_required
 def study_list(request: HttpRequest) -> HttpResponse:
+    show_archived = request.GET.get("archived") == "1"
     studies = [
         {
             "study": study,
@@ -40,10 +41,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
             "entry_url": _entry_url_for_platform(request, study),
         }
         for study in selectors.studies_visible_to(user=request.user)
+        .filter(archived_at__isnull=not show_archived)
         .select_related("classifier")
         .order_by("-created_at")
     ]
-    return render(request, "researcher/study_list.html", {"studies": studies})
+    context = {"studies": studies, "show_archived": show_archived}
+    return render(request, "researcher/study_list.html", context)
 
 
 @researcher_required
@@ -56,6 +59,8 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "entry_url": _entry_url_for_platform(request, study),
         "is_owner": selectors.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
+        "actions": lifecycle.study_actions(study=study),
+        "events": study.events.select_related("actor")[: lifecycle.EVENTS_SHOWN],
         "rules": [
             {"name": name, "value": value, "description": services.EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()
@@ -95,7 +100,11 @@ def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpRespo
 def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
     try:
-        services.study_launch(study=study, status=request.POST.get("status", ""))
+        lifecycle.study_change(
+            study=study,
+            action=lifecycle.launch_action(study=study, status=request.POST.get("status", "")),
+            actor=request.user,
+        )
     except services.StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)

@@ -267,6 +267,26 @@ ROWS = {
         ),
         ("get", None, study_url("researcher-launch"), GET_ONLY_LOGGED_IN_405),
     ],
+    "researcher-lifecycle": [
+        (
+            "post",
+            {"action": "pause", "reason": "a fix"},
+            study_url("researcher-lifecycle"),
+            researcher_page(owner=302, staff=403),
+        ),
+        ("get", None, study_url("researcher-lifecycle"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-quota": [
+        (
+            "post",
+            {"quota": "7"},
+            study_url("researcher-quota"),
+            researcher_page(owner=302, staff=403),
+        ),
+        ("get", None, study_url("researcher-quota"), GET_ONLY_LOGGED_IN_405),
+    ],
+    # A plan changes nothing: whoever sees the study may ask for one (the form, unasked).
+    "researcher-plan": [("get", None, study_url("researcher-plan"), researcher_page(staff=200))],
     "researcher-show-accuracy": [
         (
             "post",
