@@ -4,9 +4,10 @@ Run (no database needed; a few minutes on a busy 2-core machine)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/plan_speed.py [--sims 100]
 
-1. The closed-form check: two conditions at 50% and 62%, 20 items, 15 participants each, no
-   ability or item variation and nobody inattentive, so every answer is an independent
-   draw: the simulated power of the model's contrast against the two-proportion z-test.
+1. The closed-form check: two conditions at 50% and 58%, 20 items, no ability or item
+   variation and nobody inattentive, so every answer is an independent draw: the power of
+   the model's contrast, simulated at 15 participants per condition and projected to 30 and
+   45, against the two-proportion z-test; and the n for 80% power from both.
 2. The demo design (six conditions, eight main items and two attention checks over eight
    species, the demo's exclusion rules, 50 participants per condition planned), with no
    explanation at 50% and every explanation 15 points higher: `plan_study demo --baseline
@@ -38,38 +39,58 @@ from study.planning import (  # noqa: E402
     PlanAssumptions,
     PlanDesign,
     accuracies_for_difference,
+    contrasts,
+    needed_n,
     plan_study,
     plan_text,
-    power_at,
+    projected_point,
+    simulate_studies,
+    simulated_point,
 )
 from study.services import exclusion_reasons  # noqa: E402
 
+WIDTHS = (4, 9, 12, 7, 10, 8)
 DEMO_CONDITIONS = ("no-explanation", "gradcam", "igos", "igospp", "sag", "xnn")
 
 
+def _closed_form(p1: float, p2: float, responses: int) -> float:
+    se = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / responses)
+    return float(stats.norm.cdf((p2 - p1) / se - stats.norm.ppf(0.975)))
+
+
 def closed_form_check(sims: int) -> None:
-    p1, p2, n, items = 0.5, 0.62, 15, 20
+    p1, p2, items = 0.5, 0.58, 20
     design = PlanDesign(conditions=("a", "b"), main_items=items, attention_items=0, n_choices=4)
     assumptions = PlanAssumptions(
         accuracies={"a": p1, "b": p2}, ability_sd=0, item_sd=0, inattentive_share=0
     )
     started = time.perf_counter()
-    point = power_at(
-        design, assumptions, n=n, sims=sims, alpha=0.05, seed=1, exclusion_reasons=exclusion_reasons
+    studies = simulate_studies(
+        design,
+        assumptions,
+        n=15,
+        sims=sims,
+        alpha=0.05,
+        seed=1,
+        exclusion_reasons=exclusion_reasons,
     )
     seconds = time.perf_counter() - started
-    se = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / (n * items))
-    closed = stats.norm.cdf((p2 - p1) / se - stats.norm.ppf(0.975))
-    mc = math.sqrt(closed * (1 - closed) / sims)
-    print("Closed-form check (two proportions, independent answers):")
-    print(
-        f"{'':<4}{'p1':>5} {'p2':>5} {'resp/arm':>9} {'closed form':>12} {'simulated':>10} "
-        f"{'MC s.e.':>8} {'seconds':>8}"
-    )
-    print(
-        f"{'':<4}{p1:>5.2f} {p2:>5.2f} {n * items:>9} {closed:>12.3f} "
-        f"{point.pairwise[('a', 'b')]:>10.3f} {mc:>8.3f} {seconds:>8.1f}"
-    )
+    print(f"Closed-form check (two proportions {p1} vs {p2}, {items} independent answers each,")
+    print(f"{sims} simulated studies at n = 15, {seconds:.1f} s):")
+    header = ("n", "resp/arm", "closed form", "plan", "how", "MC s.e.")
+    print("    " + " ".join(f"{h:>{w}}" for h, w in zip(header, WIDTHS, strict=True)))
+    for n in (15, 30, 45):
+        point = simulated_point(studies) if n == 15 else projected_point(studies, n, alpha=0.05)
+        closed = _closed_form(p1, p2, n * items)
+        how = "simulated" if point.simulated else "projected"
+        mc = math.sqrt(closed * (1 - closed) / sims)
+        print(
+            f"{'':<4}{n:>4} {n * items:>9} {closed:>12.3f} {point.wald:>7.3f} {how:>10} {mc:>8.3f}"
+        )
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    closed_n = math.ceil(z**2 * (p1 * (1 - p1) + p2 * (1 - p2)) / (p2 - p1) ** 2 / items)
+    [omnibus, _] = needed_n([studies], contrasts(design, assumptions), alpha=0.05, max_n=100)
+    print(f"    n for 80% power: closed form {closed_n}, plan {omnibus.n}")
     print()
 
 
@@ -86,14 +107,15 @@ def demo_plan(sims: int) -> None:
         accuracies=accuracies_for_difference(DEMO_CONDITIONS, baseline=0.5, difference=0.15)
     )
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plan = plan_study(design, assumptions, exclusion_reasons=exclusion_reasons, sims=sims)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     print("Demo design:")
     print(plan_text(plan))
-    simulated = sum(point.sims for point in plan.points)
-    print(f"{'sims per n':>10} {'points':>7} {'studies':>8} {'seconds':>8} {'load avg':>9}")
-    print(f"{sims:>10} {len(plan.points):>7} {simulated:>8} {seconds:>8.1f} {load:>9.1f}")
+    simulated = sum(studies.sims for studies in plan.simulated)
+    # On a shared machine the wall time depends on the others; the CPU time does not.
+    print(f"{'studies simulated':>17} {'wall s':>7} {'CPU s':>6} {'load avg':>9}")
+    print(f"{simulated:>17} {seconds:>7.1f} {cpu:>6.1f} {load:>9.1f}")
 
 
 def main() -> None:

@@ -16,8 +16,15 @@ random, fast, and fail attention checks at chance; the exclusion rules catch som
 (and perhaps some attentive ones). Places count only participants the rules keep, as the
 study's quotas do, so n participants per condition means n analysed.
 
+Other n are projected from the studies simulated at one n rather than simulated again (the
+model fit is most of the time): each simulated study's condition estimates and their
+covariance, read back from its report, are moved to n as the estimator behaves with more
+participants (the spread around the mean estimate shrinks as 1/sqrt(n), the covariance as
+1/n), and tested as the report tests them. At the simulated n the projection is the
+simulation itself; `confirm` simulates again at the n found.
+
 Pure numpy on top of study.analysis; no database access. The Django side (reading a study's
-design) is `study.selectors.study_plan_design`.
+design) is `study.plans`.
 """
 
 import math
@@ -28,12 +35,12 @@ from itertools import combinations
 import numpy as np
 from scipy import optimize, special, stats
 
-from study.analysis import AnalysisError, analyze_responses
+from study.analysis import Z_95, AnalysisError, StudyReport, analyze_responses, holm
 
 TARGET_POWER = 0.8
 DEFAULT_SIMS = 100
 MIN_N = 4
-MAX_N = 200
+MAX_N = 500
 # A pair whose planted accuracies differ by less than this has no difference to detect: its
 # power is the false-positive rate, and no n is "needed" for it.
 NO_DIFFERENCE = 0.005
@@ -73,21 +80,45 @@ class PlanAssumptions:
 
 
 @dataclass(frozen=True)
-class PowerPoint:
-    n: int  # analysed participants per condition
+class SimulatedStudies:
+    """What `sims` simulated studies at `n` analysed participants per condition gave."""
+
+    n: int
     sims: int
-    wald: float  # power of the GEE Wald omnibus test
-    chi_square: float  # power of the Rao-Scott chi-square
-    pairwise: dict[tuple[str, str], float]  # Holm-corrected, as the report corrects them
+    wald_rejections: int
+    chi_square_rejections: int
+    pair_rejections: dict[tuple[str, str], int]  # Holm-corrected, as the report corrects
     excluded_share: float  # of the participants simulated, the share the rules excluded
-    model_failures: int  # simulated studies where the model could not be fitted
+    model_failures: int  # simulated studies without a model fit (count as not rejecting)
+    estimates: np.ndarray  # (fits, K - 1): log-odds of each condition vs the first
+    covariances: np.ndarray  # (fits, K - 1, K - 1)
+
+
+@dataclass(frozen=True)
+class PowerPoint:
+    n: int
+    simulated: bool  # False: projected from the simulated n nearest to it
+    wald: float
+    pairwise: dict[tuple[str, str], float]
+    chi_square: float | None = None  # simulated points only
+    excluded_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """The omnibus test (no pairs), or pairs of conditions with the same planted accuracies:
+    exchangeable in the simulation (same n, same items), so their power is one figure,
+    averaged over them."""
+
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    difference: float  # planted accuracy, b minus a
 
 
 @dataclass(frozen=True)
 class NeededN:
     test: str
-    n: int | None  # participants per condition for TARGET_POWER; None: not reached
-    note: str
+    n: int | None  # participants per condition for the target power; None: not by max_n
 
 
 @dataclass(frozen=True)
@@ -95,9 +126,12 @@ class StudyPlan:
     design: PlanDesign
     assumptions: PlanAssumptions
     alpha: float
-    points: list[PowerPoint]  # by n
-    contrasts: list["Contrast"]
+    sims: int
+    simulated: list[SimulatedStudies]
+    points: list[PowerPoint]  # simulated and projected, by n
+    contrasts: list[Contrast]
     needed: list[NeededN]  # for the contrasts with a planted difference
+    max_n: int
 
 
 def accuracies_for_difference(
@@ -214,7 +248,28 @@ def _simulated_rows(
     return rows, simulated, excluded
 
 
-def power_at(
+def report_estimates(report: StudyReport, conditions: Sequence[str]):
+    """The model's log-odds of each condition against the first, and their covariance, read
+    back from the report's pairwise comparisons (the odds-ratio interval is exp(estimate +-
+    Z_95 se), and var(b - a) = var a + var b - 2 cov(a, b))."""
+    index = {name: i for i, name in enumerate(conditions)}
+    k = len(conditions)
+    beta = np.zeros(k)
+    pair_variance = np.zeros((k, k))
+    for comparison in report.pairwise:
+        a, b = index[comparison.condition_a], index[comparison.condition_b]
+        se = (math.log(comparison.odds_ratio_high) - math.log(comparison.odds_ratio_low)) / (
+            2 * Z_95
+        )
+        pair_variance[a, b] = pair_variance[b, a] = se * se
+        if a == 0:
+            beta[b] = math.log(comparison.odds_ratio)
+    variance = pair_variance[0]
+    covariance = (variance[:, None] + variance[None, :] - pair_variance) / 2
+    return beta[1:], covariance[1:, 1:]
+
+
+def simulate_studies(
     design: PlanDesign,
     assumptions: PlanAssumptions,
     *,
@@ -223,9 +278,9 @@ def power_at(
     alpha: float,
     seed: int,
     exclusion_reasons: ExclusionReasons,
-) -> PowerPoint:
-    """The power of each test with `n` analysed participants per condition, from `sims`
-    simulated studies analysed by study.analysis."""
+) -> SimulatedStudies:
+    """`sims` studies with `n` analysed participants per condition, each analysed by
+    study.analysis; each seeded on its own, so the result does not depend on the order."""
     check_inputs(design, assumptions)
     if n < 2:
         raise PlanError(f"n: {n} participants per condition are too few to test (at least 2)")
@@ -237,6 +292,7 @@ def power_at(
     pairs = list(combinations(design.conditions, 2))
     wald = chi_square = failures = simulated = excluded = 0
     rejected = dict.fromkeys(pairs, 0)
+    estimates, covariances = [], []
     for index in range(sims):
         rows, simulated_here, excluded_here = _simulated_rows(
             design,
@@ -268,25 +324,67 @@ def power_at(
         for comparison in report.pairwise:
             if comparison.p_holm < alpha:
                 rejected[(comparison.condition_a, comparison.condition_b)] += 1
-    return PowerPoint(
+        beta, covariance = report_estimates(report, design.conditions)
+        estimates.append(beta)
+        covariances.append(covariance)
+    k = len(design.conditions) - 1
+    return SimulatedStudies(
         n=n,
         sims=sims,
-        wald=wald / sims,
-        chi_square=chi_square / sims,
-        pairwise={pair: count / sims for pair, count in rejected.items()},
+        wald_rejections=wald,
+        chi_square_rejections=chi_square,
+        pair_rejections=rejected,
         excluded_share=excluded / simulated if simulated else 0.0,
         model_failures=failures,
+        estimates=np.array(estimates).reshape(-1, k),
+        covariances=np.array(covariances).reshape(-1, k, k),
     )
 
 
-@dataclass(frozen=True)
-class Contrast:
-    """Pairs of conditions with the same planted accuracies: exchangeable in the simulation
-    (same n, same items), so their power is one figure, averaged over them."""
+def simulated_point(studies: SimulatedStudies) -> PowerPoint:
+    return PowerPoint(
+        n=studies.n,
+        simulated=True,
+        wald=studies.wald_rejections / studies.sims,
+        pairwise={pair: count / studies.sims for pair, count in studies.pair_rejections.items()},
+        chi_square=studies.chi_square_rejections / studies.sims,
+        excluded_share=studies.excluded_share,
+    )
 
-    name: str
-    pairs: tuple[tuple[str, str], ...]
-    difference: float  # planted accuracy, b minus a
+
+def projected_point(studies: SimulatedStudies, n: int, *, alpha: float) -> PowerPoint:
+    """The power at `n` of the studies simulated at studies.n, each moved to n: estimates
+    around their mean scaled by sqrt(studies.n / n), covariances by studies.n / n; then the
+    Wald test and Holm-corrected pairs as the report computes them."""
+    pairs = list(studies.pair_rejections)
+    if not len(studies.estimates):
+        return PowerPoint(n, False, 0.0, dict.fromkeys(pairs, 0.0))
+    ratio = studies.n / n
+    mean = studies.estimates.mean(axis=0)
+    beta = mean + (studies.estimates - mean) * math.sqrt(ratio)
+    covariance = studies.covariances * ratio
+    k = beta.shape[1]
+    wald = np.einsum("si,si->s", beta, np.linalg.solve(covariance, beta[..., None])[..., 0])
+    wald_rejections = int(np.sum(stats.chi2.sf(wald, k) < alpha))
+    # With the reference condition at log-odds 0, every pair is a contrast of the full vector.
+    full_beta = np.pad(beta, ((0, 0), (1, 0)))
+    full_cov = np.pad(covariance, ((0, 0), (1, 0), (1, 0)))
+    index = {}
+    for a, b in combinations(range(k + 1), 2):
+        index[(a, b)] = len(index)
+    a_idx = np.array([a for a, _ in index])
+    b_idx = np.array([b for _, b in index])
+    estimate = full_beta[:, b_idx] - full_beta[:, a_idx]
+    variance = full_cov[:, a_idx, a_idx] + full_cov[:, b_idx, b_idx] - 2 * full_cov[:, a_idx, b_idx]
+    p_values = 2 * stats.norm.sf(np.abs(estimate / np.sqrt(variance)))
+    rejected = np.array([holm(row.tolist()) for row in p_values]) < alpha
+    counts = rejected.sum(axis=0)
+    return PowerPoint(
+        n=n,
+        simulated=False,
+        wald=wald_rejections / studies.sims,
+        pairwise={pair: int(counts[i]) / studies.sims for i, pair in enumerate(pairs)},
+    )
 
 
 def contrasts(design: PlanDesign, assumptions: PlanAssumptions) -> list[Contrast]:
@@ -329,45 +427,30 @@ def power_of(point: PowerPoint, contrast: Contrast) -> float:
     return sum(point.pairwise[pair] for pair in contrast.pairs) / len(contrast.pairs)
 
 
-def _interpolated_n(low: PowerPoint, high: PowerPoint, contrast: Contrast, target: float) -> int:
-    """The n where power crosses `target` between two simulated points, on the scale where a
-    z-test's power is linear: probit(power) against sqrt(n)."""
-    clip = 0.5 / max(low.sims, high.sims)
-    p_low = stats.norm.ppf(min(max(power_of(low, contrast), clip), 1 - clip))
-    p_high = stats.norm.ppf(min(max(power_of(high, contrast), clip), 1 - clip))
-    if p_high <= p_low:
-        return high.n
-    root = math.sqrt(low.n) + (stats.norm.ppf(target) - p_low) * (
-        math.sqrt(high.n) - math.sqrt(low.n)
-    ) / (p_high - p_low)
-    return min(high.n, max(low.n + 1, math.ceil(root**2)))
+def _nearest(simulated: Sequence[SimulatedStudies], n: int) -> SimulatedStudies:
+    return min(simulated, key=lambda studies: abs(math.log(studies.n / n)))
 
 
 def needed_n(
-    points: Sequence[PowerPoint], contrasts: Sequence[Contrast], target: float = TARGET_POWER
+    simulated: Sequence[SimulatedStudies],
+    sought: Sequence[Contrast],
+    *,
+    alpha: float,
+    max_n: int,
+    target: float = TARGET_POWER,
 ) -> list[NeededN]:
-    """Per contrast, the participants per condition for `target` power, interpolated between
-    the simulated points that bracket it."""
-    points = sorted(points, key=lambda point: point.n)
-    needed = []
-    for contrast in contrasts:
-        powers = [power_of(point, contrast) for point in points]
-        reached = [i for i, power in enumerate(powers) if power >= target]
-        if not reached:
-            note = f"not reached by n = {points[-1].n} ({powers[-1]:.0%})"
-            needed.append(NeededN(contrast.name, None, note))
-        elif reached[0] == 0:
-            note = f"reached at the smallest n simulated, {points[0].n}"
-            needed.append(NeededN(contrast.name, points[0].n, note))
-        else:
-            low, high = points[reached[0] - 1], points[reached[0]]
-            n = _interpolated_n(low, high, contrast, target)
-            note = (
-                f"between n = {low.n} ({powers[reached[0] - 1]:.0%}) "
-                f"and n = {high.n} ({powers[reached[0]]:.0%})"
-            )
-            needed.append(NeededN(contrast.name, n, note))
-    return needed
+    """Per contrast, the smallest n up to `max_n` whose power, projected from the nearest
+    simulated n, reaches `target`."""
+    found: dict[str, int | None] = {contrast.name: None for contrast in sought}
+    for n in range(MIN_N, max_n + 1):
+        open_ = [c for c in sought if found[c.name] is None]
+        if not open_:
+            break
+        point = projected_point(_nearest(simulated, n), n, alpha=alpha)
+        for contrast in open_:
+            if power_of(point, contrast) >= target:
+                found[contrast.name] = n
+    return [NeededN(name, n) for name, n in found.items()]
 
 
 def plan_study(
@@ -381,9 +464,10 @@ def plan_study(
     seed: int = 0,
     max_n: int = MAX_N,
     target: float = TARGET_POWER,
+    confirm: bool = False,
 ) -> StudyPlan:
-    """Power at the planned n (or the given `n_values`), and the n needed for `target` power
-    per test, found by doubling (or halving) n until each test is bracketed."""
+    """Power at the planned n (or at each of `n_values`), simulated; the n needed for
+    `target` power per test, projected from there; with `confirm`, simulated there too."""
     check_inputs(design, assumptions)
     if not 10 <= sims <= 5000:
         raise PlanError(f"sims: {sims} is not in 10..5000")
@@ -395,8 +479,8 @@ def plan_study(
     if bad:
         raise PlanError(f"n: {bad[0]} is not in {MIN_N}..{max_n}")
 
-    def simulate(n: int) -> PowerPoint:
-        return power_at(
+    def simulate(n: int) -> SimulatedStudies:
+        return simulate_studies(
             design,
             assumptions,
             n=n,
@@ -407,27 +491,30 @@ def plan_study(
         )
 
     start = sorted(set(n_values)) or [min(max_n, max(MIN_N, design.planned_n or 20))]
-    points = {n: simulate(n) for n in start}
-    sought = [c for c in contrasts(design, assumptions) if _detectable(c, design, assumptions)]
-    if not n_values:
-        while sought:
-            ordered = sorted(points)
-            smallest, largest = points[ordered[0]], points[ordered[-1]]
-            if any(power_of(largest, c) < target for c in sought) and largest.n < max_n:
-                n = min(max_n, 2 * largest.n)
-            elif any(power_of(smallest, c) >= target for c in sought) and smallest.n > MIN_N:
-                n = max(MIN_N, smallest.n // 2)
-            else:
-                break
-            points[n] = simulate(n)
-    ordered_points = [points[n] for n in sorted(points)]
+    simulated = {n: simulate(n) for n in start}
+    all_contrasts = contrasts(design, assumptions)
+    sought = [c for c in all_contrasts if _detectable(c, design, assumptions)]
+    needed = needed_n(list(simulated.values()), sought, alpha=alpha, max_n=max_n, target=target)
+    if confirm:
+        for item in needed:
+            if item.n is not None and item.n not in simulated:
+                simulated[item.n] = simulate(item.n)
+    shown = {item.n for item in needed if item.n is not None}
+    for n in start:
+        shown |= {max(MIN_N, n // 2), min(max_n, 2 * n)}
+    points = {n: simulated_point(studies) for n, studies in simulated.items()}
+    for n in shown - set(points):
+        points[n] = projected_point(_nearest(list(simulated.values()), n), n, alpha=alpha)
     return StudyPlan(
         design=design,
         assumptions=assumptions,
         alpha=alpha,
-        points=ordered_points,
-        contrasts=contrasts(design, assumptions),
-        needed=needed_n(ordered_points, sought, target),
+        sims=sims,
+        simulated=[simulated[n] for n in sorted(simulated)],
+        points=[points[n] for n in sorted(points)],
+        contrasts=all_contrasts,
+        needed=needed,
+        max_n=max_n,
     )
 
 
@@ -443,42 +530,42 @@ def plan_text(plan: StudyPlan) -> str:
         f"Assumed: ability SD {assumptions.ability_sd:g} and item SD {assumptions.item_sd:g} "
         f"(log-odds), {assumptions.inattentive_share:.0%} inattentive participants; exclusion "
         f"rules {design.exclusion_rules or 'none'}.",
-        f"Power = share of {plan.points[0].sims} simulated studies per n in which the test "
-        f"rejects at alpha {plan.alpha:g} (pairs Holm-corrected), analysed by study.analysis.",
+        f"Power = share of {plan.sims} simulated studies in which the test rejects at alpha "
+        f"{plan.alpha:g} (pairs Holm-corrected), analysed by study.analysis; 'sim' columns",
+        "simulated, 'proj' columns projected from the nearest simulated n.",
         "n = analysed participants per condition (excluded ones are replaced, as quotas do).",
         "",
     ]
-    width = max(len(contrast.name) for contrast in plan.contrasts)
-    lines.append(
-        f"{'power at n =':<{width}} {'diff.':>6}" + "".join(f"{p.n:>6}" for p in plan.points)
-    )
-    chi_square = "omnibus (Rao-Scott chi-square)"
-    lines.append(
-        f"{chi_square:<{width}} {'':>6}" + "".join(f"{p.chi_square:>6.0%}" for p in plan.points)
-    )
+    width = max(30, *(len(contrast.name) for contrast in plan.contrasts))
+    cells = [f"{p.n} {'sim' if p.simulated else 'proj'}" for p in plan.points]
+    lines.append(f"{'power at n =':<{width}} {'diff.':>6}" + "".join(f"{c:>10}" for c in cells))
     for contrast in plan.contrasts:
         difference = f"{100 * contrast.difference:+.0f}p" if contrast.pairs else ""
         lines.append(
             f"{contrast.name:<{width}} {difference:>6}"
-            + "".join(f"{power_of(p, contrast):>6.0%}" for p in plan.points)
+            + "".join(f"{power_of(p, contrast):>10.0%}" for p in plan.points)
         )
-    lines.append(
-        f"{'excluded by the rules':<{width}} {'':>6}"
-        + "".join(f"{p.excluded_share:>6.0%}" for p in plan.points)
-    )
-    lines.append(
-        f"{'simulated studies without a model fit':<{width}} {'':>6}"
-        + "".join(f"{p.model_failures:>6}" for p in plan.points)
-    )
+    for label, attribute in (
+        ("omnibus (Rao-Scott chi-square)", "chi_square"),
+        ("excluded by the rules", "excluded_share"),
+    ):
+        values = [getattr(p, attribute) for p in plan.points]
+        lines.append(
+            f"{label:<{width}} {'':>6}"
+            + "".join(f"{'-' if v is None else f'{v:.0%}':>10}" for v in values)
+        )
+    failures = sum(studies.model_failures for studies in plan.simulated)
+    if failures:
+        lines.append(f"{failures} simulated studies had no model fit (counted as not rejecting).")
     if plan.needed:
         lines += ["", f"Participants per condition for {TARGET_POWER:.0%} power:"]
         for item in plan.needed:
-            value = "-" if item.n is None else str(item.n)
-            lines.append(f"  {item.test:<40} {value:>5}  ({item.note})")
+            value = f"more than {plan.max_n}" if item.n is None else str(item.n)
+            lines.append(f"  {item.test:<{width}} {value}")
     else:
         lines += ["", "No difference is planted: every test's power is its false-positive rate."]
     lines.append(
         "Monte Carlo standard error of a power p: sqrt(p(1-p)/sims), "
-        f"at most {0.5 / math.sqrt(plan.points[0].sims):.1%}."
+        f"at most {0.5 / math.sqrt(plan.sims):.1%}."
     )
     return "\n".join(line.rstrip() for line in lines) + "\n"

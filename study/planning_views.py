@@ -35,6 +35,7 @@ def study_plan_page(request: HttpRequest, slug: str) -> HttpResponse:
                 inattentive_share=data["inattentive_share"],
                 sims=data["sims"],
                 max_n=data["max_n"],
+                confirm=data["confirm"],
             )
         except PlanError as error:
             context["error"] = str(error)

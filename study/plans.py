@@ -43,6 +43,7 @@ def study_plan(
     alpha: float = 0.05,
     max_n: int = MAX_N,
     seed: int = 0,
+    confirm: bool = False,
 ) -> StudyPlan:
     """The study's power plan for planted `accuracies` per condition, or for the first
     condition at `baseline` and every other `difference` higher (study.planning.PlanError
@@ -67,4 +68,5 @@ def study_plan(
         alpha=alpha,
         max_n=max_n,
         seed=seed,
+        confirm=confirm,
     )

@@ -39,7 +39,12 @@ class PlanForm(forms.Form):
     sims = forms.IntegerField(
         label="Simulated studies per n", min_value=10, max_value=400, initial=50
     )
-    max_n = forms.IntegerField(label="Largest n", min_value=MIN_N, max_value=MAX_N, initial=100)
+    max_n = forms.IntegerField(label="Largest n", min_value=MIN_N, max_value=MAX_N, initial=200)
+    confirm = forms.BooleanField(
+        label="Simulate again at the n found",
+        required=False,
+        help_text="Slower; checks the projection.",
+    )
 
     def __init__(self, *args, conditions: tuple[str, ...], **kwargs):
         super().__init__(*args, **kwargs)

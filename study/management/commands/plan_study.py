@@ -48,13 +48,18 @@ class Command(BaseCommand):
             type=int,
             nargs="*",
             default=[],
-            help="Participants per condition to simulate (default: the study's, then "
-            "doubled or halved until 80%% power is bracketed).",
+            help="Participants per condition to simulate (default: the study's quota); other "
+            "n are projected from these.",
         )
         parser.add_argument("--sims", type=int, default=DEFAULT_SIMS)
         parser.add_argument("--alpha", type=float, default=0.05)
         parser.add_argument("--max-n", type=int, default=MAX_N)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--confirm",
+            action="store_true",
+            help="Also simulate at each n found for 80%% power (slower).",
+        )
 
     def handle(self, *args, slug, accuracy, baseline, difference, **options):
         try:
@@ -81,6 +86,7 @@ class Command(BaseCommand):
                 alpha=options["alpha"],
                 max_n=options["max_n"],
                 seed=options["seed"],
+                confirm=options["confirm"],
             )
         except PlanError as error:
             raise CommandError(f"study {slug!r}: {error}") from error
