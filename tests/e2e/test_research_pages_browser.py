@@ -1,0 +1,79 @@
+"""A researcher plans a draft and runs a study from the dashboard, in real Chromium, on a
+desktop and a phone."""
+
+import pytest
+
+from tests.study.conftest import make_study
+
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
+
+
+def _log_in(page, url):
+    page.goto(url)
+    page.fill("input[name=username]", "researcher_owner")
+    page.fill("input[name=password]", "a-long-test-password")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_plans_a_draft(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir
+):
+    study = make_study(
+        classifier,
+        launch=False,
+        owners=[researcher_owner],
+        n_items=6,
+        n_attention=2,
+        exclusion_rules={"max_failed_attention_checks": 1},
+    )
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/studies/{study.slug}/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Plan: power by simulation").click()
+    page.fill("input[name=baseline]", "0.4")
+    page.fill("input[name=difference]", "0.3")
+    page.fill("input[name=sims]", "10")
+    page.fill("input[name=max_n]", "60")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"plan-form-{device}.png", full_page=True)
+    with page.expect_navigation(timeout=120_000):
+        page.get_by_role("button", name="Simulate").click()
+    assert page.get_by_role("heading", name="Participants per condition for 80% power").count()
+    assert page.locator("table.stats td", has_text="none vs gradcam").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"plan-{device}.png", full_page=True)
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_pauses_and_changes_a_quota(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir
+):
+    study = make_study(classifier, owners=[researcher_owner])
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/studies/{study.slug}/")
+    lifecycle = page.locator("section.lifecycle")
+    lifecycle.locator("input[name=reason]").first.fill("a typo in the instructions")
+    with page.expect_navigation():
+        lifecycle.get_by_role("button", name="Pause").click()
+    assert page.locator("h1 .status").inner_text() == "Paused"
+    lifecycle.locator("select[name=condition]").select_option("gradcam")
+    lifecycle.locator("input[name=quota]").fill("25")
+    with page.expect_navigation():
+        lifecycle.get_by_role("button", name="Set quota").click()
+    log = page.locator("section", has=page.get_by_role("heading", name="Study log"))
+    assert "quota changed of gradcam from default to 25" in log.inner_text()
+    assert "paused (live → paused) by researcher_owner: “a typo in the instructions”" in (
+        log.inner_text()
+    )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"lifecycle-{device}.png", full_page=True)
+    context.close()
