@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study import lifecycle_views, planning_views, researcher_views
+from study import lifecycle_views, monitor_views, planning_views, researcher_views
 
 
 def healthz(request):
@@ -58,6 +58,21 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/quota",
         lifecycle_views.study_quota,
         name="researcher-quota",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/",
+        monitor_views.participant_monitor_page,
+        name="researcher-participants",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/exclusion",
+        monitor_views.participant_exclusion,
+        name="researcher-participant-exclusion",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/withdraw",
+        monitor_views.participant_withdrawal,
+        name="researcher-participant-withdraw",
     ),
     path(
         "researcher/studies/<slug:slug>/plan/",

@@ -12,24 +12,24 @@ from study.models import Study
 from study.researcher_forms import LifecycleForm, QuotaForm
 
 
-def _owned_study(request: HttpRequest, slug: str) -> Study:
+def owned_study(request: HttpRequest, slug: str) -> Study:
     study = get_object_or_404(selectors.studies_visible_to(user=request.user), slug=slug)
     if not selectors.study_is_owned_by(study=study, user=request.user):
         raise PermissionDenied("Only the study's owners may change it.")
     return study
 
 
-def _bad_request(request: HttpRequest, study: Study, form) -> HttpResponse:
+def form_refused(request: HttpRequest, study: Study, form) -> HttpResponse:
     return render(request, "researcher/form_error.html", {"study": study, "form": form}, status=400)
 
 
 @login_required(login_url="researcher-login")
 @require_POST
 def study_lifecycle(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _owned_study(request, slug)
+    study = owned_study(request, slug)
     form = LifecycleForm(request.POST)
     if not form.is_valid():
-        return _bad_request(request, study, form)
+        return form_refused(request, study, form)
     try:
         lifecycle.study_change(
             study=study,
@@ -45,10 +45,10 @@ def study_lifecycle(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required(login_url="researcher-login")
 @require_POST
 def study_quota(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _owned_study(request, slug)
+    study = owned_study(request, slug)
     form = QuotaForm(request.POST)
     if not form.is_valid():
-        return _bad_request(request, study, form)
+        return form_refused(request, study, form)
     try:
         lifecycle.study_quota_set(
             study=study,

@@ -164,8 +164,20 @@ class Participant(models.Model):
     questionnaire = models.JSONField(default=dict, blank=True)
     study_config_hash = models.CharField(max_length=64, blank=True)
     is_pilot = models.BooleanField(default=False, help_text="Entered while the study was a pilot.")
-    excluded = models.BooleanField(default=False, help_text="By the study's exclusion rules.")
+
+    class Override(models.TextChoices):
+        NONE = "", "the rules decide"
+        EXCLUDE = "exclude", "excluded by a researcher"
+        INCLUDE = "include", "included by a researcher"
+
+    excluded = models.BooleanField(
+        default=False, help_text="By the study's exclusion rules, or a researcher's override."
+    )
     exclusion_reasons = models.JSONField(default=list, blank=True)
+    exclusion_override = models.CharField(
+        max_length=10, choices=Override.choices, default=Override.NONE, blank=True
+    )
+    exclusion_override_reason = models.CharField(max_length=500, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
     comprehension_attempts = models.PositiveIntegerField(default=0)
@@ -266,8 +278,9 @@ class Withdrawal(models.Model):
 
 
 class StudyEvent(models.Model):
-    """Audit log of a study's lifecycle: every launch, pause, resume, close, reopen, archive
-    and quota change, who made it (blank: the command line), when and why."""
+    """Audit log of a study: every launch, pause, resume, close, reopen, archive and quota
+    change, every participant excluded, included or withdrawn by hand; who (blank: the
+    command line), when and why."""
 
     class Action(models.TextChoices):
         LAUNCH_PILOT = "launch_pilot", "launched as pilot"
@@ -278,6 +291,10 @@ class StudyEvent(models.Model):
         REOPEN = "reopen", "reopened"
         ARCHIVE = "archive", "archived"
         QUOTA = "quota", "quota changed"
+        EXCLUDE = "exclude", "participant excluded"
+        INCLUDE = "include", "participant included"
+        RULES_DECIDE = "rules_decide", "participant left to the exclusion rules"
+        WITHDRAW = "withdraw", "participant withdrawn"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=20, choices=Action.choices)

@@ -2,8 +2,9 @@
 
 from django import forms
 
-from study.lifecycle import MAX_QUOTA
-from study.models import StudyEvent
+from study.lifecycle import ALLOWED_FROM, MAX_QUOTA
+from study.models import Participant, StudyEvent
+from study.monitor import FLAGS, SORTS
 from study.planning import MAX_N, MIN_N
 
 
@@ -71,14 +72,10 @@ class PlanForm(forms.Form):
 
 
 class LifecycleForm(forms.Form):
-    action = forms.ChoiceField(choices=StudyEvent.Action.choices)
+    action = forms.ChoiceField(
+        choices=[(action, StudyEvent.Action(action).label) for action in ALLOWED_FROM]
+    )
     reason = forms.CharField(max_length=500, required=False, strip=True)
-
-    def clean_action(self):
-        action = self.cleaned_data["action"]
-        if action == StudyEvent.Action.QUOTA:
-            raise forms.ValidationError("quotas change through the quota form")
-        return action
 
 
 class QuotaForm(forms.Form):
@@ -94,3 +91,36 @@ class QuotaForm(forms.Form):
         if not cleaned.get("condition") and cleaned.get("quota") is None and not self.errors:
             raise forms.ValidationError("the study's default quota needs a number")
         return cleaned
+
+
+class MonitorFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "any status"), *Participant.Status.choices], required=False
+    )
+    condition = forms.SlugField(max_length=60, required=False)
+    flag = forms.ChoiceField(
+        choices=[("", "anyone"), *((flag, flag) for flag in FLAGS)], required=False
+    )
+    sort = forms.ChoiceField(
+        choices=[(sort, sort.replace("_", " ")) for sort in SORTS], required=False
+    )
+
+
+class ExclusionForm(forms.Form):
+    participant = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    decision = forms.ChoiceField(choices=Participant.Override.choices, required=False)
+    reason = forms.CharField(max_length=500, required=False, strip=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") and not cleaned.get("reason"):
+            raise forms.ValidationError("say why: the reason goes to the export and the log")
+        return cleaned
+
+
+class WithdrawForm(forms.Form):
+    participant = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    reason = forms.CharField(max_length=500, required=False, strip=True)
+    confirm = forms.BooleanField(
+        required=True, help_text="Their answers and ids are deleted; this cannot be undone."
+    )

@@ -713,6 +713,19 @@ def exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list)
     return reasons
 
 
+def exclusion_verdict(participant: Participant, reasons: list[str]) -> tuple[bool, list[str]]:
+    """(excluded, reasons): the rules' verdict unless a researcher overrode it, saying so."""
+    override = participant.exclusion_override
+    why = participant.exclusion_override_reason
+    if override == Participant.Override.EXCLUDE:
+        return True, [f"excluded by a researcher: {why}", *reasons]
+    if override == Participant.Override.INCLUDE:
+        return False, [f"included by a researcher: {why}"] + [
+            f"(rule overridden) {reason}" for reason in reasons
+        ]
+    return bool(reasons), reasons
+
+
 def participants_apply_exclusions(
     *, study: Study, participants: QuerySet | None = None, chunk_size: int = 500
 ) -> int:
@@ -745,13 +758,16 @@ def participants_apply_exclusions(
             if pending[0] == participant.pk:
                 main_answers.append((pending[1], pending[2]))
             pending = next(answers, None)
-        reasons = exclusion_reasons(
-            rules=rules,
-            failed_attention=participant.failed_attention,
-            main_answers=main_answers,
+        excluded, reasons = exclusion_verdict(
+            participant,
+            exclusion_reasons(
+                rules=rules,
+                failed_attention=participant.failed_attention,
+                main_answers=main_answers,
+            ),
         )
-        if reasons != participant.exclusion_reasons or bool(reasons) != participant.excluded:
-            participant.excluded = bool(reasons)
+        if reasons != participant.exclusion_reasons or excluded != participant.excluded:
+            participant.excluded = excluded
             participant.exclusion_reasons = reasons
             batch.append(participant)
         if len(batch) >= chunk_size:

@@ -287,6 +287,28 @@ ROWS = {
     ],
     # A plan changes nothing: whoever sees the study may ask for one (the form, unasked).
     "researcher-plan": [("get", None, study_url("researcher-plan"), researcher_page(staff=200))],
+    "researcher-participants": [
+        ("get", None, study_url("researcher-participants"), researcher_page(staff=200))
+    ],
+    # No participant named: a 400 for the owner, nothing changed.
+    "researcher-participant-exclusion": [
+        (
+            "post",
+            {"decision": "exclude"},
+            study_url("researcher-participant-exclusion"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-participant-exclusion"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-participant-withdraw": [
+        (
+            "post",
+            {"reason": "asked"},
+            study_url("researcher-participant-withdraw"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-participant-withdraw"), GET_ONLY_LOGGED_IN_405),
+    ],
     "researcher-show-accuracy": [
         (
             "post",
