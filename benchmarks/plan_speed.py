@@ -34,8 +34,9 @@ django.setup()
 
 from scipy import stats  # noqa: E402
 
-from study.demo import DEMO_ATTENTION_CHECKS, EXCLUSION_RULES  # noqa: E402
-from study.planning import (  # noqa: E402
+from study.design.demo import DEMO_ATTENTION_CHECKS, EXCLUSION_RULES  # noqa: E402
+from study.results.exclusions import exclusion_reasons  # noqa: E402
+from study.results.planning import (  # noqa: E402
     PlanAssumptions,
     PlanDesign,
     accuracies_for_difference,
@@ -47,7 +48,6 @@ from study.planning import (  # noqa: E402
     simulate_studies,
     simulated_point,
 )
-from study.services import exclusion_reasons  # noqa: E402
 
 WIDTHS = (4, 9, 12, 7, 10, 8)
 DEMO_CONDITIONS = ("no-explanation", "gradcam", "igos", "igospp", "sag", "xnn")

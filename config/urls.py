@@ -5,7 +5,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study import lifecycle_views, monitor_views, planning_views, researcher_views
+from study.researcher import monitor_views, plan_views, run_views
+from study.researcher import views as researcher_views
 
 
 def healthz(request):
@@ -51,12 +52,12 @@ urlpatterns = [
     ),
     path(
         "researcher/studies/<slug:slug>/lifecycle",
-        lifecycle_views.study_lifecycle,
+        run_views.study_lifecycle,
         name="researcher-lifecycle",
     ),
     path(
         "researcher/studies/<slug:slug>/quota",
-        lifecycle_views.study_quota,
+        run_views.study_quota,
         name="researcher-quota",
     ),
     path(
@@ -76,7 +77,7 @@ urlpatterns = [
     ),
     path(
         "researcher/studies/<slug:slug>/plan/",
-        planning_views.study_plan_page,
+        plan_views.study_plan_page,
         name="researcher-plan",
     ),
     path("researcher/jobs/", engine_views.job_list, name="researcher-jobs"),

@@ -8,10 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from study.lifecycle import LifecycleError, study_change, study_quota_set
+from study.design.launch import study_config_hash
+from study.flow.entry import EntryRefused, participant_enter
 from study.models import Study, StudyEvent
-from study.selectors import study_config_hash
-from study.services import EntryRefused, participant_enter
+from study.researcher.lifecycle import LifecycleError, study_change, study_quota_set
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

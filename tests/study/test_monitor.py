@@ -8,11 +8,12 @@ sees the monitor but changes nothing.
 import pytest
 from django.urls import reverse
 
+from study.flow.entry import participant_enter
+from study.flow.simulation import BotBehaviour, participants_simulate
 from study.models import Participant, Response, StudyEvent, Withdrawal
-from study.monitor import MonitorError, participant_exclusion_set, participant_monitor
-from study.selectors import study_export_rows
-from study.services import participant_enter, participants_apply_exclusions
-from study.simulation import BotBehaviour, participants_simulate
+from study.researcher.monitor import MonitorError, participant_exclusion_set, participant_monitor
+from study.results.exclusions import participants_apply_exclusions
+from study.results.rows import study_export_rows
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

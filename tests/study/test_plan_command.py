@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from study.plans import study_plan_design
+from study.researcher.plans import study_plan_design
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

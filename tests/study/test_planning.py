@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from study.analysis import analyze_responses
-from study.planning import (
+from study.results.analysis import analyze_responses
+from study.results.exclusions import exclusion_reasons
+from study.results.planning import (
     PlanAssumptions,
     PlanDesign,
     PlanError,
@@ -22,7 +23,6 @@ from study.planning import (
     simulate_studies,
     simulated_point,
 )
-from study.services import exclusion_reasons
 
 
 def _no_exclusions(**_):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from study.models import Study
-from study.planning import DEFAULT_SIMS, MAX_N, PlanError, plan_text
-from study.plans import study_plan
+from study.researcher.plans import study_plan
+from study.results.planning import DEFAULT_SIMS, MAX_N, PlanError, plan_text
 
 
 def _accuracies(pairs: list[str]) -> dict[str, float]:

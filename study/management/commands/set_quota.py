@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from study.lifecycle import LifecycleError, study_quota_set
 from study.management.commands.study_lifecycle import _study, _user
+from study.researcher.lifecycle import LifecycleError, study_quota_set
 
 
 class Command(BaseCommand):

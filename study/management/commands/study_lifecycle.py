@@ -1,9 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from study.lifecycle import ALLOWED_FROM, study_change
+from study.design.spec import StudyConfigError
 from study.models import Study
-from study.services import StudyConfigError
+from study.researcher.lifecycle import ALLOWED_FROM, study_change
 
 
 class Command(BaseCommand):
