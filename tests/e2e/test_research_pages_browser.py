@@ -1,8 +1,9 @@
-"""A researcher plans a draft and runs a study from the dashboard, in real Chromium, on a
-desktop and a phone."""
+"""A researcher plans a draft, runs a study and watches its participants from the dashboard,
+in real Chromium, on a desktop and a phone."""
 
 import pytest
 
+from study.flow.simulation import BotBehaviour, participants_simulate
 from tests.study.conftest import make_study
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
@@ -76,4 +77,44 @@ def test_researcher_pauses_and_changes_a_quota(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / f"lifecycle-{device}.png", full_page=True)
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_excludes_a_participant_on_the_monitor(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir
+):
+    study = make_study(
+        classifier,
+        owners=[researcher_owner],
+        n_attention=1,
+        exclusion_rules={"min_median_response_ms": 800},
+    )
+    participants_simulate(
+        study=study,
+        n=4,
+        behaviour_by_condition={"gradcam": BotBehaviour(accuracy=0.5, mean_response_ms=1)},
+        default_behaviour=BotBehaviour(accuracy=0.8, mean_response_ms=5000),
+    )
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/studies/{study.slug}/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Every participant").click()
+    page.select_option("select[name=condition]", "none")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    rows = page.locator("table.monitor tbody tr")
+    assert rows.count() >= 1
+    first = rows.first
+    first.locator("summary").click()
+    first.locator("input[name=reason]").first.fill("said they guessed")
+    with page.expect_navigation():
+        first.get_by_role("button", name="Exclude").click()
+    assert "condition=none" in page.url
+    assert "excluded by a researcher: said they guessed" in page.content()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"participants-{device}.png", full_page=True)
     context.close()
