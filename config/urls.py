@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study.researcher import monitor_views, plan_views, run_views
+from study.researcher import draft_views, monitor_views, plan_views, run_views
 from study.researcher import views as researcher_views
 
 
@@ -25,6 +25,22 @@ urlpatterns = [
     ),
     path("researcher/logout/", auth_views.LogoutView.as_view(), name="researcher-logout"),
     path("researcher/", researcher_views.study_list, name="researcher-home"),
+    path("researcher/studies/new/", draft_views.study_new, name="researcher-study-new"),
+    path(
+        "researcher/studies/<slug:slug>/edit/",
+        draft_views.study_edit,
+        name="researcher-study-edit",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/study.toml",
+        draft_views.study_file_download,
+        name="researcher-study-file",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/delete",
+        draft_views.study_delete,
+        name="researcher-study-delete",
+    ),
     path(
         "researcher/studies/<slug:slug>/",
         researcher_views.study_dashboard,

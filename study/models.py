@@ -74,6 +74,9 @@ class Study(models.Model):
         help_text="Whoever took part in one of these may not take part in this one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    source_toml = models.TextField(
+        blank=True, help_text="The study file it was created from (edited and exported as is)."
+    )
     archived_at = models.DateTimeField(
         null=True, blank=True, help_text="A closed study put away: listed only on request."
     )

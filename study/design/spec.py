@@ -102,9 +102,9 @@ class StudySpec:
 
     def _check_shape(self) -> None:
         # The slug is in every URL of the study: anything else breaks every page listing it.
-        if not isinstance(self.slug, str) or not SLUG.fullmatch(self.slug):
+        if not isinstance(self.slug, str) or not SLUG.fullmatch(self.slug) or self.slug == "new":
             raise StudyConfigError(
-                f"slug: {self.slug!r} is not a slug (1 to 60 letters, digits, - or _)"
+                f"slug: {self.slug!r} is not a slug (1 to 60 letters, digits, - or _; not 'new')"
             )
         if self.question_type not in QUESTION_TYPES:
             raise StudyConfigError(

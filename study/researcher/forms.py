@@ -124,3 +124,40 @@ class WithdrawForm(forms.Form):
     confirm = forms.BooleanField(
         required=True, help_text="Their answers and ids are deleted; this cannot be undone."
     )
+
+
+MAX_STUDY_FILE_BYTES = 100_000  # examples/study.toml is 3 kB
+
+
+class StudyFileForm(forms.Form):
+    """A study file (the schema of examples/study.toml), pasted or uploaded; checked by the
+    same code as `create_study --from FILE`."""
+
+    text = forms.CharField(
+        label="Study file (TOML)",
+        required=False,
+        max_length=MAX_STUDY_FILE_BYTES,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false"}),
+    )
+    upload = forms.FileField(label="or upload one", required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("upload")
+        if upload is not None:
+            if upload.size > MAX_STUDY_FILE_BYTES:
+                raise forms.ValidationError(
+                    f"{upload.name} is larger than {MAX_STUDY_FILE_BYTES:,} bytes"
+                )
+            try:
+                cleaned["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise forms.ValidationError(f"{upload.name} is not UTF-8 text") from error
+        if not cleaned.get("text", "").strip() and not self.errors:
+            raise forms.ValidationError("paste a study file or upload one")
+        return cleaned
+
+
+class DeleteDraftForm(forms.Form):
+    confirm = forms.SlugField(max_length=60, help_text="Type the study's slug to delete it.")

@@ -6,6 +6,8 @@ made on the locked study row and logged as a StudyEvent with who, when and why.
     pilot, live, paused --close--> closed --reopen--> the status it was closed from
     closed --archive--> closed and archived (listed only on request; not reopened)
 
+A draft may also be replaced by an edited study file, or deleted.
+
 Quotas (the study's default places per condition and each condition's own) may change in any
 status but archived: they decide only how many people enter, so they are not part of the
 frozen design or its hash.
@@ -16,6 +18,7 @@ from django.utils import timezone
 
 from study.design.launch import study_launch
 from study.design.spec import StudyConfigError
+from study.design.study_files import study_create_from_text
 from study.models import Condition, Study, StudyEvent
 
 Action = StudyEvent.Action
@@ -151,3 +154,28 @@ def study_quota_set(
 def study_events(*, study: Study, limit: int = EVENTS_SHOWN) -> list[StudyEvent]:
     """The study's log, newest first, as the dashboard shows it."""
     return list(study.events.select_related("actor").order_by("-created_at", "-pk")[:limit])
+
+
+def study_draft_replace(*, study: Study, text: str, actor=None) -> Study:
+    """The draft re-created from an edited study file, in one transaction: on any error
+    (StudyFileError naming the key) the old draft stays as it was. Only a draft, which no
+    one has entered, may be replaced."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status != Status.DRAFT:
+            raise LifecycleError(f"only a draft can be edited; {locked.slug!r} is {locked.status}")
+        locked.delete()
+        return study_create_from_text(text=text, owner=actor)
+
+
+def study_draft_delete(*, study: Study) -> None:
+    """Delete a draft with its conditions, items and log; a launched study stays (close and
+    archive it instead)."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status != Status.DRAFT:
+            raise LifecycleError(
+                f"only a draft can be deleted; {locked.slug!r} is {locked.status} (close and "
+                "archive it instead)"
+            )
+        locked.delete()

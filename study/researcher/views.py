@@ -70,6 +70,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "entry_url": _entry_url_for_platform(request, study),
         "is_owner": dashboard.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
+        "notices": request.session.pop("notices", []),
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "rules": [

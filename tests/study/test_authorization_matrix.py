@@ -309,6 +309,31 @@ ROWS = {
         ),
         ("get", None, study_url("researcher-participant-withdraw"), GET_ONLY_LOGGED_IN_405),
     ],
+    "researcher-study-new": [
+        (
+            "get",
+            None,
+            plain_url("researcher-study-new"),
+            every(LOGIN, **dict.fromkeys(LOGGED_IN, 200)),
+        )
+    ],
+    # The world's study is live: it is no longer edited (409) or deleted (a message).
+    "researcher-study-edit": [
+        ("get", None, study_url("researcher-study-edit"), researcher_page(owner=409, staff=403))
+    ],
+    # Made in code, not from a study file: nothing to download.
+    "researcher-study-file": [
+        ("get", None, study_url("researcher-study-file"), researcher_page(owner=404, staff=404))
+    ],
+    "researcher-study-delete": [
+        (
+            "post",
+            {},
+            study_url("researcher-study-delete"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-study-delete"), GET_ONLY_LOGGED_IN_405),
+    ],
     "researcher-show-accuracy": [
         (
             "post",

@@ -175,6 +175,13 @@ def test_a_missing_file_is_a_clear_error(db, tmp_path):
 
 @pytest.mark.slow  # igospp on every item: about 100 s on a busy 2-core machine
 def test_the_example_creates_precomputes_and_launches_as_the_readme_says(demo_like):
+    # As in the demo, the model errs on one test image of the example's four classes.
+    for prediction in Prediction.objects.select_related("image__class_label"):
+        label = prediction.image.class_label
+        if label.display_name != "California Gull":
+            prediction.predicted_label = label
+            prediction.predicted_index = demo_like.class_order.index(label.source_name)
+            prediction.save()
     call_command("create_study", "--from", str(EXAMPLE))
     call_command("precompute", "--study", "gulls-from-file")
     call_command("study_lifecycle", "gulls-from-file", "launch_pilot", "--by", "researcher")
