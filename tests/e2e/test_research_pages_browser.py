@@ -1,10 +1,12 @@
 """A researcher plans a draft, runs a study and watches its participants from the dashboard,
 in real Chromium, on a desktop and a phone."""
 
+# ruff: noqa: F811 (demo_like is a fixture imported from test_study_file, then requested)
 import pytest
 
 from study.flow.simulation import BotBehaviour, participants_simulate
 from tests.study.conftest import make_study
+from tests.study.test_study_file import EXAMPLE, demo_like  # noqa: F401 (a fixture)
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 
@@ -117,4 +119,32 @@ def test_researcher_excludes_a_participant_on_the_monitor(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / f"participants-{device}.png", full_page=True)
+    context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_creates_a_study_from_its_file_on_the_web(
+    browser, live_server, demo_like, researcher_owner, device, screenshot_dir
+):
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="New study").click()
+    page.fill("textarea[name=text]", EXAMPLE.read_text().replace("per_class = 2", "per_class = 9"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create the draft").click()
+    assert "items.per_class: class" in page.locator(".error").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"study-new-error-{device}.png", full_page=True)
+    page.fill("textarea[name=text]", EXAMPLE.read_text())
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create the draft").click()
+    assert page.url.endswith("/researcher/studies/gulls-from-file/")
+    assert page.get_by_role("link", name="Edit the study file").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"draft-dashboard-{device}.png", full_page=True)
     context.close()

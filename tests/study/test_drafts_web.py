@@ -38,6 +38,7 @@ def test_a_study_file_pasted_on_the_web_creates_the_draft(
     assert 'filename="gulls-from-file.toml"' in download["Content-Disposition"]
     dashboard = client.get(response["Location"]).content.decode()
     assert "Edit the study file" in dashboard and "Warning:" not in dashboard
+    assert "Completion code for Prolific: <code>C1GULLS</code>" in dashboard
     client.force_login(researcher_a)
     assert client.get(reverse("researcher-study-edit", args=[study.slug])).status_code == 403
 
