@@ -11,7 +11,12 @@ from study.design.frozen import (
     frozen_study_by_hash,
     participant_assignment,
 )
-from study.design.question_types import QUESTION_TYPES, Choice, attention_check_choice
+from study.design.question_types import (
+    QUESTION_TYPES,
+    Choice,
+    Comparison,
+    attention_check_choice,
+)
 from study.design.stimuli import GalleryEntry
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
@@ -181,13 +186,13 @@ def participant_explanation(
 
 def participant_comparison(
     *, assignment: ParticipantAssignment, public_id: str
-) -> Explanation | None:
-    """The SAG search with `public_id` if one of the participant's comparative trials draws
-    its pair from it."""
+) -> Comparison | None:
+    """The comparison whose SAG search has `public_id` if one of the participant's
+    comparative trials draws its pair from it."""
     for image_id, comparison in assignment.frozen.comparisons.items():
         if (
             str(comparison.explanation.public_id) == str(public_id)
             and image_id in assignment.trial_image_ids
         ):
-            return comparison.explanation
+            return comparison
     return None

@@ -9,7 +9,7 @@ the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
 
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from explain_engine import render as render_figure
 from study import platforms
 from study.design.frozen import ParticipantAssignment
+from study.design.preparation import study_being_prepared
 from study.flow import selectors
 from study.flow.entry import (
     EntryRefused,
@@ -29,6 +30,7 @@ from study.flow.pages import PAGES
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+BEING_PREPARED_RETRY_SECONDS = 15
 
 
 def _session_key(study: Study) -> str:
@@ -49,6 +51,17 @@ def _assignment_or_404(slug: str, code: str) -> ParticipantAssignment:
     return assignment
 
 
+def _being_prepared(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request,
+        "study/being_prepared.html",
+        {"retry_after": BEING_PREPARED_RETRY_SECONDS},
+        status=503,
+    )
+    response["Retry-After"] = str(BEING_PREPARED_RETRY_SECONDS)
+    return response
+
+
 def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpResponse:
     return render(
         request, "study/refused.html", {"study": study, "reason": error.reason}, status=error.status
@@ -59,7 +72,11 @@ def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpRes
 @never_cache
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = Study.objects.filter(slug=slug).first()
+    if (study is None or study.status == Study.Status.DRAFT) and study_being_prepared(slug=slug):
+        return _framable(_being_prepared(request))
+    if study is None:
+        raise Http404("No such study.")
     if entry_rate_limited(request):
         refusal = EntryRefused(
             "Too many people started this study from your network in the last minute. "
@@ -151,12 +168,14 @@ def participant_comparison(
 ) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
-    if explanation is None:
+    comparison = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
+    if comparison is None:
         raise Http404("No such comparison.")
-    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
+    photo_file = comparison.explanation.image.file  # the snapshot's: a handle of its own
     with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
-        png = render_figure.sag_pair_png(photo.convert("RGB"), explanation.data, 0)
+        png = render_figure.sag_pair_png(
+            photo.convert("RGB"), comparison.explanation.data, comparison.pair_index
+        )
     response = HttpResponse(png, "image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -56,8 +56,17 @@ def study_list(request: HttpRequest) -> HttpResponse:
         .select_related("classifier")
         .order_by("-created_at")
     ]
-    context = {"studies": studies, "show_archived": show_archived}
-    return render(request, "researcher/study_list.html", context)
+    preparation = dashboard.preparation_rows()
+    return render(
+        request,
+        "researcher/study_list.html",
+        {
+            "studies": studies,
+            "show_archived": show_archived,
+            "preparation": preparation,
+            "preparing": any(row["step"].status != "done" for row in preparation),
+        },
+    )
 
 
 @researcher_required
