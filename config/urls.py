@@ -5,6 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
+from study.researcher import draft_views, monitor_views, plan_views, run_views
 from study.researcher import views as researcher_views
 
 
@@ -29,6 +30,22 @@ urlpatterns = [
     ),
     path("researcher/logout/", auth_views.LogoutView.as_view(), name="researcher-logout"),
     path("researcher/", researcher_views.study_list, name="researcher-home"),
+    path("researcher/studies/new/", draft_views.study_new, name="researcher-study-new"),
+    path(
+        "researcher/studies/<slug:slug>/edit/",
+        draft_views.study_edit,
+        name="researcher-study-edit",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/study.toml",
+        draft_views.study_file_download,
+        name="researcher-study-file",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/delete",
+        draft_views.study_delete,
+        name="researcher-study-delete",
+    ),
     path(
         "researcher/studies/<slug:slug>/",
         researcher_views.study_dashboard,
@@ -53,6 +70,36 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/responses.csv",
         researcher_views.study_export_csv,
         name="researcher-export",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/lifecycle",
+        run_views.study_lifecycle,
+        name="researcher-lifecycle",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/quota",
+        run_views.study_quota,
+        name="researcher-quota",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/",
+        monitor_views.participant_monitor_page,
+        name="researcher-participants",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/exclusion",
+        monitor_views.participant_exclusion,
+        name="researcher-participant-exclusion",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/participants/withdraw",
+        monitor_views.participant_withdrawal,
+        name="researcher-participant-withdraw",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/plan/",
+        plan_views.study_plan_page,
+        name="researcher-plan",
     ),
     path("researcher/jobs/", engine_views.job_list, name="researcher-jobs"),
     path("researcher/jobs/<int:job_id>/", engine_views.job_detail, name="researcher-job"),

@@ -74,6 +74,12 @@ class Study(models.Model):
         help_text="Whoever took part in one of these may not take part in this one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    source_toml = models.TextField(
+        blank=True, help_text="The study file it was created from (edited and exported as is)."
+    )
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="A closed study put away: listed only on request."
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -161,8 +167,20 @@ class Participant(models.Model):
     questionnaire = models.JSONField(default=dict, blank=True)
     study_config_hash = models.CharField(max_length=64, blank=True)
     is_pilot = models.BooleanField(default=False, help_text="Entered while the study was a pilot.")
-    excluded = models.BooleanField(default=False, help_text="By the study's exclusion rules.")
+
+    class Override(models.TextChoices):
+        NONE = "", "the rules decide"
+        EXCLUDE = "exclude", "excluded by a researcher"
+        INCLUDE = "include", "included by a researcher"
+
+    excluded = models.BooleanField(
+        default=False, help_text="By the study's exclusion rules, or a researcher's override."
+    )
     exclusion_reasons = models.JSONField(default=list, blank=True)
+    exclusion_override = models.CharField(
+        max_length=10, choices=Override.choices, default=Override.NONE, blank=True
+    )
+    exclusion_override_reason = models.CharField(max_length=500, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
     comprehension_attempts = models.PositiveIntegerField(default=0)
@@ -260,6 +278,45 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal from {self.study.slug} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class StudyEvent(models.Model):
+    """Audit log of a study: every launch, pause, resume, close, reopen, archive and quota
+    change, every participant excluded, included or withdrawn by hand; who (blank: the
+    command line), when and why."""
+
+    class Action(models.TextChoices):
+        LAUNCH_PILOT = "launch_pilot", "launched as pilot"
+        LAUNCH_LIVE = "launch_live", "launched live"
+        PAUSE = "pause", "paused"
+        RESUME = "resume", "resumed"
+        CLOSE = "close", "closed"
+        REOPEN = "reopen", "reopened"
+        ARCHIVE = "archive", "archived"
+        QUOTA = "quota", "quota changed"
+        EXCLUDE = "exclude", "participant excluded"
+        INCLUDE = "include", "participant included"
+        RULES_DECIDE = "rules_decide", "participant left to the exclusion rules"
+        WITHDRAW = "withdraw", "participant withdrawn"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    status_before = models.CharField(max_length=10, choices=Study.Status.choices)
+    status_after = models.CharField(max_length=10, choices=Study.Status.choices)
+    detail = models.JSONField(
+        default=dict, blank=True, help_text='e.g. {"condition": "gradcam", "from": 40, "to": 60}'
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class PreparationStep(models.Model):

@@ -70,7 +70,9 @@ def study_launch_problems(*, study: Study) -> list[str]:
 
 def study_design(*, study: Study) -> dict:
     """Everything that defines what participants see and how they are judged: the frozen
-    design. Its hash is the study's config hash; the export ships it as design.json."""
+    design. Its hash is the study's config hash; the export ships it as design.json.
+    Quotas are not in it: they decide how many enter, not what anyone sees, and may change
+    while the study runs (study.researcher.lifecycle.study_quota_set, logged)."""
     classifier = study.classifier
     conditions = list(study.conditions.order_by("name"))
     items = _design_items(study, conditions)
@@ -85,7 +87,6 @@ def study_design(*, study: Study) -> dict:
             "checkpoint_sha256": classifier.checkpoint_sha256,
             "class_order": classifier.class_order,
         },
-        "participants_per_condition": study.participants_per_condition,
         "time_limit_minutes": study.time_limit_minutes,
         "conditions": [
             {
@@ -95,7 +96,6 @@ def study_design(*, study: Study) -> dict:
                 "explanation_params_hash": c.explanation_params_hash,
                 "show_ai_prediction": c.show_ai_prediction,
                 "show_ai_confidence": c.show_ai_confidence,
-                "quota": c.quota or study.participants_per_condition,
             }
             for c in conditions
         ],

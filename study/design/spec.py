@@ -2,11 +2,14 @@
 (`study_files`) and code (tests, the demo) both produce one; `creation.study_create` takes it.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from explain_engine.models import Classifier, Image
 from study.design.question_types import QUESTION_TYPES
 from study.models import Study
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,60}")
 
 
 class StudyConfigError(ValueError):
@@ -107,6 +110,11 @@ class StudySpec:
         self._check_questions_and_images()
 
     def _check_shape(self) -> None:
+        # The slug is in every URL of the study: anything else breaks every page listing it.
+        if not isinstance(self.slug, str) or not SLUG.fullmatch(self.slug) or self.slug == "new":
+            raise StudyConfigError(
+                f"slug: {self.slug!r} is not a slug (1 to 60 letters, digits, - or _; not 'new')"
+            )
         if self.question_type not in QUESTION_TYPES:
             raise StudyConfigError(
                 f"unknown question type {self.question_type!r}; known: {sorted(QUESTION_TYPES)}"
@@ -127,6 +135,8 @@ class StudySpec:
         for spec in self.conditions:
             if spec.quota is not None and not 1 <= spec.quota <= most:
                 raise StudyConfigError(f"condition {spec.name!r}: quota must lie in 1..{most}")
+            if not isinstance(spec.name, str) or not SLUG.fullmatch(spec.name):
+                raise StudyConfigError(f"condition name {spec.name!r} is not a slug")
         if not 1 <= self.time_limit_minutes <= MAX_TIME_LIMIT_MINUTES:
             raise StudyConfigError(f"time_limit_minutes must lie in 1..{MAX_TIME_LIMIT_MINUTES}")
         if not 1 <= self.comprehension_max_attempts <= MAX_COMPREHENSION_ATTEMPTS:
@@ -162,3 +172,24 @@ class StudySpec:
                 f"{len(foreign)} image(s) are not from the classifier's image set "
                 f"{self.classifier.image_set.name!r}"
             )
+
+
+def condition_warnings(conditions) -> list[str]:
+    """What is allowed but probably not meant: conditions (ConditionSpecs or Conditions) that
+    differ in more than their explanation, so that a difference in accuracy could come from
+    what else they show."""
+    conditions = list(conditions)
+    warnings = []
+    for attribute, what in (
+        ("show_ai_prediction", "the AI's answer"),
+        ("show_ai_confidence", "the AI's confidence"),
+    ):
+        shown = [c.name for c in conditions if getattr(c, attribute)]
+        hidden = [c.name for c in conditions if not getattr(c, attribute)]
+        if shown and hidden:
+            warnings.append(
+                f"conditions differ in whether they show {what} (shown: {', '.join(shown)}; "
+                f"not shown: {', '.join(hidden)}): a difference in accuracy between them may "
+                f"come from {what}, not from the explanation"
+            )
+    return warnings

@@ -234,19 +234,33 @@ def _main_with_ai_wrong_share(
 
 def study_create_from_toml(*, path: Path) -> Study:
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise StudyFileError(f"cannot read {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise StudyFileError(f"{path} is not UTF-8 text: {error}") from error
+    return study_create_from_text(text=text, where=str(path))
+
+
+def study_create_from_text(*, text: str, where: str = "the file", owner=None) -> Study:
+    """The draft study a TOML document describes, keeping the document (to edit and export
+    it later); `owner` joins the owners the file names."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise StudyFileError(f"{path} is not valid TOML: {error}") from error
+        raise StudyFileError(f"{where} is not valid TOML: {error}") from error
     except RecursionError:
-        raise StudyFileError(f"{path}: arrays or tables nested too deeply") from None
+        raise StudyFileError(f"{where}: arrays or tables nested too deeply") from None
     with transaction.atomic():
         try:
-            return study_create(study_spec_from_data(data))
+            study = study_create(study_spec_from_data(data))
         except StudyConfigError as error:
             raise StudyFileError(str(error)) from error
+        study.source_toml = text
+        study.save(update_fields=["source_toml"])
+        if owner is not None:
+            study.owners.add(owner)
+    return study
 
 
 def study_spec_from_data(data: dict) -> StudySpec:

@@ -11,10 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study.design import launch
 from study.design.spec import EXCLUSION_RULES, StudyConfigError
 from study.models import Study
-from study.researcher import dashboard
+from study.researcher import dashboard, lifecycle
 from study.researcher.forms import (
     LaunchForm,
     ProlificSubmissionsForm,
@@ -50,6 +49,7 @@ def _owned_study(request: HttpRequest, slug: str) -> Study:
 
 @researcher_required
 def study_list(request: HttpRequest) -> HttpResponse:
+    show_archived = request.GET.get("archived") == "1"
     studies = [
         {
             "study": study,
@@ -58,6 +58,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
             "entry_url": _entry_url_for_platform(request, study),
         }
         for study in dashboard.studies_visible_to(user=request.user)
+        .filter(archived_at__isnull=not show_archived)
         .select_related("classifier")
         .order_by("-created_at")
     ]
@@ -67,6 +68,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
         "researcher/study_list.html",
         {
             "studies": studies,
+            "show_archived": show_archived,
             "preparation": preparation,
             "preparing": any(row["step"].status != "done" for row in preparation),
         },
@@ -83,6 +85,9 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "entry_url": _entry_url_for_platform(request, study),
         "is_owner": dashboard.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
+        "notices": request.session.pop("notices", []),
+        "actions": lifecycle.study_actions(study=study),
+        "events": lifecycle.study_events(study=study),
         "rules": [
             {"name": name, "value": value, "description": EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()
@@ -125,7 +130,11 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _bad_request(request, study, form_errors_message(form))
     try:
-        launch.study_launch(study=study, status=form.cleaned_data["status"])
+        lifecycle.study_change(
+            study=study,
+            action=lifecycle.launch_action(study=study, status=form.cleaned_data["status"]),
+            actor=request.user,
+        )
     except StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)

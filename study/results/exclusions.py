@@ -1,5 +1,6 @@
 """The study's declared exclusion rules (`study.design.spec.EXCLUSION_RULES`) applied to its
-participants, each verdict stored with its reasons."""
+participants, each verdict stored with its reasons; a researcher's override (exclude or
+include, with a reason) wins over the rules and says so among the reasons."""
 
 import statistics
 from collections import Counter
@@ -9,7 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from study.models import Participant, Response, Study, StudyItem
 
 
-def _exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
+def exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
     """Why the rules exclude a participant; `main_answers` holds (answer, client ms) pairs."""
     reasons = []
     limit = rules.get("max_failed_attention_checks")
@@ -30,6 +31,19 @@ def _exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list
                 f"(more than {share:.0%})"
             )
     return reasons
+
+
+def exclusion_verdict(participant: Participant, reasons: list[str]) -> tuple[bool, list[str]]:
+    """(excluded, reasons): the rules' verdict unless a researcher overrode it, saying so."""
+    override = participant.exclusion_override
+    why = participant.exclusion_override_reason
+    if override == Participant.Override.EXCLUDE:
+        return True, [f"excluded by a researcher: {why}", *reasons]
+    if override == Participant.Override.INCLUDE:
+        return False, [f"included by a researcher: {why}"] + [
+            f"(rule overridden) {reason}" for reason in reasons
+        ]
+    return bool(reasons), reasons
 
 
 def participants_apply_exclusions(
@@ -64,13 +78,16 @@ def participants_apply_exclusions(
             if pending[0] == participant.pk:
                 main_answers.append((pending[1], pending[2]))
             pending = next(answers, None)
-        reasons = _exclusion_reasons(
-            rules=rules,
-            failed_attention=participant.failed_attention,
-            main_answers=main_answers,
+        excluded, reasons = exclusion_verdict(
+            participant,
+            exclusion_reasons(
+                rules=rules,
+                failed_attention=participant.failed_attention,
+                main_answers=main_answers,
+            ),
         )
-        if reasons != participant.exclusion_reasons or bool(reasons) != participant.excluded:
-            participant.excluded = bool(reasons)
+        if reasons != participant.exclusion_reasons or excluded != participant.excluded:
+            participant.excluded = excluded
             participant.exclusion_reasons = reasons
             batch.append(participant)
         if len(batch) >= chunk_size:

@@ -112,6 +112,14 @@ def study_design_document(*, study: Study) -> dict:
         "config_hash": study.config_hash,
         "exported_at": timezone.now().isoformat(),
         "design": study_design(study=study),
+        # Not part of the design (they may change while the study runs, each change logged).
+        "quotas": {
+            "default": study.participants_per_condition,
+            "conditions": {
+                condition.name: condition.quota or study.participants_per_condition
+                for condition in study.conditions.order_by("pk")
+            },
+        },
     }
 
 

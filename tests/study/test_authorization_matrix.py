@@ -267,6 +267,73 @@ ROWS = {
         ),
         ("get", None, study_url("researcher-launch"), GET_ONLY_LOGGED_IN_405),
     ],
+    "researcher-lifecycle": [
+        (
+            "post",
+            {"action": "pause", "reason": "a fix"},
+            study_url("researcher-lifecycle"),
+            researcher_page(owner=302, staff=403),
+        ),
+        ("get", None, study_url("researcher-lifecycle"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-quota": [
+        (
+            "post",
+            {"quota": "7"},
+            study_url("researcher-quota"),
+            researcher_page(owner=302, staff=403),
+        ),
+        ("get", None, study_url("researcher-quota"), GET_ONLY_LOGGED_IN_405),
+    ],
+    # A plan changes nothing: whoever sees the study may ask for one (the form, unasked).
+    "researcher-plan": [("get", None, study_url("researcher-plan"), researcher_page(staff=200))],
+    "researcher-participants": [
+        ("get", None, study_url("researcher-participants"), researcher_page(staff=200))
+    ],
+    # No participant named: a 400 for the owner, nothing changed.
+    "researcher-participant-exclusion": [
+        (
+            "post",
+            {"decision": "exclude"},
+            study_url("researcher-participant-exclusion"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-participant-exclusion"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-participant-withdraw": [
+        (
+            "post",
+            {"reason": "asked"},
+            study_url("researcher-participant-withdraw"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-participant-withdraw"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-study-new": [
+        (
+            "get",
+            None,
+            plain_url("researcher-study-new"),
+            every(LOGIN, **dict.fromkeys(LOGGED_IN, 200)),
+        )
+    ],
+    # The world's study is live: it is no longer edited (409) or deleted (a message).
+    "researcher-study-edit": [
+        ("get", None, study_url("researcher-study-edit"), researcher_page(owner=409, staff=403))
+    ],
+    # Made in code, not from a study file: nothing to download.
+    "researcher-study-file": [
+        ("get", None, study_url("researcher-study-file"), researcher_page(owner=404, staff=404))
+    ],
+    "researcher-study-delete": [
+        (
+            "post",
+            {},
+            study_url("researcher-study-delete"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-study-delete"), GET_ONLY_LOGGED_IN_405),
+    ],
     "researcher-show-accuracy": [
         (
             "post",

@@ -65,7 +65,7 @@ def test_the_example_file_creates_the_study_it_describes(demo_like, capsys):
     assert classes == {"California Gull", "Herring Gull", "Ring-billed Gull", "Western Gull"}
     predictions = {p.image_id: p for p in Prediction.objects.all()}
     wrong = [i for i in main if not predictions[i.image_id].is_correct]
-    assert len(wrong) == 2  # 0.25 of 8
+    assert len(wrong) == 1  # 0.125 of 8
     assert study.items.filter(role=StudyItem.Role.TRAINING).count() == 2
     assert study.items.filter(role=StudyItem.Role.ATTENTION).count() == 2
     chosen = list(study.items.values_list("image_id", flat=True))
@@ -75,7 +75,22 @@ def test_the_example_file_creates_the_study_it_describes(demo_like, capsys):
     assert set(conditions) == {"no-explanation", "gradcam", "igospp"}
     assert conditions["gradcam"].show_ai_prediction and conditions["igospp"].quota == 40
     assert conditions["gradcam"].explanation_params_hash
-    assert "before launch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "before launch" in out and "warning" not in out
+
+
+def test_conditions_that_differ_in_what_they_show_are_created_with_a_warning(
+    demo_like, tmp_path, capsys
+):
+    text = EXAMPLE.read_text().replace(
+        'method = "igospp"\nshow_ai_prediction = true', 'method = "igospp"', 1
+    )
+    call_command("create_study", "--from", str(write(tmp_path, text)))
+    assert (
+        "warning: conditions differ in whether they show the AI's answer (shown: "
+        "no-explanation, gradcam; not shown: igospp)" in capsys.readouterr().out
+    )
+    assert Study.objects.filter(slug="gulls-from-file").exists()
 
 
 def test_the_selection_is_seeded(demo_like, tmp_path):
@@ -97,11 +112,13 @@ ERRORS = [
     ('classifier = "demo-classifier"', 'classifier = "nope"', "classifier: no classifier named"),
     ('method = "igospp"', 'method = "igospq"', "conditions[2].method: unknown explanation method"),
     ("params = {}", "params = { nope = 1 }", "conditions[1].params:"),
-    ("show_ai_prediction = true", 'show_ai_prediction = "yes"', "conditions[1].show_ai_predi"),
+    ("show_ai_prediction = true", 'show_ai_prediction = "yes"', "conditions[0].show_ai_predi"),
+    ('slug = "gulls-from-file"', 'slug = "Walk Bad Slug!"', "slug: 'Walk Bad Slug!' is not a"),
+    ('name = "igospp"', 'name = "igos pp"', "condition name 'igos pp' is not a slug"),
     ('"Western Gull"]', '"Western Goose"]', "items.classes[3]: no class 'Western Goose'"),
     ("per_class = 2", "per_class = 5", "items.per_class: class 'California Gull' has 4 test"),
     ("training = 2", "training = 30", "items.training, items.attention:"),
-    ("ai_wrong_share = 0.25", "ai_wrong_share = 0.75", "items.ai_wrong_share: 0.75 of 8"),
+    ("ai_wrong_share = 0.125", "ai_wrong_share = 0.75", "items.ai_wrong_share: 0.75 of 8"),
     ('owners = ["researcher"]', 'owners = ["nobody"]', "owners[0]: no user named 'nobody'"),
     ("max_same_answer_share = 0.9", "too_fast = 1", "exclusion_rules: unknown exclusion rule"),
     ('platform = "prolific"', 'platform = "zoom"', "unknown platform 'zoom'"),
@@ -134,7 +151,7 @@ def test_missing_predictions_are_computed_and_rolled_back_on_error(classifier, t
     # for it is rolled back with the rest.
     created = []
     for wrong in range(9):
-        share_text = text.replace("ai_wrong_share = 0.25", f"ai_wrong_share = {wrong / 8}")
+        share_text = text.replace("ai_wrong_share = 0.125", f"ai_wrong_share = {wrong / 8}")
         share_text = share_text.replace('"gulls-from-file"', f'"share-{wrong}"')
         try:
             call_command("create_study", "--from", str(write(tmp_path, share_text)))
@@ -154,3 +171,20 @@ def test_missing_predictions_are_computed_and_rolled_back_on_error(classifier, t
 def test_a_missing_file_is_a_clear_error(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("create_study", "--from", str(tmp_path / "none.toml"))
+
+
+@pytest.mark.slow  # igospp on every item: about 100 s on a busy 2-core machine
+def test_the_example_creates_precomputes_and_launches_as_the_readme_says(demo_like):
+    # As in the demo, the model errs on one test image of the example's four classes.
+    for prediction in Prediction.objects.select_related("image__class_label"):
+        label = prediction.image.class_label
+        if label.display_name != "California Gull":
+            prediction.predicted_label = label
+            prediction.predicted_index = demo_like.class_order.index(label.source_name)
+            prediction.save()
+    call_command("create_study", "--from", str(EXAMPLE))
+    call_command("precompute", "--study", "gulls-from-file")
+    call_command("study_lifecycle", "gulls-from-file", "launch_pilot", "--by", "researcher")
+    study = Study.objects.get(slug="gulls-from-file")
+    assert study.status == Study.Status.PILOT and study.config_hash
+    assert study.events.get().actor.username == "researcher"
