@@ -78,6 +78,7 @@ def prepare(per_class: int, seed: int, device: str):
     architecture = str(DEMO_TRAINING["architecture"])
     if not checkpoint.exists():
         train, test = dataset.labelled_items()
+        cpu_started = time.process_time()
         result = train_classifier(
             train,
             test,
@@ -87,7 +88,9 @@ def prepare(per_class: int, seed: int, device: str):
             **DEMO_TRAINING,
         )
         print(
-            f"trained the demo classifier in {result.seconds:.0f} s, "
+            f"trained the demo classifier in {result.seconds:.0f} s "
+            f"({time.process_time() - cpu_started:.0f} CPU s, "
+            f"{torch.get_num_threads()} threads), "
             f"test accuracy {result.test_accuracy:.3f}",
             flush=True,
         )
@@ -102,19 +105,6 @@ def _tensor(dataset, images, preprocessing) -> torch.Tensor:
         with Image.open(dataset.image_path(image)) as opened:
             tensors.append(preprocessing.to_tensor(opened.convert("RGB")))
     return torch.stack(tensors)
-
-
-def _part_boxes(image, marks: dict, size: int) -> dict:
-    """The image's marks' boxes and its other visible CUB parts as zero-size boxes, in the
-    model's input pixels; left and right merged into one name."""
-    on_marks = {part for parts in MARK_PARTS.values() for part in parts}
-    boxes = dict(marks)
-    for part, (x, y) in image.parts.items():
-        if part in on_marks:
-            continue
-        name = part.removeprefix("left ").removeprefix("right ")
-        boxes[name] = gt.scale_box((x, y, 0.0, 0.0), IMAGE_SIZE, size)
-    return boxes
 
 
 def main() -> None:
@@ -146,13 +136,7 @@ def main() -> None:
     labels = torch.tensor([index[image.class_name] for image in chosen])
     with torch.no_grad():
         predicted = model(images).argmax(dim=1).cpu()
-    marks = [
-        {
-            name: gt.scale_box(box, IMAGE_SIZE, size)
-            for name, box in truth.mark_boxes[i.image_id].items()
-        }
-        for i in chosen
-    ]
+    marks = [gt.scaled_boxes(truth.mark_boxes[i.image_id], IMAGE_SIZE, size) for i in chosen]
     accuracy = float((predicted == labels).float().mean())
     print(
         f"demo classifier ({DEMO_TRAINING['architecture']}, {size} px, occlusion "
@@ -227,7 +211,10 @@ def main() -> None:
         fitted = time.perf_counter() - started
         result = method.explain(model, images)
         parts = [
-            _part_boxes(image, boxes, size) for image, boxes in zip(chosen, marks, strict=True)
+            gt.part_boxes(
+                truth.mark_boxes[image.image_id], image.parts, MARK_PARTS, IMAGE_SIZE, size
+            )
+            for image in chosen
         ]
         xnn = gt.xnn_summary(
             result.heatmaps, parts, r2=getattr(report, "holdout_r2", None), tolerance=tolerance

@@ -43,10 +43,12 @@ __all__ = [
     "mean_abs_correlation",
     "nearest_part",
     "peak",
+    "part_boxes",
     "pointing_game",
     "sag_summary",
     "saliency_summary",
     "scale_box",
+    "scaled_boxes",
     "xnn_summary",
 ]
 
@@ -62,6 +64,33 @@ def scale_box(box: Sequence[float], from_size: int, to_size: int) -> Box:
     factor = to_size / from_size
     x, y, w, h = box
     return (x * factor, y * factor, w * factor, h * factor)
+
+
+def scaled_boxes(
+    boxes: Mapping[str, Sequence[float]], from_size: int, to_size: int
+) -> dict[str, Box]:
+    """`scale_box` of every named box."""
+    return {name: scale_box(box, from_size, to_size) for name, box in boxes.items()}
+
+
+def part_boxes(
+    mark_boxes: Mapping[str, Sequence[float]],
+    parts: Mapping[str, Sequence[float]],
+    mark_parts: Mapping[str, Sequence[str]],
+    from_size: int,
+    to_size: int,
+) -> dict[str, Box]:
+    """Where a concept heatmap may peak: the marks' boxes and the other visible CUB parts
+    (name -> (x, y)) as zero-size boxes, left and right merged into one name, all scaled
+    from `from_size` to `to_size` pixels; `mark_parts` names the CUB parts each mark lies on
+    (those are the mark's box)."""
+    on_marks = {part for names in mark_parts.values() for part in names}
+    boxes = scaled_boxes(mark_boxes, from_size, to_size)
+    for part, (x, y) in parts.items():
+        if part not in on_marks:
+            name = part.removeprefix("left ").removeprefix("right ")
+            boxes[name] = scale_box((x, y, 0.0, 0.0), from_size, to_size)
+    return boxes
 
 
 def box_mask(boxes: Iterable[Sequence[float]], size: int, *, pad: float = 0.0) -> Tensor:

@@ -252,6 +252,7 @@ def generate_synthetic_birds(
     _write_lines(out_dir / "parts" / "parts.txt", part_lines)
     _write_lines(out_dir / "parts" / "part_locs.txt", part_loc_lines)
     ground_truth = {
+        "image_size": image_size,
         "marks": {
             name: {"cub_parts": list(MARK_PARTS[name]), "values": _mark_values(name)}
             for name in MARKS
@@ -271,9 +272,11 @@ class GroundTruth:
 
     ``species``: folder-style class name -> mark -> value. ``minimal_sufficient_sets``: the
     sets of marks each of which alone determines the species. ``mark_boxes``: image id (as
-    in images.txt) -> mark -> (x, y, width, height) in pixels of the generated image.
+    in images.txt) -> mark -> (x, y, width, height) in pixels of the generated image, which
+    is ``image_size`` pixels square.
     """
 
+    image_size: int
     marks: dict[str, dict]
     species: dict[str, dict[str, str]]
     minimal_sufficient_sets: list[tuple[str, ...]]
@@ -285,6 +288,7 @@ def read_ground_truth(root: Path) -> GroundTruth:
     with open(Path(root) / GROUND_TRUTH_FILE, encoding="utf-8") as file:
         data = json.load(file)
     return GroundTruth(
+        image_size=int(data["image_size"]),
         marks=data["marks"],
         species=data["species"],
         minimal_sufficient_sets=[tuple(names) for names in data["minimal_sufficient_sets"]],

@@ -293,6 +293,7 @@ def test_no_mark_and_no_pair_across_the_sets_determines_the_species():
 def test_ground_truth_file_records_the_marks_sets_and_boxes(birds_dir):
     dataset = read_cub(birds_dir)
     truth = read_ground_truth(birds_dir)
+    assert truth.image_size == 224
     assert truth.minimal_sufficient_sets == list(MARK_SETS)
     assert truth.species == {s.folder_name: s.marks for s in SPECIES_TABLE}
     assert {name: tuple(mark["cub_parts"]) for name, mark in truth.marks.items()} == MARK_PARTS
