@@ -187,9 +187,10 @@ def main() -> None:
                 ),
                 flush=True,
             )
-        sag = gt.sag_summary(
-            searches, marks[:n], truth.minimal_sufficient_sets, grid=method.grid, size=size
-        )
+        sets = [
+            truth.sufficient_sets_by_species[dataset.class_names[int(p)]] for p in predicted[:n]
+        ]
+        sag = gt.sag_summary(searches, marks[:n], sets, grid=method.grid, size=size)
         print(
             f"\nSAG on {n} images ({(time.perf_counter() - started) / n:.1f} s/image): "
             f"{sag['mses']} MSEs, median size {sag['median_size']:.0f}, an MSE on "

@@ -228,25 +228,28 @@ def saliency_summary(
 def sag_summary(
     searches: Sequence[tuple[Sequence[Sequence[int]], int]],
     mark_boxes: Sequence[Mapping[str, Sequence[float]]],
-    sufficient_sets: Sequence[Sequence[str]],
+    sufficient_sets: Sequence[Sequence[Sequence[str]]],
     *,
     grid: int,
     size: int,
 ) -> dict[str, float]:
     """SAG searches against the marks. Each search is (its MSEs' patch lists, its number of
-    diverse roots). ``median_size`` (patches, over all MSEs), ``diverse`` (share of images
+    diverse roots); `sufficient_sets` gives, per image, the sets of marks that decide the
+    explained species. ``median_size`` (patches, over all MSEs), ``diverse`` (share of images
     with two or more diverse roots), ``covering`` (share of MSEs revealing every mark of at
     least one sufficient set), ``both_sets`` (share of images whose MSEs, together, cover
     two different sufficient sets), ``found`` (share of images with an MSE), ``images``,
     ``mses``."""
-    if len(searches) != len(mark_boxes) or not searches:
-        raise ValueError("need one box set per search, and at least one search")
+    if not len(searches) == len(mark_boxes) == len(sufficient_sets) or not searches:
+        raise ValueError("need one box set and one list of sets per search, and a search")
     sizes, covering, both = [], [], []
-    for (mses, _roots), boxes in zip(searches, mark_boxes, strict=True):
+    for (mses, _roots), boxes, sets_of_image in zip(
+        searches, mark_boxes, sufficient_sets, strict=True
+    ):
         sets_seen: set[tuple[str, ...]] = set()
         for patches in mses:
             sizes.append(len(patches))
-            sets = covered_sets(covered_marks(patches, grid, boxes, size), sufficient_sets)
+            sets = covered_sets(covered_marks(patches, grid, boxes, size), sets_of_image)
             covering.append(bool(sets))
             sets_seen.update(sets)
         both.append(len(sets_seen) >= 2)

@@ -151,6 +151,21 @@ def species_from_marks(marks: dict[str, str]) -> Species | None:
     return matching[0] if len(matching) == 1 else None
 
 
+def sufficient_mark_sets(species: Species) -> list[tuple[str, ...]]:
+    """The minimal sets of marks whose values tell `species` from every other species,
+    smallest first (ties in `MARKS` order): both `MARK_SETS`, and for some species also a
+    pair across them (a value combination no other species has)."""
+    found: list[tuple[str, ...]] = []
+    for size in range(1, len(MARKS) + 1):
+        for names in itertools.combinations(MARKS, size):
+            if any(set(smaller) <= set(names) for smaller in found):
+                continue
+            values = {name: species.marks[name] for name in names}
+            if species_from_marks(values) == species:
+                found.append(names)
+    return found
+
+
 def minimal_sufficient_mark_sets() -> list[tuple[str, ...]]:
     """Every set of marks whose values tell all species apart while no smaller subset of it
     does, from `SPECIES_TABLE`, smallest first (ties in `MARKS` order)."""
@@ -259,6 +274,9 @@ def generate_synthetic_birds(
         },
         "species": {s.folder_name: s.marks for s in SPECIES_TABLE},
         "minimal_sufficient_sets": [list(names) for names in minimal_sufficient_mark_sets()],
+        "sufficient_sets_by_species": {
+            s.folder_name: [list(names) for names in sufficient_mark_sets(s)] for s in SPECIES_TABLE
+        },
         "mark_boxes": mark_boxes,
     }
     with open(out_dir / GROUND_TRUTH_FILE, "w", encoding="utf-8", newline="\n") as file:
@@ -271,7 +289,9 @@ class GroundTruth:
     """What ``ground_truth.json`` holds (see the module docstring).
 
     ``species``: folder-style class name -> mark -> value. ``minimal_sufficient_sets``: the
-    sets of marks each of which alone determines the species. ``mark_boxes``: image id (as
+    sets of marks each of which alone determines the species. ``sufficient_sets_by_species``:
+    class name -> the minimal sets of marks that tell that species from all others (the two
+    above, and for some species a pair across them). ``mark_boxes``: image id (as
     in images.txt) -> mark -> (x, y, width, height) in pixels of the generated image, which
     is ``image_size`` pixels square.
     """
@@ -280,6 +300,7 @@ class GroundTruth:
     marks: dict[str, dict]
     species: dict[str, dict[str, str]]
     minimal_sufficient_sets: list[tuple[str, ...]]
+    sufficient_sets_by_species: dict[str, list[tuple[str, ...]]]
     mark_boxes: dict[int, dict[str, tuple[float, float, float, float]]]
 
 
@@ -292,6 +313,10 @@ def read_ground_truth(root: Path) -> GroundTruth:
         marks=data["marks"],
         species=data["species"],
         minimal_sufficient_sets=[tuple(names) for names in data["minimal_sufficient_sets"]],
+        sufficient_sets_by_species={
+            name: [tuple(names) for names in sets]
+            for name, sets in data["sufficient_sets_by_species"].items()
+        },
         mark_boxes={
             int(image_id): {name: tuple(box) for name, box in boxes.items()}
             for image_id, boxes in data["mark_boxes"].items()

@@ -47,7 +47,8 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
     )
     size = job.classifier.input_size
     maps: dict[str, list] = {}
-    sag_searches, sag_marks, sag_grid = [], [], None
+    sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
+    class_order = job.classifier.class_order
     xnn_maps, xnn_parts, concept_model_ids = [], [], set()
     images = set()
     for row in rows:
@@ -60,6 +61,11 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
             sag_grid = int(row.params["grid"])
             sag_searches.append(([m.patches for m in graph.mses], len(graph.roots)))
             sag_marks.append(gt.scaled_boxes(boxes, truth.image_size, size))
+            sag_sets.append(
+                truth.sufficient_sets_by_species.get(
+                    class_order[row.target_index], truth.minimal_sufficient_sets
+                )
+            )
         elif row.method == "xnn":
             heatmaps = torch.from_numpy(_array(row.raw_map))
             xnn_maps.append(heatmaps)
@@ -86,9 +92,7 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
         for slug, items in maps.items()
     }
     sag = (
-        gt.sag_summary(
-            sag_searches, sag_marks, truth.minimal_sufficient_sets, grid=sag_grid, size=size
-        )
+        gt.sag_summary(sag_searches, sag_marks, sag_sets, grid=sag_grid, size=size)
         if sag_searches
         else None
     )

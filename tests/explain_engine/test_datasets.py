@@ -23,6 +23,7 @@ from explain_engine.datasets.synthetic_birds import (
     minimal_sufficient_mark_sets,
     read_ground_truth,
     species_from_marks,
+    sufficient_mark_sets,
 )
 
 pytestmark = []
@@ -290,11 +291,29 @@ def test_no_mark_and_no_pair_across_the_sets_determines_the_species():
     assert minimal_sufficient_mark_sets() == list(MARK_SETS)
 
 
+def test_sufficient_sets_per_species_are_minimal_and_identify_it():
+    cross = 0
+    for species in SPECIES_TABLE:
+        sets = sufficient_mark_sets(species)
+        assert set(MARK_SETS) <= set(sets)
+        cross += len(sets) - len(MARK_SETS)
+        for names in sets:
+            assert species_from_marks({n: species.marks[n] for n in names}) == species
+            for name in names:  # no mark can be dropped
+                smaller = {n: species.marks[n] for n in names if n != name}
+                assert species_from_marks(smaller) != species
+    # A value pair across the sets that no other species shares identifies some species.
+    assert cross > 0
+
+
 def test_ground_truth_file_records_the_marks_sets_and_boxes(birds_dir):
     dataset = read_cub(birds_dir)
     truth = read_ground_truth(birds_dir)
     assert truth.image_size == 224
     assert truth.minimal_sufficient_sets == list(MARK_SETS)
+    assert truth.sufficient_sets_by_species == {
+        s.folder_name: sufficient_mark_sets(s) for s in SPECIES_TABLE
+    }
     assert truth.species == {s.folder_name: s.marks for s in SPECIES_TABLE}
     assert {name: tuple(mark["cub_parts"]) for name, mark in truth.marks.items()} == MARK_PARTS
     assert sorted(truth.mark_boxes) == [image.image_id for image in dataset.images]

@@ -75,7 +75,7 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
         ([[8, 40], [36]], 2),  # both sets: {a, b} and {c} (36: row 5, col 1)
         ([[8, 9, 10, 11]], 1),  # only a: covers no set
     ]
-    summary = gt.sag_summary(searches, [marks, marks], sets, grid=7, size=SIZE)
+    summary = gt.sag_summary(searches, [marks, marks], [sets, sets], grid=7, size=SIZE)
     assert summary["mses"] == 3 and summary["images"] == 2
     assert summary["median_size"] == 2.0
     assert summary["diverse"] == 0.5
