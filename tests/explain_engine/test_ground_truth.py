@@ -73,17 +73,24 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
     sets = [("a", "b"), ("c",)]
     searches = [
         ([[8, 40], [36]], 2),  # both sets: {a, b} and {c} (36: row 5, col 1)
-        ([[8, 9, 10, 11]], 1),  # only a: covers no set
+        ([[8, 9, 10, 11]], 1),  # only a
     ]
-    summary = gt.sag_summary(searches, [marks, marks], [sets, sets], grid=7, size=SIZE)
+    # The second image's species is told by mark a alone: its MSE covers a set.
+    summary = gt.sag_summary(searches, [marks, marks], [sets, [("a",)]], grid=7, size=SIZE)
     assert summary["mses"] == 3 and summary["images"] == 2
     assert summary["median_size"] == 2.0
     assert summary["diverse"] == 0.5
-    assert summary["covering"] == pytest.approx(2 / 3)
+    assert summary["covering"] == 1.0
     assert summary["both_sets"] == 0.5
     rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert rows["SAG median MSE size <= 6 of 49"]
     assert rows["SAG >= 2 diverse MSEs on >= 40% of images"]
+    assert rows["SAG each MSE covers a sufficient set of marks"]
+
+    # Where a alone does not decide the species, that MSE covers no set.
+    summary = gt.sag_summary(searches, [marks, marks], [sets, sets], grid=7, size=SIZE)
+    assert summary["covering"] == pytest.approx(2 / 3)
+    rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert not rows["SAG each MSE covers a sufficient set of marks"]
 
 
