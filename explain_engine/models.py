@@ -158,6 +158,12 @@ class PrecomputeJob(models.Model):
         default=dict, blank=True, help_text="Image id -> why it could not be read or predicted."
     )
     error = models.TextField(blank=True)
+    ground_truth = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For images with known field marks (the synthetic gulls): the job's "
+        "explanations scored against them and issue 16's goals; empty otherwise.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Empty while the job waits for the broker (it was down when the job was made or
     # retried); the periodic `precompute_jobs_send_waiting` task sends such jobs.

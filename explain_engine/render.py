@@ -687,7 +687,7 @@ def sag_pairs_zip(image: Image.Image, graph: SAGGraph | Mapping[str, Any]) -> by
     """Every comparative pair of a search as its A/B picture, `pair-<index>.png` in one
     uncompressed zip: stored once at precompute, so that whichever pair a study draws for an
     item is read, never drawn, when a participant's page asks for it."""
-    pairs = graph.pairs if isinstance(graph, SAGGraph) else graph.get("pairs", [])
+    pairs = _graph_data(graph).get("pairs", [])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for index in range(len(pairs)):

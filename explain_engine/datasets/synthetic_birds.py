@@ -1,32 +1,46 @@
 """A synthetic fine-grained gull data set, written in the CUB-200-2011 layout.
 
-Eight "gull" species named after the CUB-200-2011 gull classes. They are the 2 x 2 x 2
-combinations of three small part attributes, so telling them apart takes looking at the
-right parts, as with the real gulls:
+Eight "gull" species named after the CUB-200-2011 gull classes. Each species is identified
+by either of two disjoint sets of small field marks, as field guides give real gulls several
+independent marks:
 
-- wing tip (the folded primaries past the tail): black or pale grey,
-- legs: pink or yellow,
-- bill: a red spot near the tip of the lower mandible, or none.
+- set "wing tip and bill": the wing tip (the folded primaries past the tail), black or pale
+  grey, and the bill's marks: plain, a red spot on the lower mandible, a black ring, or both;
+- set "legs and eye ring": the legs, pink, yellow, black or red, and the eye ring, red or
+  yellow.
 
-Everything else varies inside every species as nuisance: mantle shade, eye-ring colour,
-body proportions, bill length, head posture, position, scale, rotation, facing direction
-and the beach background. The attribute assignment is invented for this data set; only
-some of it matches the real species.
+Each set alone determines the species (`species_from_marks`), no other set of marks without
+one of them does (`minimal_sufficient_mark_sets`), so every image has at least two disjoint
+minimal sufficient explanations by construction. Everything else varies inside every species
+as nuisance: mantle shade, body proportions, bill length, head posture, position, scale,
+rotation, facing direction and the beach background. The mark assignment is invented for
+this data set.
+
+Besides the CUB files, the generator writes ``ground_truth.json``: the marks, their values
+per species, the minimal sufficient sets, the CUB parts each mark lies on, and per image the
+box (x, y, width, height in pixels, as ``bounding_boxes.txt``) of every mark
+(`read_ground_truth`).
 
 Example:
 
     generate_synthetic_birds(Path("media/synthetic_birds"), per_class=60, seed=0)
     dataset = read_cub(Path("media/synthetic_birds"))
+    truth = read_ground_truth(Path("media/synthetic_birds"))
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+Point = tuple[float, float]
+Colour = tuple[int, int, int]
 
 PART_NAMES: tuple[str, ...] = (
     "back",
@@ -46,44 +60,125 @@ PART_NAMES: tuple[str, ...] = (
     "throat",
 )
 
-WING_TIP_COLOURS: dict[str, tuple[int, int, int]] = {
+WING_TIP_COLOURS: dict[str, Colour] = {
     "black": (25, 25, 30),
     "pale grey": (200, 204, 214),
 }
-LEG_COLOURS: dict[str, tuple[int, int, int]] = {
+BILL_MARKS: tuple[str, ...] = ("plain", "red spot", "black ring", "red spot and black ring")
+LEG_COLOURS: dict[str, Colour] = {
     "pink": (238, 146, 170),
     "yellow": (240, 204, 30),
+    "black": (40, 38, 42),
+    "red": (205, 40, 35),
 }
+EYE_RING_COLOURS: dict[str, Colour] = {
+    "red": (210, 35, 35),
+    "yellow": (240, 210, 50),
+}
+BILL_SPOT_COLOUR: Colour = (215, 25, 25)
+BILL_RING_COLOUR: Colour = (30, 28, 28)
+
+#: The field marks, in the order `Species.marks` gives them, and the CUB parts each lies on
+#: (the wing tip is the end of the folded near wing).
+MARKS: tuple[str, ...] = ("wing tip", "bill", "legs", "eye ring")
+MARK_PARTS: dict[str, tuple[str, ...]] = {
+    "wing tip": ("left wing", "right wing"),
+    "bill": ("beak",),
+    "legs": ("left leg", "right leg"),
+    "eye ring": ("left eye", "right eye"),
+}
+#: The two disjoint sets of marks that each identify the species.
+MARK_SETS: tuple[tuple[str, ...], ...] = (("wing tip", "bill"), ("legs", "eye ring"))
 
 
 @dataclass(frozen=True)
 class Species:
-    """One synthetic species: its CUB class number and name, and its three part traits."""
+    """One synthetic species: its CUB class number and name, and its four field marks."""
 
     cub_number: int
     name: str
     wing_tip: str  # a key of WING_TIP_COLOURS
+    bill: str  # one of BILL_MARKS
     legs: str  # a key of LEG_COLOURS
-    bill_spot: bool  # red spot near the bill tip
+    eye_ring: str  # a key of EYE_RING_COLOURS
 
     @property
     def folder_name(self) -> str:
         return f"{self.cub_number:03d}.{self.name}"
 
+    @property
+    def marks(self) -> dict[str, str]:
+        """Mark name (as in `MARKS`) -> this species' value."""
+        return {
+            "wing tip": self.wing_tip,
+            "bill": self.bill,
+            "legs": self.legs,
+            "eye ring": self.eye_ring,
+        }
 
-# The attribute table, in class order. Class ids in classes.txt are the CUB numbers, as in
-# the real CUB-200-2011 where the id always equals the folder number.
+
+# The mark table, in class order. Each of the two mark sets takes all 8 combinations of its
+# values once; the pairing between the sets is chosen so that no pair of marks across the
+# sets tells all species apart (`minimal_sufficient_mark_sets` checks it). Class ids in
+# classes.txt are the CUB numbers, as in the real CUB-200-2011 where the id always equals the
+# folder number.
 SPECIES_TABLE: tuple[Species, ...] = (
-    Species(59, "California_Gull", wing_tip="black", legs="yellow", bill_spot=True),
-    Species(60, "Glaucous_winged_Gull", wing_tip="pale grey", legs="pink", bill_spot=True),
-    Species(61, "Heermann_Gull", wing_tip="black", legs="pink", bill_spot=False),
-    Species(62, "Herring_Gull", wing_tip="black", legs="pink", bill_spot=True),
-    Species(63, "Ivory_Gull", wing_tip="pale grey", legs="yellow", bill_spot=False),
-    Species(64, "Ring_billed_Gull", wing_tip="black", legs="yellow", bill_spot=False),
-    Species(65, "Slaty_backed_Gull", wing_tip="pale grey", legs="pink", bill_spot=False),
-    Species(66, "Western_Gull", wing_tip="pale grey", legs="yellow", bill_spot=True),
+    Species(59, "California_Gull", "black", "plain", legs="pink", eye_ring="red"),
+    Species(60, "Glaucous_winged_Gull", "black", "red spot", legs="pink", eye_ring="yellow"),
+    Species(61, "Heermann_Gull", "black", "black ring", legs="yellow", eye_ring="red"),
+    Species(62, "Herring_Gull", "black", "red spot and black ring", legs="black", eye_ring="red"),
+    Species(63, "Ivory_Gull", "pale grey", "plain", legs="yellow", eye_ring="yellow"),
+    Species(64, "Ring_billed_Gull", "pale grey", "red spot", legs="red", eye_ring="yellow"),
+    Species(65, "Slaty_backed_Gull", "pale grey", "black ring", legs="red", eye_ring="red"),
+    Species(
+        66, "Western_Gull", "pale grey", "red spot and black ring", legs="black", eye_ring="yellow"
+    ),
 )
 SPECIES: tuple[str, ...] = tuple(species.name for species in SPECIES_TABLE)
+
+
+def species_from_marks(marks: dict[str, str]) -> Species | None:
+    """The label rule: the one species whose marks match all of `marks` (a subset of
+    `MARKS` -> value), or None when several (or none) do."""
+    unknown = sorted(set(marks) - set(MARKS))
+    if unknown:
+        raise ValueError(f"unknown marks {unknown}; the marks are {list(MARKS)}")
+    matching = [
+        species
+        for species in SPECIES_TABLE
+        if all(species.marks[name] == value for name, value in marks.items())
+    ]
+    return matching[0] if len(matching) == 1 else None
+
+
+def sufficient_mark_sets(species: Species) -> list[tuple[str, ...]]:
+    """The minimal sets of marks whose values tell `species` from every other species,
+    smallest first (ties in `MARKS` order): both `MARK_SETS`, and for some species also a
+    pair across them (a value combination no other species has)."""
+    found: list[tuple[str, ...]] = []
+    for size in range(1, len(MARKS) + 1):
+        for names in itertools.combinations(MARKS, size):
+            if any(set(smaller) <= set(names) for smaller in found):
+                continue
+            values = {name: species.marks[name] for name in names}
+            if species_from_marks(values) == species:
+                found.append(names)
+    return found
+
+
+def minimal_sufficient_mark_sets() -> list[tuple[str, ...]]:
+    """Every set of marks whose values tell all species apart while no smaller subset of it
+    does, from `SPECIES_TABLE`, smallest first (ties in `MARKS` order)."""
+    found: list[tuple[str, ...]] = []
+    for size in range(1, len(MARKS) + 1):
+        for names in itertools.combinations(MARKS, size):
+            if any(set(smaller) <= set(names) for smaller in found):
+                continue
+            values = {tuple(s.marks[name] for name in names) for s in SPECIES_TABLE}
+            if len(values) == len(SPECIES_TABLE):
+                found.append(names)
+    return found
+
 
 JPEG_QUALITY = 92
 # Drawing at twice the size and averaging down gives anti-aliased edges, which PIL's
@@ -98,10 +193,9 @@ METADATA_FILES = (
     "bounding_boxes.txt",
     "parts/parts.txt",
     "parts/part_locs.txt",
+    "ground_truth.json",
 )
-
-Point = tuple[float, float]
-Colour = tuple[int, int, int]
+GROUND_TRUTH_FILE = "ground_truth.json"
 
 
 def generate_synthetic_birds(
@@ -127,6 +221,7 @@ def generate_synthetic_birds(
     split_lines: list[str] = []
     bbox_lines: list[str] = []
     part_loc_lines: list[str] = []
+    mark_boxes: dict[str, dict[str, list[float]]] = {}
     split_rng = np.random.default_rng([seed, 1])
     image_id = 0
     for class_index, species in enumerate(SPECIES_TABLE):
@@ -149,6 +244,9 @@ def generate_synthetic_birds(
             split_lines.append(f"{image_id} {0 if is_test[k] else 1}")
             x, y, w, h = drawing.bbox
             bbox_lines.append(f"{image_id} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+            mark_boxes[str(image_id)] = {
+                name: [round(value, 1) for value in box] for name, box in drawing.mark_boxes.items()
+            }
             for part_id, part_name in enumerate(PART_NAMES, start=1):
                 location = drawing.parts.get(part_name)
                 if location is None:
@@ -168,6 +266,71 @@ def generate_synthetic_birds(
     _write_lines(out_dir / "bounding_boxes.txt", bbox_lines)
     _write_lines(out_dir / "parts" / "parts.txt", part_lines)
     _write_lines(out_dir / "parts" / "part_locs.txt", part_loc_lines)
+    ground_truth = {
+        "image_size": image_size,
+        "marks": {
+            name: {"cub_parts": list(MARK_PARTS[name]), "values": _mark_values(name)}
+            for name in MARKS
+        },
+        "species": {s.folder_name: s.marks for s in SPECIES_TABLE},
+        "minimal_sufficient_sets": [list(names) for names in minimal_sufficient_mark_sets()],
+        "sufficient_sets_by_species": {
+            s.folder_name: [list(names) for names in sufficient_mark_sets(s)] for s in SPECIES_TABLE
+        },
+        "mark_boxes": mark_boxes,
+    }
+    with open(out_dir / GROUND_TRUTH_FILE, "w", encoding="utf-8", newline="\n") as file:
+        json.dump(ground_truth, file, indent=1, sort_keys=True)
+        file.write("\n")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What ``ground_truth.json`` holds (see the module docstring).
+
+    ``species``: folder-style class name -> mark -> value. ``minimal_sufficient_sets``: the
+    sets of marks each of which alone determines the species. ``sufficient_sets_by_species``:
+    class name -> the minimal sets of marks that tell that species from all others (the two
+    above, and for some species a pair across them). ``mark_boxes``: image id (as
+    in images.txt) -> mark -> (x, y, width, height) in pixels of the generated image, which
+    is ``image_size`` pixels square.
+    """
+
+    image_size: int
+    marks: dict[str, dict]
+    species: dict[str, dict[str, str]]
+    minimal_sufficient_sets: list[tuple[str, ...]]
+    sufficient_sets_by_species: dict[str, list[tuple[str, ...]]]
+    mark_boxes: dict[int, dict[str, tuple[float, float, float, float]]]
+
+
+def read_ground_truth(root: Path) -> GroundTruth:
+    """Read the ``ground_truth.json`` a `generate_synthetic_birds` call wrote into `root`."""
+    with open(Path(root) / GROUND_TRUTH_FILE, encoding="utf-8") as file:
+        data = json.load(file)
+    return GroundTruth(
+        image_size=int(data["image_size"]),
+        marks=data["marks"],
+        species=data["species"],
+        minimal_sufficient_sets=[tuple(names) for names in data["minimal_sufficient_sets"]],
+        sufficient_sets_by_species={
+            name: [tuple(names) for names in sets]
+            for name, sets in data["sufficient_sets_by_species"].items()
+        },
+        mark_boxes={
+            int(image_id): {name: tuple(box) for name, box in boxes.items()}
+            for image_id, boxes in data["mark_boxes"].items()
+        },
+    )
+
+
+def _mark_values(name: str) -> list[str]:
+    return {
+        "wing tip": list(WING_TIP_COLOURS),
+        "bill": list(BILL_MARKS),
+        "legs": list(LEG_COLOURS),
+        "eye ring": list(EYE_RING_COLOURS),
+    }[name]
 
 
 def _check_arguments(
@@ -227,11 +390,13 @@ class _Bird:
     """A bird in its own frame: facing +x, y pointing down, about 160 x 120 units.
 
     Shapes are in drawing order. Parts are keyed "near eye", "far leg", ...: which of
-    left and right is near depends on the facing direction, decided later.
+    left and right is near depends on the facing direction, decided later. ``marks``: each
+    field mark's shapes, as indices into ``shapes``.
     """
 
     shapes: list[_Shape]
     parts: dict[str, Point]
+    marks: dict[str, list[int]]
 
 
 @dataclass(frozen=True)
@@ -239,6 +404,7 @@ class _Drawing:
     image: Image.Image
     bbox: tuple[float, float, float, float]  # x, y, width, height in pixels
     parts: dict[str, Point]  # visible CUB parts only
+    mark_boxes: dict[str, tuple[float, float, float, float]]  # x, y, width, height in pixels
 
 
 def _draw_image(rng: np.random.Generator, species: Species, image_size: int) -> _Drawing:
@@ -297,7 +463,12 @@ def _draw_image(rng: np.random.Generator, species: Species, image_size: int) -> 
         max_x - min_x,
         max_y - min_y,
     )
-    return _Drawing(image=image, bbox=bbox, parts=parts)
+    mark_boxes = {}
+    for name, indices in bird.marks.items():
+        placed = [place(p) for index in indices for p in bird.shapes[index].points]
+        xs, ys = [p[0] for p in placed], [p[1] for p in placed]
+        mark_boxes[name] = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+    return _Drawing(image=image, bbox=bbox, parts=parts, mark_boxes=mark_boxes)
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, tilt_degrees: float = 0.0) -> list[Point]:
@@ -340,8 +511,6 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
     mantle = (int(grey), int(grey + 4), int(grey + 10))
     white_level = int(rng.uniform(240, 252))
     white = (white_level, white_level, min(white_level + 3, 255))
-    eye_ring_choices: list[Colour | None] = [None, (205, 40, 40), (235, 135, 30), (225, 205, 70)]
-    eye_ring = eye_ring_choices[int(rng.integers(len(eye_ring_choices)))]
     head_lift = rng.uniform(-5, 4)
     bill_length = rng.uniform(17, 22)
     leg_length = rng.uniform(26, 33)
@@ -349,11 +518,18 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
 
     wing_tip = WING_TIP_COLOURS[species.wing_tip]
     leg = LEG_COLOURS[species.legs]
+    eye_ring = EYE_RING_COLOURS[species.eye_ring]
 
     head_x, head_y, head_r = 38 * length, -30 * height + head_lift, 13.0
     bill_x, bill_y = head_x + head_r * 0.8, head_y + 1.5
     shapes: list[_Shape] = []
     parts: dict[str, Point] = {}
+    marks: dict[str, list[int]] = {name: [] for name in MARKS}
+
+    def add(shape: _Shape, mark: str | None = None) -> None:
+        if mark is not None:
+            marks[mark].append(len(shapes))
+        shapes.append(shape)
 
     # Legs first, so that the body hides their tops. The far leg is a shade darker.
     for side, leg_x, leg_top, colour in (
@@ -361,8 +537,8 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
         ("near", 5 * length, 15 * height, leg),
     ):
         ankle = (leg_x + 2, 16 * height + leg_length)
-        shapes.append(_Shape(_thick_line((leg_x, leg_top), ankle, 5.5), colour))
-        shapes.append(
+        add(_Shape(_thick_line((leg_x, leg_top), ankle, 5.5), colour), "legs")
+        add(
             _Shape(
                 [
                     (ankle[0] - 3, ankle[1] - 1.5),
@@ -371,7 +547,8 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
                     (ankle[0] - 3, ankle[1] + 2.5),
                 ],
                 colour,
-            )
+            ),
+            "legs",
         )
         # On the tarsus, well below the belly.
         parts[f"{side} leg"] = (leg_x + 1.4, ankle[1] - leg_length * 0.3)
@@ -412,7 +589,7 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
 
     # Wing tip (folded primaries) past the tail, then the folded wing over its base.
     tip_base_x = -30 * length
-    shapes.append(
+    add(
         _Shape(
             [
                 (tip_base_x, -15 * height),
@@ -422,10 +599,11 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
                 (tip_base_x, 4 * height),
             ],
             wing_tip,
-        )
+        ),
+        "wing tip",
     )
     # Small white "mirror" spots at the very tip, on both colours.
-    shapes.append(_Shape(_ellipse(tip_base_x - 37, -3.5 * height, 3.2, 1.8, 20), white))
+    add(_Shape(_ellipse(tip_base_x - 37, -3.5 * height, 3.2, 1.8, 20), white), "wing tip")
     shapes.append(
         _Shape(
             [
@@ -456,9 +634,10 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
     parts["back"] = (-8 * length, -17 * height)
     parts["near wing"] = (-16 * length, -4 * height)
 
-    # Bill: yellow, hooked at the tip, with the red spot on the lower mandible.
+    # Bill: yellow, hooked at the tip; a black ring across both mandibles and/or a red spot
+    # on the lower mandible nearer the tip, as the species has.
     bill = bill_length
-    shapes.append(
+    add(
         _Shape(
             [
                 (bill_x - 1, bill_y - 3.4),
@@ -471,20 +650,37 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
                 (bill_x - 1, bill_y + 3.6),
             ],
             bill_yellow,
-        )
+        ),
+        "bill",
     )
-    if species.bill_spot:
-        shapes.append(_Shape(_ellipse(bill_x + bill * 0.72, bill_y + 2.4, 3.2, 2.6), (215, 25, 25)))
+    if "black ring" in species.bill:
+        ring_x = bill_x + bill * 0.5
+        add(
+            _Shape(
+                [
+                    (ring_x - 1.6, bill_y - 3.2),
+                    (ring_x + 1.6, bill_y - 3.1),
+                    (ring_x + 1.6, bill_y + 3.9),
+                    (ring_x - 1.6, bill_y + 3.8),
+                ],
+                BILL_RING_COLOUR,
+            ),
+            "bill",
+        )
+    if "red spot" in species.bill:
+        add(
+            _Shape(_ellipse(bill_x + bill * 0.76, bill_y + 2.4, 3.2, 2.6), BILL_SPOT_COLOUR),
+            "bill",
+        )
     parts["beak"] = (bill_x + bill * 0.45, bill_y)
 
-    # Eye on the near side, with an optional coloured ring.
+    # Eye on the near side, in its coloured ring.
     eye = (head_x + head_r * 0.35, head_y - head_r * 0.22)
-    if eye_ring is not None:
-        shapes.append(_Shape(_ellipse(eye[0], eye[1], 3.0, 3.0), eye_ring))
-    shapes.append(_Shape(_ellipse(eye[0], eye[1], 1.9, 1.9), (25, 20, 15)))
+    add(_Shape(_ellipse(eye[0], eye[1], 3.8, 3.8), eye_ring), "eye ring")
+    add(_Shape(_ellipse(eye[0], eye[1], 1.9, 1.9), (25, 20, 15)), "eye ring")
     parts["near eye"] = eye
 
-    return _Bird(shapes=shapes, parts=parts)
+    return _Bird(shapes=shapes, parts=parts, marks=marks)
 
 
 def _background_pixels(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -7,6 +7,7 @@
 - `concept_models`: fitting an XNN concept model, getting a fitted one, explaining with it.
 - `precompute`: a precompute job's steps (create, fit, plan, batches, refresh, retry).
 - `explanations`: a worker's batch (claim, explain, store or fail under the claim).
+- `ground_truth`: a precompute job's explanations scored against the synthetic gulls' field marks.
 - `errors`: `EngineInputError`, what every service raises for input it cannot use.
 
 The PyTorch work is done by the pure core (`explain_engine.classifiers`, `training`,

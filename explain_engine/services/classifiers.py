@@ -36,10 +36,13 @@ def classifier_train(
     architecture: str | None = None,
     epochs: int | None = None,
     input_size: int | None = None,
+    occlusion: float | None = None,
     progress=None,
 ) -> Classifier:
     """Train a classifier from scratch on the image set's train split, test it on its test
-    split, and register it with its checkpoint."""
+    split, and register it with its checkpoint. Settings left None are the demo's
+    (`training.DEMO_TRAINING`); ``occlusion`` is the share of training images given random
+    patch occlusion."""
     options = dict(training.DEMO_TRAINING)
     if architecture is not None:
         options["architecture"] = architecture
@@ -47,6 +50,8 @@ def classifier_train(
         options["epochs"] = epochs
     if input_size is not None:
         options["input_size"] = input_size
+    if occlusion is not None:
+        options["occlusion"] = occlusion
     class_order = _class_order(image_set)
     index_of = {source_name: index for index, source_name in enumerate(class_order)}
 

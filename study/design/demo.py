@@ -14,10 +14,12 @@ from django.core.management import call_command
 from django.db import transaction
 
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
+from explain_engine.ground_truth import format_goals
 from explain_engine.models import Classifier, ConceptModel, Image, ImageSet, PrecomputeJob
 from explain_engine.selectors import precompute_job_method_progress
 from explain_engine.services.classifiers import classifier_train
 from explain_engine.services.concept_models import concept_model_fit
+from explain_engine.services.ground_truth import precompute_job_ground_truth
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
 from study.design.demo_workers import precompute_job_compute
@@ -59,7 +61,7 @@ COMPREHENSION_QUESTIONS = [
         "question": "Where do the species differ?",
         "choices": [
             "Only in their size",
-            "In small details: wing tips, legs and the bill",
+            "In small details: wing tips, bill, legs and eye ring",
             "In the background they stand on",
         ],
         "answer": 1,
@@ -76,13 +78,15 @@ INSTRUCTIONS_TEXT = """Each page shows one gull. Choose its species, then say ho
 The first two are practice: afterwards you will see the right answer. A few pages are
 attention checks that tell you which answer to pick.
 
-The species differ in small details: the colour of the wing tips, the colour of the legs,
-and whether the bill has a red spot. Look closely before you answer."""
+The species differ in small details: each can be told by the colour of its wing tips and
+the marks on its bill (a red spot, a black ring, both or neither), or by the colour of its
+legs and of the ring around its eye. Look closely before you answer."""
 
 
 DEBRIEF_TEXT = """**What this study was about.** The species in this demo are synthetic: they differ
-only in wing-tip colour, leg colour and a red bill spot. Some participants saw where the AI
-looked; we compare how well each group identified the gulls."""
+only in small field marks: wing tips and bill, or legs and eye ring, either pair enough to
+tell them apart. Some participants saw where the AI looked; we compare how well each group
+identified the gulls."""
 
 COMPARE_COMPREHENSION_QUESTIONS = [
     {
@@ -222,6 +226,8 @@ def demo_prepare(
             # shown by the launch checks, so that the demo always runs.
             concept_model_fit(classifier=classifier, accept_weak_fit=True, **DEMO_XNN)
         _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
+        job.refresh_from_db()
+        precompute_job_ground_truth(job=job, truth_root=birds_dir)
     else:
         for plan in demo_steps()[2:-1]:
             step_skip(plan.key, show=show)
@@ -235,6 +241,14 @@ def demo_prepare(
                 else ""
             )
         )
+    scored = PrecomputeJob.objects.filter(classifier=classifier).exclude(ground_truth={}).last()
+    if scored is not None:
+        log(
+            f"the explanations of {scored.ground_truth['images']} photos against the gulls' "
+            f"field marks (kept with precompute job {scored.pk}):"
+        )
+        for line in format_goals(scored.ground_truth["goals"]):
+            log(f"  {line}")
 
     compare = Study.objects.filter(slug=DEMO_COMPARE_STUDY).first()
     if study.status != Study.Status.DRAFT and compare and compare.status != Study.Status.DRAFT:

@@ -52,13 +52,24 @@ def test_train_classifier_records_accuracy_and_checkpoint(image_set, capsys):
         "1",
         "--input-size",
         "64",
+        "--occlusion",
+        "0.25",
     )
     classifier = Classifier.objects.get(name="quick")
     assert 0 <= classifier.test_accuracy <= 1
     assert classifier.training["epochs"] == 1 and len(classifier.training["history"]) == 1
+    assert classifier.training["occlusion"] == 0.25
     assert classifier.checkpoint_sha256 == classifiers.sha256_file(classifier.checkpoint.path)
     output = capsys.readouterr().out
     assert "epoch 1/1" in output and "test accuracy" in output and "chance 12.5%" in output
+
+
+def test_train_classifier_refuses_an_occlusion_share_outside_0_to_1(image_set):
+    with pytest.raises(CommandError, match=r"occlusion must be a number in \[0, 1\], got 1.5"):
+        call_command(
+            "train_classifier", "--imageset", image_set.name, "--name", "x", "--occlusion", "1.5"
+        )
+    assert not Classifier.objects.filter(name="x").exists()
 
 
 def test_train_classifier_unknown_image_set():

@@ -16,10 +16,19 @@ from explain_engine.datasets.cub import (
     read_cub,
 )
 from explain_engine.datasets.synthetic_birds import (
+    EYE_RING_COLOURS,
+    LEG_COLOURS,
+    MARK_PARTS,
+    MARK_SETS,
+    MARKS,
     PART_NAMES,
     SPECIES,
     SPECIES_TABLE,
     generate_synthetic_birds,
+    minimal_sufficient_mark_sets,
+    read_ground_truth,
+    species_from_marks,
+    sufficient_mark_sets,
 )
 
 pytestmark = []
@@ -98,12 +107,13 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
     generate_synthetic_birds(tmp_path / "c", per_class=2, seed=8, image_size=96)
     first, again, other = (all_file_bytes(tmp_path / name) for name in "abc")
 
-    assert len(first) == 8 * 2 + 7
+    assert len(first) == 8 * 2 + 8
     assert first == again
     assert first.keys() == other.keys()
     jpg_names = [name for name in first if name.endswith(".jpg")]
     assert all(first[name] != other[name] for name in jpg_names)
     assert first["bounding_boxes.txt"] != other["bounding_boxes.txt"]
+    assert first["ground_truth.json"] != other["ground_truth.json"]
 
 
 def test_more_images_per_class_keeps_the_first_ones(tmp_path):
@@ -178,58 +188,155 @@ def pixels_of(dataset, image) -> np.ndarray:
         return np.asarray(opened.convert("RGB"), dtype=np.float64)
 
 
+def nearest_colour(colour: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
+    return min(palette, key=lambda name: float(np.sum((colour - np.array(palette[name])) ** 2)))
+
+
+def box_mask(shape: tuple[int, ...], box: tuple[float, ...], pad: float = 0.0) -> np.ndarray:
+    x, y, w, h = box
+    rows, columns = np.mgrid[: shape[0], : shape[1]]
+    return (
+        (columns >= x - pad) & (columns <= x + w + pad) & (rows >= y - pad) & (rows <= y + h + pad)
+    )
+
+
 def test_leg_colour_at_the_left_leg_follows_the_species(birds_dir):
     dataset = read_cub(birds_dir)
-    colour_families = {"pink": [], "yellow": []}
+    seen = set()
     for image in dataset.images:
         x, y = (round(v) for v in image.parts["left leg"])
-        red, green, blue = pixels_of(dataset, image)[y - 1 : y + 2, x - 1 : x + 2].mean(axis=(0, 1))
-        looks_yellow = red > 180 and green > 150 and blue < green - 80
-        looks_pink = red > green + 50 and blue > green
-        assert looks_yellow != looks_pink, (image.relative_path, red, green, blue)
-        family = "yellow" if looks_yellow else "pink"
-        colour_families[family].append(SPECIES_BY_FOLDER[image.class_name].legs)
-    assert colour_families["pink"] and colour_families["yellow"]
-    assert set(colour_families["pink"]) == {"pink"}
-    assert set(colour_families["yellow"]) == {"yellow"}
+        colour = pixels_of(dataset, image)[y - 1 : y + 2, x - 1 : x + 2].mean(axis=(0, 1))
+        # The far leg is drawn a shade darker; both shades must be nearest the species' colour.
+        palette = {
+            **{name: rgb for name, rgb in LEG_COLOURS.items()},
+            **{
+                f"{name} far": tuple(int(c * 0.88) for c in rgb)
+                for name, rgb in LEG_COLOURS.items()
+            },
+        }
+        nearest = nearest_colour(colour, palette).removesuffix(" far")
+        assert nearest == SPECIES_BY_FOLDER[image.class_name].legs, (image.relative_path, colour)
+        seen.add(nearest)
+    assert seen == set(LEG_COLOURS)
 
 
-def test_bill_spot_is_red_only_on_spotted_species(birds_dir):
+def test_eye_ring_colour_follows_the_species(birds_dir):
     dataset = read_cub(birds_dir)
-    red_pixels_by_spot: dict[bool, list[int]] = {True: [], False: []}
+    truth = read_ground_truth(birds_dir)
+    seen = set()
     for image in dataset.images:
         pixels = pixels_of(dataset, image)
-        beak_x, beak_y = image.parts["beak"]
-        rows, columns = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
-        near_beak = (columns - beak_x) ** 2 + (rows - beak_y) ** 2 <= 8**2
-        red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-        strongly_red = near_beak & (red > 150) & (green < 100) & (blue < 100)
-        red_pixels_by_spot[SPECIES_BY_FOLDER[image.class_name].bill_spot].append(
-            int(strongly_red.sum())
+        ring = box_mask(pixels.shape, truth.mark_boxes[image.image_id]["eye ring"])
+        # The ring's pixels: the most saturated ones in its box (the pupil is dark, the head white).
+        inside = pixels[ring]
+        saturation = inside.max(axis=1) - inside.min(axis=1)
+        colour = inside[saturation >= np.percentile(saturation, 75)].mean(axis=0)
+        nearest = nearest_colour(colour, EYE_RING_COLOURS)
+        assert nearest == SPECIES_BY_FOLDER[image.class_name].eye_ring, (
+            image.relative_path,
+            colour,
         )
-    assert min(red_pixels_by_spot[True]) >= 5
-    assert max(red_pixels_by_spot[False]) == 0
+        seen.add(nearest)
+    assert seen == set(EYE_RING_COLOURS)
 
 
-def test_black_wing_tips_darken_the_bird_and_pale_ones_do_not(birds_dir):
+def test_bill_marks_follow_the_species(birds_dir):
     dataset = read_cub(birds_dir)
+    truth = read_ground_truth(birds_dir)
+    red_counts: dict[bool, list[int]] = {True: [], False: []}
+    black_counts: dict[bool, list[int]] = {True: [], False: []}
+    for image in dataset.images:
+        pixels = pixels_of(dataset, image)
+        boxes = truth.mark_boxes[image.image_id]
+        bill = box_mask(pixels.shape, boxes["bill"]) & ~box_mask(
+            pixels.shape, boxes["eye ring"], pad=1.0
+        )
+        red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        strongly_red = bill & (red > 150) & (green < 100) & (blue < 100)
+        near_black = bill & (pixels.max(axis=2) < 90)
+        marks = SPECIES_BY_FOLDER[image.class_name].bill
+        red_counts["red spot" in marks].append(int(strongly_red.sum()))
+        black_counts["black ring" in marks].append(int(near_black.sum()))
+    assert min(red_counts[True]) >= 5
+    assert max(red_counts[False]) == 0
+    assert min(black_counts[True]) >= 4
+    assert max(black_counts[False]) == 0
+
+
+def test_black_wing_tips_darken_the_wing_tip_and_pale_ones_do_not(birds_dir):
+    dataset = read_cub(birds_dir)
+    truth = read_ground_truth(birds_dir)
     dark_pixels_by_tip: dict[str, list[int]] = {"black": [], "pale grey": []}
     for image in dataset.images:
-        x, y, w, h = (round(v) for v in image.bbox)
-        bird = pixels_of(dataset, image)[y : y + h, x : x + w]
-        # Only the wing tip is near-black; the pupil is a few pixels.
-        dark_count = int((bird.max(axis=2) < 60).sum())
+        pixels = pixels_of(dataset, image)
+        tip = box_mask(pixels.shape, truth.mark_boxes[image.image_id]["wing tip"])
+        dark_count = int((tip & (pixels.max(axis=2) < 60)).sum())
         dark_pixels_by_tip[SPECIES_BY_FOLDER[image.class_name].wing_tip].append(dark_count)
     assert min(dark_pixels_by_tip["black"]) > 80
-    assert max(dark_pixels_by_tip["pale grey"]) < 30
+    assert max(dark_pixels_by_tip["pale grey"]) < 10
 
 
-def test_species_are_the_eight_combinations_of_three_part_traits():
-    combinations = {(s.wing_tip, s.legs, s.bill_spot) for s in SPECIES_TABLE}
-    assert len(combinations) == 8 == len(SPECIES)
-    assert {s.wing_tip for s in SPECIES_TABLE} == {"black", "pale grey"}
-    assert {s.legs for s in SPECIES_TABLE} == {"pink", "yellow"}
+def test_each_mark_set_alone_determines_the_species():
+    assert len(SPECIES_TABLE) == 8 == len(SPECIES)
     assert tuple(s.name for s in SPECIES_TABLE) == SPECIES
+    assert set(MARK_SETS[0]).isdisjoint(MARK_SETS[1])
+    assert sorted(name for names in MARK_SETS for name in names) == sorted(MARKS)
+    for species in SPECIES_TABLE:
+        for names in MARK_SETS:
+            assert species_from_marks({name: species.marks[name] for name in names}) == species
+
+
+def test_no_mark_and_no_pair_across_the_sets_determines_the_species():
+    # Some species share every single mark, and every pair with one mark from each set.
+    for first in MARK_SETS[0]:
+        assert species_from_marks({first: SPECIES_TABLE[0].marks[first]}) is None
+        for second in MARK_SETS[1]:
+            values = {(s.marks[first], s.marks[second]) for s in SPECIES_TABLE}
+            assert len(values) < len(SPECIES_TABLE), (first, second)
+    assert minimal_sufficient_mark_sets() == list(MARK_SETS)
+
+
+def test_sufficient_sets_per_species_are_minimal_and_identify_it():
+    cross = 0
+    for species in SPECIES_TABLE:
+        sets = sufficient_mark_sets(species)
+        assert set(MARK_SETS) <= set(sets)
+        cross += len(sets) - len(MARK_SETS)
+        for names in sets:
+            assert species_from_marks({n: species.marks[n] for n in names}) == species
+            for name in names:  # no mark can be dropped
+                smaller = {n: species.marks[n] for n in names if n != name}
+                assert species_from_marks(smaller) != species
+    # A value pair across the sets that no other species shares identifies some species.
+    assert cross > 0
+
+
+def test_ground_truth_file_records_the_marks_sets_and_boxes(birds_dir):
+    dataset = read_cub(birds_dir)
+    truth = read_ground_truth(birds_dir)
+    assert truth.image_size == 224
+    assert truth.minimal_sufficient_sets == list(MARK_SETS)
+    assert truth.sufficient_sets_by_species == {
+        s.folder_name: sufficient_mark_sets(s) for s in SPECIES_TABLE
+    }
+    assert truth.species == {s.folder_name: s.marks for s in SPECIES_TABLE}
+    assert {name: tuple(mark["cub_parts"]) for name, mark in truth.marks.items()} == MARK_PARTS
+    assert sorted(truth.mark_boxes) == [image.image_id for image in dataset.images]
+    for image in dataset.images:
+        boxes = truth.mark_boxes[image.image_id]
+        assert sorted(boxes) == sorted(MARKS)
+        for x, y, w, h in boxes.values():
+            assert x >= 0 and x + w <= 224 and y >= 0 and y + h <= 224
+            # Small marks: none is a quarter of the image on a side.
+            assert 0 < w < 56 and 0 < h < 56
+        # Each mark's box holds the CUB parts it lies on (the wing tip: none, it is the end
+        # of the wing whose part point is mid-wing).
+        for name in ("bill", "legs", "eye ring"):
+            x, y, w, h = boxes[name]
+            points = [image.parts[part] for part in MARK_PARTS[name] if part in image.parts]
+            assert points
+            for px, py in points:
+                assert x - 0.1 <= px <= x + w + 0.1 and y - 0.1 <= py <= y + h + 0.1
 
 
 @pytest.mark.parametrize(

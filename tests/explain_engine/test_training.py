@@ -6,7 +6,16 @@ from PIL import Image, ImageDraw
 
 from explain_engine import training
 from explain_engine.classifiers import IMAGENET_MEAN, IMAGENET_STD, load_model, predict
-from explain_engine.training import DEMO_TRAINING, _augment, save_checkpoint, train_classifier
+from explain_engine.methods.baselines import blur_baseline
+from explain_engine.training import (
+    DEMO_TRAINING,
+    OCCLUSION_GRID,
+    _augment,
+    occlude,
+    occlusion_plan,
+    save_checkpoint,
+    train_classifier,
+)
 
 SIZE = 32
 COLOURS = [(220, 30, 30), (30, 60, 220)]  # class 0 red, class 1 blue
@@ -147,6 +156,8 @@ def test_a_last_batch_of_one_image_is_folded_in(red_blue):
         (dict(epochs=0), "epochs"),
         (dict(batch_size=0), "batch_size"),
         (dict(learning_rate=0.0), "learning_rate"),
+        (dict(occlusion=1.5), "occlusion"),
+        (dict(occlusion=-0.1), "occlusion"),
         (dict(num_classes=1), r"train labels must be in \[0, 1\)"),
         (dict(architecture="nope"), "Unknown architecture 'nope'"),
     ],
@@ -196,4 +207,65 @@ def test_demo_training_names_every_setting_train_classifier_needs():
         "epochs",
         "batch_size",
         "learning_rate",
+        "occlusion",
     }
+    assert DEMO_TRAINING["occlusion"] == training.DEFAULT_OCCLUSION > 0
+
+
+BLACK = (0.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+
+
+def test_occlusion_hides_exactly_the_planned_cells_with_black_or_blur():
+    # 25 px and a 7 x 7 grid: cell centres fall on every 4th pixel, where the bilinear
+    # (align_corners) upsampled mask is exactly the cell's value.
+    n, size = 64, 25
+    images = torch.randn(n, 3, size, size)
+    plan = occlusion_plan(n, torch.Generator().manual_seed(0), probability=0.5)
+    out = occlude(images, plan, BLACK)
+    keep = plan.keep[:, 0]
+    assert keep.shape == (n, OCCLUSION_GRID, OCCLUSION_GRID)
+    centres = torch.arange(0, size, 4)
+    at_centres = out[:, :, centres][:, :, :, centres]
+    image_centres = images[:, :, centres][:, :, :, centres]
+    blur_centres = blur_baseline(images)[:, :, centres][:, :, :, centres]
+    black = BLACK.view(1, 3, 1, 1).expand_as(image_centres)
+    expected = torch.where(
+        keep[:, None] == 1,
+        image_centres,
+        torch.where(plan.blurred.view(n, 1, 1, 1), blur_centres, black),
+    )
+    torch.testing.assert_close(at_centres, expected)
+
+    occluded = (keep == 0).flatten(1).any(dim=1)
+    untouched = ~occluded
+    torch.testing.assert_close(out[untouched], images[untouched], rtol=0, atol=0)
+    assert not plan.blurred[untouched].any()
+    # About half the images are occluded, black and blurred alike, each hiding some cells
+    # but rarely all.
+    assert 20 <= int(occluded.sum()) <= 44
+    assert 5 <= int(plan.blurred.sum()) <= int(occluded.sum()) - 5
+    hidden_share = (keep[occluded] == 0).flatten(1).float().mean(dim=1)
+    assert float(hidden_share.min()) > 0.05 and float(hidden_share.max()) < 1.0
+
+
+def test_occlusion_probability_zero_leaves_images_whole():
+    images = torch.randn(16, 3, 25, 25)
+    plan = occlusion_plan(16, torch.Generator().manual_seed(0), probability=0.0)
+    assert bool((plan.keep == 1).all()) and not plan.blurred.any()
+    torch.testing.assert_close(occlude(images, plan, BLACK), images, rtol=0, atol=0)
+
+
+def test_training_occludes_with_the_given_probability(red_blue, monkeypatch):
+    seen = []
+    real = training.occlusion_plan
+
+    def recording(n, generator, *, probability):
+        seen.append(probability)
+        return real(n, generator, probability=probability)
+
+    monkeypatch.setattr(training, "occlusion_plan", recording)
+    _train(red_blue, epochs=1, occlusion=0.7)
+    assert seen and set(seen) == {0.7}
+    seen.clear()
+    _train(red_blue, epochs=1)
+    assert seen and set(seen) == {training.DEFAULT_OCCLUSION}

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from explain_engine import training
+from explain_engine.ground_truth import format_goals
 from explain_engine.models import (
     Classifier,
     ConceptModel,
@@ -67,6 +68,15 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     # a weak fit is kept for the demo, and said so
     assert ConceptModel.objects.get().accepted_weak_fit == ("weak fit accepted" in first)
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
+    # The explanations are scored against the gulls' field marks, kept with the job, shown.
+    scored = PrecomputeJob.objects.exclude(ground_truth={}).get()
+    assert scored.ground_truth["images"] == 12
+    assert set(scored.ground_truth["saliency"]) == {"gradcam", "igos", "igospp"}
+    assert scored.ground_truth["sag"]["images"] == 12
+    assert scored.ground_truth["xnn"]["images"] == 12
+    assert "against the gulls' field marks" in first
+    lines = format_goals(scored.ground_truth["goals"])
+    assert lines and all(line in first for line in lines)
     # The comparative study asks only about photos whose SAG search found a clear pair, or
     # is left out when too few did (an undertrained classifier here): never a broken study.
     compare = Study.objects.filter(slug="demo-compare").first()
@@ -85,6 +95,7 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     # SAG pairs, as an undertrained classifier's may be.)
     for plan in demo.demo_steps()[: -1 if compare is None else None]:
         assert f"{plan.label}: done earlier" in second
+    assert "against the gulls' field marks" in second
     assert Classifier.objects.count() == 1 and ConceptModel.objects.count() == 1
     assert Image.objects.count() == 48
     assert (

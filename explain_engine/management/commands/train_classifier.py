@@ -14,9 +14,17 @@ class Command(BaseCommand):
         parser.add_argument("--architecture", help="Default: the demo's measured choice.")
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--input-size", type=int)
+        parser.add_argument(
+            "--occlusion",
+            type=float,
+            help="Share of training images with random black or blurred patches, 0..1 "
+            "(default: the demo's).",
+        )
         parser.add_argument("--seed", type=int, default=0)
 
-    def handle(self, *args, imageset, name, architecture, epochs, input_size, seed, **options):
+    def handle(
+        self, *args, imageset, name, architecture, epochs, input_size, occlusion, seed, **options
+    ):
         try:
             image_set = ImageSet.objects.get(name=imageset)
         except ImageSet.DoesNotExist:
@@ -36,6 +44,7 @@ class Command(BaseCommand):
                 architecture=architecture,
                 epochs=epochs,
                 input_size=input_size,
+                occlusion=occlusion,
                 progress=progress,
             )
         except (EngineInputError, ValueError) as error:

@@ -1,0 +1,239 @@
+"""The demo's explanations against the synthetic gulls' ground truth (issue 16's goals).
+
+Run: ``.venv/bin/python benchmarks/ground_truth.py [--images 40] [--sag-images 20]
+[--methods gradcam igos igospp integrated_gradients] [--no-sag] [--no-xnn] [--threads N]``
+
+Draws the demo's data set (``per_class=60``, ``seed=0``, 224 px) and trains the demo
+classifier (``DEMO_TRAINING``) as the demo does, both cached under
+``/tmp/explainstudy-bench/ground-truth-<hash>`` (the hash covers the settings and the
+generator's and trainer's source, so a changed generator or trainer is retrained). Then, on
+the first test images, each explaining the classifier's predicted class with the method's
+default parameters (what the demo uses):
+
+- saliency (``--methods``): pointing game (peak within 15 px at 224 of a field mark's box)
+  and the share of saliency mass inside the marks' boxes widened by that tolerance (with the
+  share of the image those boxes cover, what a uniform map scores);
+- SAG (``--sag-images``): MSE sizes, images with two or more diverse roots, MSEs that reveal
+  a sufficient set of marks, images whose MSEs reveal both sets;
+- XNN: fitted on the train split with its defaults (through ``get_method("xnn")``, ``fit``,
+  ``explain``), R^2 on the test split, where each concept's heatmap peaks (marks and CUB
+  parts), the mean pairwise |correlation| of the concept heatmaps.
+
+Prints a table per part and, last, each goal with "holds" or "fails" and its figure
+(`explain_engine.ground_truth.goals`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from explain_engine import ground_truth as gt  # noqa: E402
+from explain_engine.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, load_model  # noqa: E402
+from explain_engine.datasets.cub import read_cub  # noqa: E402
+from explain_engine.datasets.synthetic_birds import (  # noqa: E402
+    MARK_PARTS,
+    generate_synthetic_birds,
+    read_ground_truth,
+)
+from explain_engine.methods import get_method  # noqa: E402
+from explain_engine.training import DEMO_TRAINING, save_checkpoint, train_classifier  # noqa: E402
+
+CACHE = Path("/tmp/explainstudy-bench")
+IMAGE_SIZE = 224
+SALIENCY_METHODS = ("gradcam", "igos", "igospp", "integrated_gradients")
+
+
+def _cache_dir(per_class: int, seed: int) -> Path:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([DEMO_TRAINING, per_class, seed], sort_keys=True).encode())
+    for source in ("explain_engine/datasets/synthetic_birds.py", "explain_engine/training.py"):
+        digest.update((ROOT / source).read_bytes())
+    return CACHE / f"ground-truth-{digest.hexdigest()[:12]}"
+
+
+def prepare(per_class: int, seed: int, device: str):
+    """(model, dataset, truth, preprocessing), drawing and training once per cache key."""
+    directory = _cache_dir(per_class, seed)
+    birds = directory / "birds"
+    checkpoint = directory / "classifier.pt"
+    if not (birds / "ground_truth.json").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        generate_synthetic_birds(birds, per_class=per_class, seed=seed, image_size=IMAGE_SIZE)
+    dataset = read_cub(birds)
+    truth = read_ground_truth(birds)
+    preprocessing = Preprocessing(
+        input_size=int(DEMO_TRAINING["input_size"]), mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
+    architecture = str(DEMO_TRAINING["architecture"])
+    if not checkpoint.exists():
+        train, test = dataset.labelled_items()
+        cpu_started = time.process_time()
+        result = train_classifier(
+            train,
+            test,
+            num_classes=len(dataset.class_names),
+            seed=seed,
+            device=device,
+            **DEMO_TRAINING,
+        )
+        print(
+            f"trained the demo classifier in {result.seconds:.0f} s "
+            f"({time.process_time() - cpu_started:.0f} CPU s, "
+            f"{torch.get_num_threads()} threads), "
+            f"test accuracy {result.test_accuracy:.3f}",
+            flush=True,
+        )
+        save_checkpoint(result.model, checkpoint)
+    model = load_model(architecture, len(dataset.class_names), checkpoint).eval()
+    return model, dataset, truth, preprocessing
+
+
+def _tensor(dataset, images, preprocessing) -> torch.Tensor:
+    tensors = []
+    for image in images:
+        with Image.open(dataset.image_path(image)) as opened:
+            tensors.append(preprocessing.to_tensor(opened.convert("RGB")))
+    return torch.stack(tensors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=int, default=40, help="test images for saliency, XNN")
+    parser.add_argument("--sag-images", type=int, default=20)
+    parser.add_argument("--methods", nargs="*", default=list(SALIENCY_METHODS))
+    parser.add_argument("--no-sag", action="store_true")
+    parser.add_argument("--no-xnn", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    model, dataset, truth, preprocessing = prepare(args.per_class, args.seed, args.device)
+    model = model.to(args.device)
+    size = preprocessing.input_size
+    tolerance = gt.POINTING_TOLERANCE_AT_224 * size / IMAGE_SIZE
+    index = {name: i for i, name in enumerate(dataset.class_names)}
+    test = [image for image in dataset.images if not image.is_train]
+    # Spread over the classes: the test images are listed class by class.
+    step = max(len(test) // max(args.images, 1), 1)
+    chosen = test[::step][: args.images]
+    images = _tensor(dataset, chosen, preprocessing).to(args.device)
+    labels = torch.tensor([index[image.class_name] for image in chosen])
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1).cpu()
+    marks = [gt.scaled_boxes(truth.mark_boxes[i.image_id], IMAGE_SIZE, size) for i in chosen]
+    accuracy = float((predicted == labels).float().mean())
+    print(
+        f"demo classifier ({DEMO_TRAINING['architecture']}, {size} px, occlusion "
+        f"{DEMO_TRAINING.get('occlusion', 0.0)}): accuracy {accuracy:.3f} "
+        f"on {len(chosen)} test images; explaining the predicted class; sufficient sets "
+        f"{truth.minimal_sufficient_sets}; pointing tolerance {tolerance:.1f} px; "
+        f"torch threads {torch.get_num_threads()}, device {args.device}",
+        flush=True,
+    )
+
+    saliency: dict[str, dict] = {}
+    if args.methods:
+        print(f"\n{'method':<22} {'pointing':>8} {'mass':>6} {'area':>6} {'s/image':>8}")
+    for slug in args.methods:
+        started = time.perf_counter()
+        maps = (
+            get_method(slug, batch_size=args.batch_size)
+            .explain(model, images, predicted.to(args.device))
+            .saliency
+        )
+        seconds = (time.perf_counter() - started) / len(chosen)
+        saliency[slug] = gt.saliency_summary(maps, marks, tolerance=tolerance)
+        row = saliency[slug]
+        print(
+            f"{slug:<22} {row['pointing']:>8.0%} {row['mass']:>6.0%} {row['area']:>6.0%} "
+            f"{seconds:>8.2f}",
+            flush=True,
+        )
+
+    sag = None
+    if not args.no_sag and args.sag_images:
+        method = get_method("sag")
+        n = min(args.sag_images, len(chosen))
+        searches = []
+        started = time.perf_counter()
+        for k in range(n):
+            graph = method.explain(
+                model, images[k : k + 1], predicted[k : k + 1].to(args.device)
+            ).graphs[0]
+            searches.append(([m.patches for m in graph.mses], len(graph.roots)))
+            print(
+                f"  SAG image {k + 1}/{n}: MSE sizes {[len(m.patches) for m in graph.mses]}, "
+                f"roots {len(graph.roots)}, covered "
+                + "; ".join(
+                    ",".join(sorted(gt.covered_marks(m.patches, method.grid, marks[k], size)))
+                    or "-"
+                    for m in graph.mses
+                ),
+                flush=True,
+            )
+        sets = [
+            truth.sufficient_sets_by_species[dataset.class_names[int(p)]] for p in predicted[:n]
+        ]
+        sag = gt.sag_summary(searches, marks[:n], sets, grid=method.grid, size=size)
+        print(
+            f"\nSAG on {n} images ({(time.perf_counter() - started) / n:.1f} s/image): "
+            f"{sag['mses']} MSEs, median size {sag['median_size']:.0f}, an MSE on "
+            f"{sag['found']:.0%}, >= 2 diverse roots on {sag['diverse']:.0%}, MSEs revealing "
+            f"a sufficient set {sag['covering']:.0%}, both sets revealed on {sag['both_sets']:.0%}",
+            flush=True,
+        )
+
+    xnn = None
+    if not args.no_xnn:
+        train_images = [image for image in dataset.images if image.is_train]
+        method = get_method("xnn")
+        started = time.perf_counter()
+        report = method.fit(
+            model,
+            _tensor(dataset, train_images, preprocessing).to(args.device),
+            holdout=_tensor(dataset, test, preprocessing).to(args.device),
+        )
+        fitted = time.perf_counter() - started
+        result = method.explain(model, images)
+        parts = [
+            gt.part_boxes(
+                truth.mark_boxes[image.image_id], image.parts, MARK_PARTS, IMAGE_SIZE, size
+            )
+            for image in chosen
+        ]
+        xnn = gt.xnn_summary(
+            result.heatmaps, parts, r2=getattr(report, "holdout_r2", None), tolerance=tolerance
+        )
+        print(
+            f"\nXNN fitted in {fitted:.0f} s: R^2 {xnn['r2']}, per concept: "
+            + ", ".join(
+                f"{part} ({share:.0%})"
+                for part, share in zip(xnn["part"], xnn["on_part"], strict=True)
+            )
+            + f"; mean pairwise |correlation| {xnn['correlation']:.2f}",
+            flush=True,
+        )
+
+    print("\ngoals:")
+    for line in gt.format_goals(gt.goals(saliency=saliency, sag=sag, xnn=xnn)):
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()

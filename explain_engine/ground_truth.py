@@ -1,0 +1,379 @@
+"""Explanations scored against the synthetic gulls' ground truth. Pure PyTorch; no Django.
+
+The synthetic gulls (`datasets.synthetic_birds`) know where their field marks are and which
+sets of marks decide the species (``ground_truth.json``). Each score here compares one
+explanation of one image with that:
+
+- saliency: `pointing_game` (the map's peak lies in a mark's box, widened by a tolerance,
+  as in Zhang et al.'s pointing game, 15 px at 224) and `mass_share` (the share of the map's
+  total inside the marks' boxes, widened the same way), with `area_share` the share of the
+  image those boxes cover (what a uniform map would score);
+- SAG: `covered_marks` (the marks a patch set reveals: the revealed mask, upsampled as SAG
+  composites it, averages at least 0.5 over the mark's box) and `covered_sets`;
+- XNN: `nearest_part` (the part whose box is nearest a concept heatmap's peak, within the
+  tolerance) and `mean_abs_correlation` of concept heatmaps.
+
+Boxes are (x, y, width, height) in the pixels of the generated image; `scale_box` maps them
+to the model's input. Everything takes plain tensors and dicts.
+
+Example::
+
+    boxes = {m: scale_box(b, 224, 128) for m, b in truth.mark_boxes[image_id].items()}
+    hit = pointing_game(saliency[0], boxes.values(), tolerance=15 * 128 / 224)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "POINTING_TOLERANCE_AT_224",
+    "area_share",
+    "box_mask",
+    "covered_marks",
+    "covered_sets",
+    "format_goals",
+    "goals",
+    "mass_share",
+    "mean_abs_correlation",
+    "nearest_part",
+    "peak",
+    "part_boxes",
+    "pointing_game",
+    "sag_summary",
+    "saliency_summary",
+    "scale_box",
+    "scaled_boxes",
+    "xnn_summary",
+]
+
+#: The pointing game's tolerance (Zhang et al., "Top-down neural attention by excitation
+#: backprop"): 15 pixels at a 224-pixel input, scaled with the input.
+POINTING_TOLERANCE_AT_224 = 15.0
+
+Box = tuple[float, float, float, float]
+
+
+def scale_box(box: Sequence[float], from_size: int, to_size: int) -> Box:
+    """A box in `from_size`-pixel image coordinates in `to_size`-pixel ones (square images)."""
+    factor = to_size / from_size
+    x, y, w, h = box
+    return (x * factor, y * factor, w * factor, h * factor)
+
+
+def scaled_boxes(
+    boxes: Mapping[str, Sequence[float]], from_size: int, to_size: int
+) -> dict[str, Box]:
+    """`scale_box` of every named box."""
+    return {name: scale_box(box, from_size, to_size) for name, box in boxes.items()}
+
+
+def part_boxes(
+    mark_boxes: Mapping[str, Sequence[float]],
+    parts: Mapping[str, Sequence[float]],
+    mark_parts: Mapping[str, Sequence[str]],
+    from_size: int,
+    to_size: int,
+) -> dict[str, Box]:
+    """Where a concept heatmap may peak: the marks' boxes and the other visible CUB parts
+    (name -> (x, y)) as zero-size boxes, left and right merged into one name, all scaled
+    from `from_size` to `to_size` pixels; `mark_parts` names the CUB parts each mark lies on
+    (those are the mark's box)."""
+    on_marks = {part for names in mark_parts.values() for part in names}
+    boxes = scaled_boxes(mark_boxes, from_size, to_size)
+    for part, (x, y) in parts.items():
+        if part not in on_marks:
+            name = part.removeprefix("left ").removeprefix("right ")
+            boxes[name] = scale_box((x, y, 0.0, 0.0), from_size, to_size)
+    return boxes
+
+
+def box_mask(boxes: Iterable[Sequence[float]], size: int, *, pad: float = 0.0) -> Tensor:
+    """(size, size) bool: pixels whose centre lies in any box widened by `pad` on each side."""
+    centres = torch.arange(size, dtype=torch.float32) + 0.5
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    for x, y, w, h in boxes:
+        rows = (centres >= y - pad) & (centres <= y + h + pad)
+        columns = (centres >= x - pad) & (centres <= x + w + pad)
+        mask |= rows[:, None] & columns[None, :]
+    return mask
+
+
+def peak(saliency: Tensor) -> tuple[float, float]:
+    """(x, y) pixel centre of the map's maximum (the first in raster order on ties)."""
+    index = int(torch.argmax(saliency.flatten()))
+    row, column = divmod(index, saliency.shape[-1])
+    return (column + 0.5, row + 0.5)
+
+
+def _distance_to_box(point: tuple[float, float], box: Sequence[float]) -> float:
+    x, y, w, h = box
+    dx = max(x - point[0], 0.0, point[0] - (x + w))
+    dy = max(y - point[1], 0.0, point[1] - (y + h))
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, tolerance: float) -> bool:
+    """Whether the (H, W) map's peak lies within `tolerance` pixels of any box."""
+    point = peak(saliency)
+    return any(_distance_to_box(point, box) <= tolerance for box in boxes)
+
+
+def mass_share(saliency: Tensor, boxes: Iterable[Sequence[float]], *, pad: float = 0.0) -> float:
+    """Share of the (H, W) map's total (non-negative) inside the union of the boxes; 0 for an
+    all-zero map."""
+    saliency = saliency.clamp(min=0).float()
+    total = float(saliency.sum())
+    if total <= 0:
+        return 0.0
+    inside = box_mask(boxes, saliency.shape[-1], pad=pad)
+    return float(saliency[inside].sum()) / total
+
+
+def area_share(boxes: Iterable[Sequence[float]], size: int, *, pad: float = 0.0) -> float:
+    """Share of a size x size image inside the union of the boxes (a uniform map's mass share)."""
+    return float(box_mask(boxes, size, pad=pad).float().mean())
+
+
+def covered_marks(
+    patches: Iterable[int], grid: int, mark_boxes: Mapping[str, Sequence[float]], size: int
+) -> set[str]:
+    """The marks a revealed patch set shows: the binary grid x grid mask of `patches` (patch
+    k = grid * row + col), upsampled bilinearly with ``align_corners=True`` to size x size as
+    SAG composites it, averages at least 0.5 over the mark's box."""
+    mask = torch.zeros(grid * grid)
+    mask[list(patches)] = 1.0
+    up = F.interpolate(
+        mask.view(1, 1, grid, grid), size=(size, size), mode="bilinear", align_corners=True
+    )[0, 0]
+    covered = set()
+    for name, box in mark_boxes.items():
+        inside = box_mask([box], size)
+        if inside.any() and float(up[inside].mean()) >= 0.5:
+            covered.add(name)
+    return covered
+
+
+def covered_sets(
+    covered: set[str], sufficient_sets: Iterable[Sequence[str]]
+) -> list[tuple[str, ...]]:
+    """The sufficient sets of marks all of whose marks are in `covered`."""
+    return [tuple(names) for names in sufficient_sets if set(names) <= covered]
+
+
+def nearest_part(
+    saliency: Tensor, part_boxes: Mapping[str, Sequence[float]], *, tolerance: float
+) -> str | None:
+    """The part whose box is nearest the (H, W) map's peak if within `tolerance` pixels
+    (ties: the first in `part_boxes` order), else None."""
+    point = peak(saliency)
+    best, best_distance = None, float("inf")
+    for name, box in part_boxes.items():
+        distance = _distance_to_box(point, box)
+        if distance < best_distance:
+            best, best_distance = name, distance
+    return best if best_distance <= tolerance else None
+
+
+def mean_abs_correlation(heatmaps: Tensor) -> float:
+    """Mean |Pearson correlation| over the pairs of (k, H, W) maps of one image; a constant
+    map correlates 0 with everything."""
+    flat = heatmaps.flatten(1).double()
+    flat = flat - flat.mean(dim=1, keepdim=True)
+    norms = flat.norm(dim=1)
+    values = []
+    for i, j in itertools.combinations(range(flat.shape[0]), 2):
+        if norms[i] == 0 or norms[j] == 0:
+            values.append(0.0)
+        else:
+            values.append(abs(float(flat[i] @ flat[j] / (norms[i] * norms[j]))))
+    return sum(values) / len(values) if values else 0.0
+
+
+# ------------------------------------------------------------------ summaries and goals
+
+
+def saliency_summary(
+    maps: Tensor, mark_boxes: Sequence[Mapping[str, Sequence[float]]], *, tolerance: float
+) -> dict[str, float]:
+    """Pointing game and mass share of (N, H, W) maps against each image's mark boxes (in
+    the maps' pixels): ``pointing`` (share of images hit), ``mass`` (mean share of the map
+    inside the marks' boxes widened by `tolerance`), ``area`` (mean share of the image those
+    widened boxes cover), ``images``."""
+    if len(maps) != len(mark_boxes) or not len(maps):
+        raise ValueError(f"need one box set per map, got {len(maps)} maps, {len(mark_boxes)}")
+    size = maps.shape[-1]
+    hits = [
+        pointing_game(m, boxes.values(), tolerance=tolerance)
+        for m, boxes in zip(maps, mark_boxes, strict=True)
+    ]
+    masses = [
+        mass_share(m, boxes.values(), pad=tolerance)
+        for m, boxes in zip(maps, mark_boxes, strict=True)
+    ]
+    areas = [area_share(boxes.values(), size, pad=tolerance) for boxes in mark_boxes]
+    return {
+        "images": len(hits),
+        "pointing": sum(hits) / len(hits),
+        "mass": sum(masses) / len(masses),
+        "area": sum(areas) / len(areas),
+    }
+
+
+def sag_summary(
+    searches: Sequence[tuple[Sequence[Sequence[int]], int]],
+    mark_boxes: Sequence[Mapping[str, Sequence[float]]],
+    sufficient_sets: Sequence[Sequence[Sequence[str]]],
+    *,
+    grid: int,
+    size: int,
+) -> dict[str, float]:
+    """SAG searches against the marks. Each search is (its MSEs' patch lists, its number of
+    diverse roots); `sufficient_sets` gives, per image, the sets of marks that decide the
+    explained species. ``median_size`` (patches, over all MSEs), ``diverse`` (share of images
+    with two or more diverse roots), ``covering`` (share of MSEs revealing every mark of at
+    least one sufficient set), ``both_sets`` (share of images whose MSEs, together, cover
+    two different sufficient sets), ``found`` (share of images with an MSE), ``images``,
+    ``mses``."""
+    if not len(searches) == len(mark_boxes) == len(sufficient_sets) or not searches:
+        raise ValueError("need one box set and one list of sets per search, and a search")
+    sizes, covering, both = [], [], []
+    for (mses, _roots), boxes, sets_of_image in zip(
+        searches, mark_boxes, sufficient_sets, strict=True
+    ):
+        sets_seen: set[tuple[str, ...]] = set()
+        for patches in mses:
+            sizes.append(len(patches))
+            sets = covered_sets(covered_marks(patches, grid, boxes, size), sets_of_image)
+            covering.append(bool(sets))
+            sets_seen.update(sets)
+        both.append(len(sets_seen) >= 2)
+    n = len(searches)
+    return {
+        "images": n,
+        "mses": len(sizes),
+        "found": sum(bool(mses) for mses, _ in searches) / n,
+        "median_size": float(torch.tensor(sizes, dtype=torch.float32).median()) if sizes else 49.0,
+        "diverse": sum(roots >= 2 for _, roots in searches) / n,
+        "covering": sum(covering) / len(covering) if covering else 0.0,
+        "both_sets": sum(both) / n,
+    }
+
+
+def xnn_summary(
+    heatmaps: Tensor,
+    part_boxes: Sequence[Mapping[str, Sequence[float]]],
+    *,
+    r2: float | None,
+    tolerance: float,
+) -> dict:
+    """XNN concept heatmaps (N, k, H, W) against each image's part boxes (marks and CUB part
+    points as zero-size boxes). Per concept: ``on_part`` (share of images whose peak is on a
+    part) and ``part`` (the part it peaks on most often); ``distinct_parts`` (of those modal
+    parts), ``correlation`` (mean over images of the mean pairwise |correlation| of the
+    concepts' maps), ``r2``, ``images``."""
+    if len(heatmaps) != len(part_boxes) or not len(heatmaps):
+        raise ValueError("need one part box set per image, and at least one image")
+    k = heatmaps.shape[1]
+    on_part, modal = [], []
+    for concept in range(k):
+        found = [
+            nearest_part(maps[concept], boxes, tolerance=tolerance)
+            for maps, boxes in zip(heatmaps, part_boxes, strict=True)
+        ]
+        named = [name for name in found if name is not None]
+        on_part.append(len(named) / len(found))
+        modal.append(max(set(named), key=named.count) if named else None)
+    return {
+        "images": len(heatmaps),
+        "r2": r2,
+        "on_part": on_part,
+        "part": modal,
+        "distinct_parts": len({name for name in modal if name is not None}),
+        "correlation": sum(mean_abs_correlation(maps) for maps in heatmaps) / len(heatmaps),
+    }
+
+
+def goals(
+    saliency: Mapping[str, Mapping[str, float]] | None = None,
+    sag: Mapping[str, float] | None = None,
+    xnn: Mapping | None = None,
+) -> list[tuple[str, bool, str]]:
+    """Issue 16's ground-truth goals as (goal, holds, figure) rows, for the summaries given.
+
+    `saliency` maps method slug -> `saliency_summary`; the iGOS++ goals need "igospp" there
+    and compare with "gradcam" and "integrated_gradients" where present."""
+    rows: list[tuple[str, bool, str]] = []
+    if saliency and "igospp" in saliency:
+        ours = saliency["igospp"]
+        rows.append(
+            (
+                "iGOS++ pointing game >= 90%",
+                ours["pointing"] >= 0.9,
+                f"{ours['pointing']:.0%}",
+            )
+        )
+        for other in ("gradcam", "integrated_gradients"):
+            if other in saliency:
+                theirs = saliency[other]
+                for key, label in (("pointing", "pointing game"), ("mass", "mass share")):
+                    rows.append(
+                        (
+                            f"iGOS++ {label} ahead of {other}",
+                            ours[key] > theirs[key],
+                            f"{ours[key]:.0%} vs {theirs[key]:.0%}",
+                        )
+                    )
+    if sag:
+        rows += [
+            (
+                "SAG median MSE size <= 6 of 49",
+                sag["median_size"] <= 6,
+                f"{sag['median_size']:.0f} ({sag['mses']} MSEs)",
+            ),
+            (
+                "SAG >= 2 diverse MSEs on >= 40% of images",
+                sag["diverse"] >= 0.4,
+                f"{sag['diverse']:.0%} of {sag['images']}",
+            ),
+            (
+                "SAG each MSE covers a sufficient set of marks",
+                sag["mses"] > 0 and sag["covering"] >= 1.0,
+                f"{sag['covering']:.0%} of MSEs",
+            ),
+        ]
+    if xnn:
+        r2 = xnn["r2"]
+        rows += [
+            (
+                "XNN R^2 >= 0.9 on the test split",
+                r2 is not None and r2 >= 0.9,
+                f"{r2:.3f}" if r2 is not None else "none",
+            ),
+            (
+                "XNN each concept's heatmap peaks on a part (most images)",
+                min(xnn["on_part"]) > 0.5,
+                " ".join(f"{share:.0%}" for share in xnn["on_part"]),
+            ),
+            (
+                "XNN concepts cover >= 3 distinct parts",
+                xnn["distinct_parts"] >= 3,
+                f"{xnn['distinct_parts']}: {', '.join(str(p) for p in xnn['part'])}",
+            ),
+            (
+                "XNN mean pairwise |correlation| of heatmaps <= 0.5",
+                xnn["correlation"] <= 0.5,
+                f"{xnn['correlation']:.2f}",
+            ),
+        ]
+    return rows
+
+
+def format_goals(rows: Sequence[tuple[str, bool, str]]) -> list[str]:
+    """One line per goal: 'holds' or 'fails', the goal, the figure."""
+    return [f"{'holds' if holds else 'fails':<6} {goal}: {figure}" for goal, holds, figure in rows]

@@ -1,0 +1,119 @@
+"""A precompute job's explanations scored against the synthetic gulls' ground truth.
+
+The synthetic gulls' generator writes ``ground_truth.json`` (where each image's field marks
+are, which sets of marks decide the species); `explain_engine.ground_truth` scores one
+explanation against it. This reads the job's finished explanations back from storage (the
+saliency maps, SAG graphs and XNN concept maps participants' figures were drawn from),
+scores them per method and stores the summary and issue 16's goals on the job.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explain_engine import ground_truth as gt
+from explain_engine.datasets.synthetic_birds import MARK_PARTS, read_ground_truth
+from explain_engine.methods import SAGGraph, get_method
+from explain_engine.models import ConceptModel, Explanation, PrecomputeJob
+from explain_engine.services.errors import EngineInputError
+
+
+def _array(field) -> np.ndarray:
+    with field.open("rb") as stream:
+        return np.load(io.BytesIO(stream.read()), allow_pickle=False)
+
+
+def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict:
+    """Score the job's finished explanations against ``truth_root/ground_truth.json`` and
+    store the report on the job (``job.ground_truth``): ``images``, ``saliency`` (method ->
+    `ground_truth.saliency_summary`), ``sag``, ``xnn`` (None when the job has none) and
+    ``goals`` ([goal, holds, figure] rows)."""
+    try:
+        truth = read_ground_truth(truth_root)
+    except (OSError, KeyError, ValueError) as error:
+        raise EngineInputError(f"no readable ground truth in {truth_root}: {error}") from error
+    hashes = {get_method(spec["method"], **spec["params"]).params_hash() for spec in job.methods}
+    rows = (
+        Explanation.objects.filter(
+            classifier=job.classifier,
+            image_id__in=job.image_ids,
+            params_hash__in=hashes,
+            status=Explanation.Status.DONE,
+        )
+        .select_related("image")
+        .order_by("method", "image__source_id")
+    )
+    size = job.classifier.input_size
+    maps: dict[str, list] = {}
+    sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
+    class_order = job.classifier.class_order
+    xnn_maps, xnn_parts, concept_model_ids = [], [], set()
+    images = set()
+    for row in rows:
+        boxes = truth.mark_boxes.get(row.image.source_id)
+        if boxes is None:
+            continue  # not one of the generated images
+        images.add(row.image_id)
+        if row.method == "sag":
+            graph = SAGGraph.from_dict(row.data)
+            sag_grid = int(row.params["grid"])
+            sag_searches.append(([m.patches for m in graph.mses], len(graph.roots)))
+            sag_marks.append(gt.scaled_boxes(boxes, truth.image_size, size))
+            sag_sets.append(
+                truth.sufficient_sets_by_species.get(
+                    class_order[row.target_index], truth.minimal_sufficient_sets
+                )
+            )
+        elif row.method == "xnn":
+            heatmaps = torch.from_numpy(_array(row.raw_map))
+            xnn_maps.append(heatmaps)
+            xnn_parts.append(
+                gt.part_boxes(
+                    boxes, row.image.parts, MARK_PARTS, truth.image_size, heatmaps.shape[-1]
+                )
+            )
+            concept_model_ids.add(row.data.get("concept_model_id"))
+        else:
+            saliency = torch.from_numpy(_array(row.raw_map))
+            scaled = gt.scaled_boxes(boxes, truth.image_size, saliency.shape[-1])
+            maps.setdefault(row.method, []).append((saliency, scaled))
+
+    def tolerance(pixels: int) -> float:
+        return gt.POINTING_TOLERANCE_AT_224 * pixels / 224
+
+    saliency = {
+        slug: gt.saliency_summary(
+            torch.stack([m for m, _ in items]),
+            [b for _, b in items],
+            tolerance=tolerance(items[0][0].shape[-1]),
+        )
+        for slug, items in maps.items()
+    }
+    sag = (
+        gt.sag_summary(sag_searches, sag_marks, sag_sets, grid=sag_grid, size=size)
+        if sag_searches
+        else None
+    )
+    xnn = None
+    if xnn_maps:
+        r2s = list(
+            ConceptModel.objects.filter(pk__in=concept_model_ids).values_list("r2", flat=True)
+        )
+        xnn = gt.xnn_summary(
+            torch.stack(xnn_maps),
+            xnn_parts,
+            r2=min(r2s) if r2s else None,
+            tolerance=tolerance(xnn_maps[0].shape[-1]),
+        )
+    report = {
+        "images": len(images),
+        "saliency": saliency,
+        "sag": sag,
+        "xnn": xnn,
+        "goals": [list(row) for row in gt.goals(saliency=saliency, sag=sag, xnn=xnn)],
+    }
+    job.ground_truth = report
+    job.save(update_fields=["ground_truth"])
+    return report

@@ -1,0 +1,121 @@
+"""explain_engine.ground_truth: explanations scored against known field-mark locations."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from explain_engine import ground_truth as gt
+
+SIZE = 70  # a 7 x 7 grid's points fall on pixels 0, 11.5, 23, ... (align_corners)
+
+
+def map_with_peak(x: int, y: int, size: int = SIZE) -> torch.Tensor:
+    saliency = torch.zeros(size, size)
+    saliency[y, x] = 1.0
+    return saliency
+
+
+def test_pointing_game_hits_a_box_within_the_tolerance_only():
+    box = (20.0, 30.0, 10.0, 5.0)
+    assert gt.pointing_game(map_with_peak(25, 32), [box], tolerance=0.0)
+    assert gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.5)  # centre 33.5
+    assert not gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.4)
+    assert not gt.pointing_game(map_with_peak(60, 60), [box], tolerance=5.0)
+    assert gt.pointing_game(map_with_peak(60, 60), [box, (58.0, 58.0, 4.0, 4.0)], tolerance=0)
+
+
+def test_mass_share_of_a_uniform_map_is_the_area_share_and_of_a_peak_inside_is_one():
+    boxes = [(0.0, 0.0, 10.0, 10.0), (30.0, 30.0, 20.0, 10.0)]
+    uniform = torch.ones(SIZE, SIZE)
+    assert gt.mass_share(uniform, boxes) == pytest.approx(gt.area_share(boxes, SIZE))
+    assert gt.area_share(boxes, SIZE) == pytest.approx((10 * 10 + 20 * 10) / SIZE**2)
+    assert gt.mass_share(map_with_peak(35, 35), boxes) == 1.0
+    assert gt.mass_share(map_with_peak(65, 5), boxes) == 0.0
+    assert gt.mass_share(torch.zeros(SIZE, SIZE), boxes) == 0.0
+    # Widening the boxes by a pad takes in a peak just outside.
+    assert gt.mass_share(map_with_peak(12, 5), boxes, pad=3.0) == 1.0
+
+
+def test_covered_marks_needs_the_mark_under_revealed_patches():
+    # Patch 8 = row 1, col 1: its grid point sits at pixel (11.5, 11.5).
+    marks = {"near": (9.0, 9.0, 5.0, 5.0), "far": (55.0, 55.0, 5.0, 5.0)}
+    assert gt.covered_marks([8], 7, marks, SIZE) == {"near"}
+    assert gt.covered_marks([8, 40], 7, marks, SIZE) == {"near", "far"}  # 40: row 5, col 5
+    assert gt.covered_marks([], 7, marks, SIZE) == set()
+    # A neighbouring patch alone shows the mark at less than half strength.
+    assert gt.covered_marks([9], 7, marks, SIZE) == set()
+    sets = [("near", "far"), ("other",)]
+    assert gt.covered_sets({"near", "far"}, sets) == [("near", "far")]
+    assert gt.covered_sets({"near"}, sets) == []
+
+
+def test_nearest_part_and_mean_abs_correlation():
+    parts = {"bill": (10.0, 10.0, 4.0, 4.0), "legs": (40.0, 40.0, 0.0, 0.0)}
+    assert gt.nearest_part(map_with_peak(12, 12), parts, tolerance=1.0) == "bill"
+    assert gt.nearest_part(map_with_peak(42, 41), parts, tolerance=3.0) == "legs"
+    assert gt.nearest_part(map_with_peak(65, 5), parts, tolerance=3.0) is None
+
+    a = torch.rand(SIZE, SIZE)
+    assert gt.mean_abs_correlation(torch.stack([a, a, 2 * a + 1])) == pytest.approx(1.0)
+    assert gt.mean_abs_correlation(torch.stack([a, -a])) == pytest.approx(1.0)
+    assert gt.mean_abs_correlation(torch.stack([a, torch.ones(SIZE, SIZE)])) == 0.0
+    b = torch.zeros(SIZE, SIZE)
+    b[:, : SIZE // 2] = 1.0
+    c = torch.zeros(SIZE, SIZE)
+    c[: SIZE // 2, :] = 1.0
+    assert gt.mean_abs_correlation(torch.stack([b, c])) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_sag_summary_counts_sizes_diversity_and_sets():
+    marks = {"a": (9.0, 9.0, 5.0, 5.0), "b": (55.0, 55.0, 5.0, 5.0), "c": (9.0, 55.0, 5.0, 5.0)}
+    sets = [("a", "b"), ("c",)]
+    searches = [
+        ([[8, 40], [36]], 2),  # both sets: {a, b} and {c} (36: row 5, col 1)
+        ([[8, 9, 10, 11]], 1),  # only a
+    ]
+    # The second image's species is told by mark a alone: its MSE covers a set.
+    summary = gt.sag_summary(searches, [marks, marks], [sets, [("a",)]], grid=7, size=SIZE)
+    assert summary["mses"] == 3 and summary["images"] == 2
+    assert summary["median_size"] == 2.0
+    assert summary["diverse"] == 0.5
+    assert summary["covering"] == 1.0
+    assert summary["both_sets"] == 0.5
+    rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
+    assert rows["SAG median MSE size <= 6 of 49"]
+    assert rows["SAG >= 2 diverse MSEs on >= 40% of images"]
+    assert rows["SAG each MSE covers a sufficient set of marks"]
+
+    # Where a alone does not decide the species, that MSE covers no set.
+    summary = gt.sag_summary(searches, [marks, marks], [sets, sets], grid=7, size=SIZE)
+    assert summary["covering"] == pytest.approx(2 / 3)
+    rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
+    assert not rows["SAG each MSE covers a sufficient set of marks"]
+
+
+def test_saliency_goals_compare_igospp_with_gradcam_and_integrated_gradients():
+    boxes = [{"bill": (10.0, 10.0, 4.0, 4.0)}] * 2
+    on = torch.stack([map_with_peak(12, 12)] * 2)
+    off = torch.stack([map_with_peak(60, 60), map_with_peak(12, 12)])
+    summaries = {
+        "igospp": gt.saliency_summary(on, boxes, tolerance=1.0),
+        "gradcam": gt.saliency_summary(off, boxes, tolerance=1.0),
+    }
+    assert summaries["igospp"]["pointing"] == 1.0 and summaries["gradcam"]["pointing"] == 0.5
+    rows = {goal: holds for goal, holds, _ in gt.goals(saliency=summaries)}
+    assert rows == {
+        "iGOS++ pointing game >= 90%": True,
+        "iGOS++ pointing game ahead of gradcam": True,
+        "iGOS++ mass share ahead of gradcam": True,
+    }
+    summaries["igospp"] = summaries["gradcam"]
+    rows = {goal: holds for goal, holds, _ in gt.goals(saliency=summaries)}
+    assert not any(rows.values())
+    assert gt.format_goals([("g", True, "1"), ("h", False, "2")]) == ["holds  g: 1", "fails  h: 2"]
+
+
+def test_ground_truth_module_does_not_import_django():
+    code = "import sys, explain_engine.ground_truth; print('django' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert output.stdout.strip() == "False", output.stderr

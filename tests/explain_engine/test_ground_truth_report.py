@@ -1,0 +1,84 @@
+"""A precompute job's explanations scored against the synthetic gulls' ground truth."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+
+from explain_engine.datasets.synthetic_birds import read_ground_truth
+from explain_engine.models import Explanation, PrecomputeJob
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.ground_truth import precompute_job_ground_truth
+from explain_engine.services.precompute import precompute_job_create
+from explain_engine.tasks import precompute_job_run
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(classifier) -> PrecomputeJob:
+    images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
+    job = precompute_job_create(
+        classifier=classifier,
+        methods=[
+            ("gradcam", {}),
+            ("sag", {"max_depth": 2, "ranking_iterations": 1, "ranking_steps": 2}),
+        ],
+        images=images,
+    )
+    precompute_job_run.delay(job.pk)
+    job.refresh_from_db()
+    assert job.status == PrecomputeJob.Status.DONE
+    return job
+
+
+def _plant(row: Explanation, x: float, y: float, image_size: int, map_size: int) -> None:
+    """Replace the row's stored map by one peaking at (x, y) of the generated image."""
+    saliency = np.zeros((map_size, map_size), dtype=np.float32)
+    factor = map_size / image_size
+    saliency[int(y * factor), int(x * factor)] = 1.0
+    stream = io.BytesIO()
+    np.save(stream, saliency, allow_pickle=False)
+    row.raw_map.save("planted.npy", ContentFile(stream.getvalue()), save=True)
+
+
+def test_the_report_scores_every_image_and_is_stored_on_the_job(classifier, tiny_birds_dir):
+    job = _job(classifier)
+    report = precompute_job_ground_truth(job=job, truth_root=tiny_birds_dir)
+    job.refresh_from_db()
+    assert job.ground_truth == report
+    assert report["images"] == len(job.image_ids) > 0
+    assert set(report["saliency"]) == {"gradcam"}
+    assert report["saliency"]["gradcam"]["images"] == len(job.image_ids)
+    assert report["sag"]["images"] == len(job.image_ids)
+    assert report["xnn"] is None
+    goals = {goal for goal, _holds, _figure in report["goals"]}
+    assert "SAG median MSE size <= 6 of 49" in goals
+
+
+def test_a_map_peaking_on_a_mark_scores_a_hit_at_any_map_size(classifier, tiny_birds_dir):
+    job = _job(classifier)
+    truth = read_ground_truth(tiny_birds_dir)
+    rows = list(Explanation.objects.filter(job=job, method="gradcam").select_related("image"))
+    for row in rows:
+        x, y, w, h = truth.mark_boxes[row.image.source_id]["legs"]
+        _plant(row, x + w / 2, y + h / 2, truth.image_size, map_size=32)
+    report = precompute_job_ground_truth(job=job, truth_root=tiny_birds_dir)
+    assert report["saliency"]["gradcam"]["pointing"] == 1.0
+    assert report["saliency"]["gradcam"]["mass"] == 1.0
+
+    for row in rows:  # the far corner from the bird's legs: no mark within 15 px at 224
+        x, y, w, h = truth.mark_boxes[row.image.source_id]["legs"]
+        corner_x = 0 if x > truth.image_size / 2 else truth.image_size - 1
+        _plant(row, corner_x, 0, truth.image_size, map_size=32)
+    report = precompute_job_ground_truth(job=job, truth_root=tiny_birds_dir)
+    assert report["saliency"]["gradcam"]["pointing"] == 0.0
+
+
+def test_a_folder_without_ground_truth_is_refused(classifier, tmp_path):
+    images = list(classifier.image_set.images.all()[:1])
+    job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
+    with pytest.raises(EngineInputError, match="no readable ground truth"):
+        precompute_job_ground_truth(job=job, truth_root=tmp_path)
+    job.refresh_from_db()
+    assert job.ground_truth == {}
