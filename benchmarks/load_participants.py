@@ -95,13 +95,13 @@ def prepare_database(database_url: str, trials: int) -> str:
     from explain_engine import classifiers
     from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
     from explain_engine.models import Image
-    from explain_engine.services import (
-        classifier_register,
-        image_set_import_cub,
-        precompute_job_create,
-    )
+    from explain_engine.services.classifiers import classifier_register
+    from explain_engine.services.images import image_set_import_cub
+    from explain_engine.services.precompute import precompute_job_create
     from explain_engine.tasks import precompute_job_run
-    from study.services import ConditionSpec, study_create, study_launch
+    from study.design.creation import study_create
+    from study.design.launch import study_launch
+    from study.design.spec import ConditionSpec, StudySpec
 
     work = Path(tempfile.mkdtemp(prefix="explainstudy-load-"))
     generate_synthetic_birds(work / "birds", per_class=6, seed=3, image_size=128)
@@ -118,19 +118,21 @@ def prepare_database(database_url: str, trials: int) -> str:
     )
     images = list(image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:trials])
     study = study_create(
-        slug="load",
-        title="Which gull?",
-        classifier=classifier,
-        platform="prolific",
-        conditions=[
-            ConditionSpec(name="none"),
-            ConditionSpec(name="gradcam", explanation_method="gradcam"),
-        ],
-        main_images=images,
-        participants_per_condition=100_000,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
-        completion_code="LOADTEST",
+        StudySpec(
+            slug="load",
+            title="Which gull?",
+            classifier=classifier,
+            platform="prolific",
+            conditions=[
+                ConditionSpec(name="none"),
+                ConditionSpec(name="gradcam", explanation_method="gradcam"),
+            ],
+            main_images=images,
+            participants_per_condition=100_000,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+            completion_code="LOADTEST",
+        )
     )
     job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
     precompute_job_run.delay(job.pk)

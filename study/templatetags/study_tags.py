@@ -43,7 +43,7 @@ def signed_points(value: float) -> str:
 
 @register.filter
 def accuracy_interval(accuracy) -> str:
-    """A study.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
+    """A study.results.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
     if accuracy is None:
         return "–"
     return (

@@ -9,10 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from explain_engine.models import ClassLabel, Explanation
-from study import frozen
-from study.frozen import frozen_study, frozen_study_by_hash
+from study.design import frozen
+from study.design.frozen import frozen_study, frozen_study_by_hash
+from study.flow.entry import participant_enter
 from study.models import Study
-from study.services import participant_enter
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

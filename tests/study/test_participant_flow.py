@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from study.flow.services import PROLIFIC_COMPLETION_URL
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
-from study.services import PROLIFIC_COMPLETION_URL
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

@@ -7,24 +7,26 @@ answer per trial), so assignment, recording and export are exercised end to end.
 import random
 from dataclasses import dataclass
 
-from study.models import Participant, Study
-from study.selectors import trial_current
-from study.services import (
+from study.flow.entry import participant_enter
+from study.flow.selectors import trial_current
+from study.flow.sequence import (
     PAGE_COMPREHENSION,
     PAGE_FEEDBACK,
     PAGE_INSTRUCTIONS,
     PAGE_QUESTIONNAIRE,
     PAGE_TRIALS,
+)
+from study.flow.services import (
     comprehension_submit,
     feedback_acknowledge,
     participant_consent,
-    participant_enter,
     participant_finish_instructions,
     questionnaire_submit,
     response_record,
     trial_correct_answer,
     trial_mark_shown,
 )
+from study.models import Participant, Study
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,362 @@
+"""The embedded demo: synthetic gulls, a classifier trained here, every explanation method,
+a live study, and a comparative study reusing its SAG searches.
+
+Each step reuses what an earlier run left, so running the demo twice costs seconds.
+"""
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import transaction
+
+from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
+from explain_engine.models import Classifier, ConceptModel, Image, ImageSet, PrecomputeJob
+from explain_engine.selectors import precompute_job_method_progress
+from explain_engine.services.classifiers import classifier_train
+from explain_engine.services.precompute import precompute_job_fit
+from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.demo_workers import precompute_job_compute
+from study.design.launch import study_launch
+from study.design.preparation import StepPlan, StepProgress, preparation_begin, step_skip
+from study.design.question_types import sag_comparison
+from study.design.spec import ConditionSpec, StudySpec
+from study.models import PreparationStep, Study
+
+DEMO_IMAGE_SET = "synthetic-gulls"
+DEMO_CLASSIFIER = "demo-classifier"
+DEMO_STUDY = "demo"
+DEMO_COMPARE_STUDY = "demo-compare"
+DEMO_RESEARCHER = "researcher"
+DEMO_PER_CLASS = 60
+DEMO_IMAGE_SIZE = 224
+DEMO_TRIALS_PER_CLASS = 1
+DEMO_PRACTICE_TRIALS = 2
+DEMO_ATTENTION_CHECKS = 2
+DEMO_COMPARE_MIN_ITEMS = 4
+# The XNN's defaults (five concepts, up to five training runs); see README for its timing.
+DEMO_XNN: dict = {}
+
+COMPREHENSION_QUESTIONS = [
+    {
+        "question": "What do you do on each page?",
+        "choices": [
+            "Say which species the gull is, and how sure I am",
+            "Count the gulls in the picture",
+            "Describe the background",
+        ],
+        "answer": 0,
+    },
+    {
+        "question": "Where do the species differ?",
+        "choices": [
+            "Only in their size",
+            "In small details: wing tips, legs and the bill",
+            "In the background they stand on",
+        ],
+        "answer": 1,
+    },
+]
+
+CONSENT_TEXT = """This is a demonstration study run by explainstudy.
+
+You will see photographs of gulls and say which species each one is. Some participants
+also see where an AI model looked. It takes about five minutes. Your answers are stored
+under a pseudonym and used only for research. You may stop at any time by closing the page."""
+
+INSTRUCTIONS_TEXT = """Each page shows one gull. Choose its species, then say how sure you are.
+The first two are practice: afterwards you will see the right answer. A few pages are
+attention checks that tell you which answer to pick.
+
+The species differ in small details: the colour of the wing tips, the colour of the legs,
+and whether the bill has a red spot. Look closely before you answer."""
+
+
+DEBRIEF_TEXT = """**What this study was about.** The species in this demo are synthetic: they differ
+only in wing-tip colour, leg colour and a red bill spot. Some participants saw where the AI
+looked; we compare how well each group identified the gulls."""
+
+COMPARE_COMPREHENSION_QUESTIONS = [
+    {
+        "question": "What do you do on each page?",
+        "choices": [
+            "Name the species of the gull",
+            "Say on which of two partial pictures the AI will be more confident",
+            "Count the gulls in the picture",
+        ],
+        "answer": 1,
+    },
+]
+
+COMPARE_CONSENT_TEXT = """This is a demonstration study run by explainstudy.
+
+You will see parts of photographs of gulls and guess how an AI model reacts to them. Some
+participants also see where the AI looked. It takes about five minutes. Your answers are
+stored under a pseudonym and used only for research. You may stop at any time by closing the
+page."""
+
+COMPARE_INSTRUCTIONS_TEXT = """An AI names the species of gulls in photos. On each page you
+see what it answered for one photo, and two pictures, A and B, that each show only some parts
+of that photo; the rest is darkened. Choose the picture on which the AI will be more
+confident of its answer.
+
+The first two pages are practice: afterwards you will see the right answer. A few pages are
+attention checks that tell you which answer to pick."""
+
+COMPARE_DEBRIEF_TEXT = """**What this study was about.** We measured, for every pair of
+pictures, how confident the AI was on each. Some participants saw where the AI looked; we
+compare how well each group predicted the AI."""
+
+# Declared before launch, frozen by it: two failed attention checks (Prolific's bar for a
+# rejection), or answering faster than anyone can look at a gull.
+EXCLUSION_RULES = {"max_failed_attention_checks": 1, "min_median_response_ms": 800}
+
+
+DEMO_METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "igos": "I-GOS",
+    "igospp": "iGOS++",
+    "sag": "SAG",
+    "xnn": "XNN",
+}
+# Precompute worker processes beside the web server (0: in this process). One thread each:
+# on two cores, two single-threaded workers keep both busy without the thread pools of one
+# process fighting a second process for the cores.
+DEMO_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class DemoSite:
+    study: Study
+    compare_study: Study | None
+
+
+def demo_steps() -> list[StepPlan]:
+    """The demo's preparation, in order, as the terminal and the researcher's pages show it."""
+    return [
+        StepPlan("demo-data", "Drawing and importing the synthetic gulls"),
+        StepPlan("demo-training", "Training the classifier", "epochs"),
+        StepPlan("demo-concepts", "Fitting the XNN concept model"),
+        *(
+            StepPlan(f"demo-explain-{slug}", f"Explaining the study photos: {name}", "photos")
+            for slug, name in DEMO_METHOD_NAMES.items()
+        ),
+        StepPlan("demo-launch", "Launching the studies"),
+    ]
+
+
+def demo_researcher_reset() -> tuple[str, str]:
+    """The demo's researcher account with a fresh password: (username, password)."""
+    password = secrets.token_urlsafe(9)
+    user, _ = get_user_model().objects.get_or_create(username=DEMO_RESEARCHER)
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return DEMO_RESEARCHER, password
+
+
+def demo_prepare(
+    *,
+    data_dir: Path,
+    log: Callable[[str], None] = print,
+    show: Callable[[PreparationStep], None] = lambda step: None,
+    workers: int = 0,
+    worker_log: Path | None = None,
+) -> DemoSite:
+    """Set up the demo, each step only if it is not done yet: the synthetic image set, the
+    trained classifier, the studies, the concept model, the explanations and the launch.
+    Each step's progress is recorded (study.design.preparation) and passed to `show`.
+
+    Longer than 60 lines: the steps in the order the command reports them, each a check and
+    a call; split up, the order would be harder to follow."""
+    preparation_begin(steps=demo_steps(), studies=[DEMO_STUDY, DEMO_COMPARE_STUDY])
+    birds_dir = data_dir / "synthetic-gulls"
+    if ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists():
+        step_skip("demo-data", show=show)
+    else:
+        with StepProgress("demo-data", show=show):
+            if not (birds_dir / "images.txt").exists():
+                generate_synthetic_birds(
+                    birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
+                )
+            call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET, verbosity=0)
+    image_set = ImageSet.objects.get(name=DEMO_IMAGE_SET)
+
+    classifier = Classifier.objects.filter(name=DEMO_CLASSIFIER).first()
+    if classifier is None:
+        with StepProgress("demo-training", show=show) as step:
+            classifier = classifier_train(
+                image_set=image_set,
+                name=DEMO_CLASSIFIER,
+                seed=0,
+                progress=lambda entry: step.advance(
+                    entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
+                ),
+            )
+            step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
+    else:
+        step_skip("demo-training", show=show)
+    log(
+        f"classifier {classifier.name}: test accuracy {classifier.test_accuracy:.1%} "
+        f"(chance {1 / len(classifier.class_order):.1%})"
+    )
+
+    owner = get_user_model().objects.get(username=DEMO_RESEARCHER)
+    study = Study.objects.filter(slug=DEMO_STUDY).first()
+    if study is None:
+        study = _demo_study_create(classifier=classifier, owner=owner)
+    study.owners.add(owner)
+    if study.status == Study.Status.DRAFT:
+        job = study_precompute_job(study=study)
+        with StepProgress("demo-concepts", show=show):
+            precompute_job_fit(job=job)
+        _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
+    else:
+        for plan in demo_steps()[2:-1]:
+            step_skip(plan.key, show=show)
+    for concept_model in ConceptModel.objects.filter(classifier=classifier):
+        log(
+            f"XNN concept model: R² {concept_model.r2:.2f} of the class scores on the test "
+            f"split, arg-max agreement {concept_model.argmax_agreement:.0%}"
+        )
+
+    compare = Study.objects.filter(slug=DEMO_COMPARE_STUDY).first()
+    if study.status != Study.Status.DRAFT and compare and compare.status != Study.Status.DRAFT:
+        step_skip("demo-launch", show=show)
+        return DemoSite(study=study, compare_study=compare)
+    with StepProgress("demo-launch", show=show):
+        if study.status == Study.Status.DRAFT:
+            study_launch(study=study)
+        if compare is None:
+            compare = _demo_compare_create(demo=study, owner=owner, log=log)
+        if compare is not None:
+            compare.owners.add(owner)
+            if compare.status == Study.Status.DRAFT:
+                # The same photos, classifier and parameters as the demo: every row exists.
+                precompute_job_run.delay(study_precompute_job(study=compare).pk)
+                study_launch(study=compare)
+    return DemoSite(study=study, compare_study=compare)
+
+
+def _demo_explain(
+    job: PrecomputeJob,
+    *,
+    show: Callable[[PreparationStep], None],
+    workers: int,
+    worker_log: Path | None,
+) -> None:
+    """Each method's explanations as a step of its own, computed by `workers` processes (or
+    here), the steps' progress read from the job's rows once a second."""
+    steps = {
+        slug: StepProgress(f"demo-explain-{slug}", show=show).start() for slug in DEMO_METHOD_NAMES
+    }
+
+    def poll() -> None:
+        for progress in precompute_job_method_progress(job=job):
+            step = steps.get(progress.method)
+            if step is not None and step.running:
+                step.advance(progress.finished, progress.total)
+                if progress.total and progress.finished == progress.total:
+                    step.finish()
+
+    try:
+        precompute_job_compute(job, workers=workers, poll=poll, log_path=worker_log)
+        poll()
+        job.refresh_from_db()
+        if job.status == PrecomputeJob.Status.FAILED:
+            raise RuntimeError(f"precompute job {job.pk}: {job.error}")
+    except BaseException as error:
+        for step in steps.values():
+            if step.running:
+                step.stop(error)
+        raise
+    for step in steps.values():
+        if step.running:
+            step.finish()
+
+
+def _demo_study_create(*, classifier: Classifier, owner) -> Study:
+    chosen: list[Image] = []
+    spare: list[Image] = []
+    for label in classifier.image_set.classes.all():
+        test_images = list(label.images.filter(split=Image.Split.TEST).order_by("source_id"))
+        chosen.extend(test_images[:DEMO_TRIALS_PER_CLASS])
+        spare.extend(test_images[DEMO_TRIALS_PER_CLASS : DEMO_TRIALS_PER_CLASS + 1])
+    practice = spare[:DEMO_PRACTICE_TRIALS]
+    attention = spare[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
+    with transaction.atomic():
+        return study_create(
+            StudySpec(
+                slug=DEMO_STUDY,
+                title="Which gull is it?",
+                classifier=classifier,
+                platform=Study.Platform.PROLIFIC,
+                conditions=[
+                    ConditionSpec(name="no-explanation"),
+                    ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                    ConditionSpec(name="igos", explanation_method="igos"),
+                    ConditionSpec(name="igospp", explanation_method="igospp"),
+                    ConditionSpec(name="sag", explanation_method="sag"),
+                    ConditionSpec(
+                        name="xnn", explanation_method="xnn", explanation_params=DEMO_XNN
+                    ),
+                ],
+                main_images=chosen,
+                training_images=practice,
+                attention_images=attention,
+                comprehension_questions=COMPREHENSION_QUESTIONS,
+                participants_per_condition=50,
+                consent_text=CONSENT_TEXT,
+                instructions_text=INSTRUCTIONS_TEXT,
+                debrief_text=DEBRIEF_TEXT,
+                owners=[owner],
+                exclusion_rules=EXCLUSION_RULES,
+            )
+        )
+
+
+def _demo_compare_create(*, demo: Study, owner, log: Callable[[str], None]) -> Study | None:
+    """The comparative study on the demo's own photos, whose SAG searches are already stored:
+    only photos whose search found a pair with a clear confidence gap can be asked about."""
+    classifier = demo.classifier
+    by_role: dict[str, list[Image]] = {}
+    for item in demo.items.select_related("image").order_by("pk"):
+        if sag_comparison(classifier=classifier, image=item.image) is not None:
+            by_role.setdefault(item.role, []).append(item.image)
+    main = by_role.get("main", [])
+    if len(main) < DEMO_COMPARE_MIN_ITEMS:
+        log(
+            f"skipping the comparative study {DEMO_COMPARE_STUDY!r}: only {len(main)} of the "
+            f"demo's photos have a SAG pair with a clear confidence gap "
+            f"(it needs {DEMO_COMPARE_MIN_ITEMS})"
+        )
+        return None
+    with transaction.atomic():
+        return study_create(
+            StudySpec(
+                slug=DEMO_COMPARE_STUDY,
+                title="Where does the AI look?",
+                classifier=classifier,
+                platform=Study.Platform.PROLIFIC,
+                question_type="sag_comparative",
+                conditions=[
+                    ConditionSpec(name="no-explanation"),
+                    ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                    ConditionSpec(name="sag", explanation_method="sag"),
+                ],
+                main_images=main,
+                training_images=by_role.get("training", []),
+                attention_images=by_role.get("attention", []),
+                comprehension_questions=COMPARE_COMPREHENSION_QUESTIONS,
+                participants_per_condition=50,
+                consent_text=COMPARE_CONSENT_TEXT,
+                instructions_text=COMPARE_INSTRUCTIONS_TEXT,
+                debrief_text=COMPARE_DEBRIEF_TEXT,
+                owners=[owner],
+                exclusion_rules=EXCLUSION_RULES,
+            )
+        )

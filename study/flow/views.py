@@ -1,0 +1,189 @@
+"""Participant pages. Every GET shows where the participant should be; every POST advances
+the server-side pointer and redirects, so Back, reload and double-clicks lose nothing.
+
+These views opt out of the request-wide transaction (ATOMIC_REQUESTS): each write they make
+is one service call with its own transaction, or one conditional update, so a request cut
+short (a lost database) still saves all of a step or none of it, and the hottest pages of
+the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
+"""
+
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from PIL import Image as PILImage
+
+from explain_engine import render as render_figure
+from study import platforms
+from study.design.frozen import ParticipantAssignment
+from study.design.preparation import study_being_prepared
+from study.flow import selectors
+from study.flow.entry import (
+    EntryRefused,
+    entry_rate_limited,
+    participant_enter,
+    participants_expire,
+)
+from study.flow.pages import PAGES
+from study.models import Participant, Study
+
+PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+BEING_PREPARED_RETRY_SECONDS = 15
+
+
+def _session_key(study: Study) -> str:
+    return f"participant:{study.slug}"
+
+
+def _participant_or_404(slug: str, code: str) -> Participant:
+    participant = selectors.participant_by_code(slug=slug, code=code)
+    if participant is None:
+        raise Http404("No such participant.")
+    return participant
+
+
+def _assignment_or_404(slug: str, code: str) -> ParticipantAssignment:
+    assignment = selectors.participant_assignment_by_code(slug=slug, code=code)
+    if assignment is None:
+        raise Http404("No such participant.")
+    return assignment
+
+
+def _being_prepared(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request,
+        "study/being_prepared.html",
+        {"retry_after": BEING_PREPARED_RETRY_SECONDS},
+        status=503,
+    )
+    response["Retry-After"] = str(BEING_PREPARED_RETRY_SECONDS)
+    return response
+
+
+def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpResponse:
+    return render(
+        request, "study/refused.html", {"study": study, "reason": error.reason}, status=error.status
+    )
+
+
+@transaction.non_atomic_requests
+@never_cache
+@require_http_methods(["GET"])
+def entry(request: HttpRequest, slug: str) -> HttpResponse:
+    study = Study.objects.filter(slug=slug).first()
+    if (study is None or study.status == Study.Status.DRAFT) and study_being_prepared(slug=slug):
+        return _framable(_being_prepared(request))
+    if study is None:
+        raise Http404("No such study.")
+    if entry_rate_limited(request):
+        refusal = EntryRefused(
+            "Too many people started this study from your network in the last minute. "
+            "Please wait a minute and open the link again.",
+            status=429,
+        )
+        return _framable(_refusal(request, study, refusal))
+    try:
+        arrival = platforms.arrival_from_query(study.platform, request.GET)
+    except platforms.ArrivalError as error:
+        return _framable(_refusal(request, study, EntryRefused(str(error), status=400)))
+    if arrival.is_preview:
+        # MTurk shows the page before the worker accepts: describe, create nothing.
+        return _framable(render(request, "study/mturk_preview.html", {"study": study}))
+    if study.platform == Study.Platform.OPEN and not arrival.worker_id:
+        # An open link has no id; the session remembers who this browser is.
+        code = request.session.get(_session_key(study))
+        if code and Participant.objects.filter(study=study, code=code).exists():
+            return redirect("study:participant", slug=slug, code=code)
+    try:
+        participant = participant_enter(
+            study=study,
+            worker_id=arrival.worker_id,
+            platform_study_id=arrival.platform_study_id,
+            session_id=arrival.session_id,
+            submit_to=arrival.submit_to,
+        )
+    except EntryRefused as error:
+        return _framable(_refusal(request, study, error))
+    if study.platform == Study.Platform.OPEN:
+        request.session[_session_key(study)] = participant.code
+    return redirect("study:participant", slug=slug, code=participant.code)
+
+
+def _framable(response: HttpResponse) -> HttpResponse:
+    """Let MTurk's worker site show the page in its iframe, and no one else."""
+    response.xframe_options_exempt = True
+    response.csp_frame_ancestors = platforms.MTURK_FRAME_ANCESTORS
+    return response
+
+
+# No CSRF token: the unguessable code in the URL is the participant's credential, so a
+# forged request needs it anyway, and MTurk's cross-site iframe does not send the cookie.
+@transaction.non_atomic_requests
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    participant = _participant_or_404(slug, code)
+    if participants_expire(study=participant.study, participant=participant):
+        participant.refresh_from_db()
+    page = PAGES[participant.page]
+    if request.method == "GET":
+        response = page.show(request, participant)
+        shown_in_frame = participant.study.platform == Study.Platform.MTURK
+        return _framable(response) if shown_in_frame else response
+    if request.POST.get("page") != participant.page:
+        # A stale form (Back, second tab, double-click): show where they really are.
+        return redirect("study:participant", slug=slug, code=code)
+    return page.submit(request, participant) or redirect("study:participant", slug=slug, code=code)
+
+
+@transaction.non_atomic_requests
+@require_http_methods(["GET"])
+def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
+    assignment = _assignment_or_404(slug, code)
+    image = selectors.participant_image(assignment=assignment, public_id=image_id)
+    if image is None:
+        raise Http404("No such image.")
+    return _private_file(image.file)
+
+
+@transaction.non_atomic_requests
+@require_http_methods(["GET"])
+def participant_explanation(
+    request: HttpRequest, slug: str, code: str, explanation_id
+) -> FileResponse:
+    assignment = _assignment_or_404(slug, code)
+    explanation = selectors.participant_explanation(assignment=assignment, public_id=explanation_id)
+    if explanation is None:
+        raise Http404("No such explanation.")
+    return _private_file(explanation.overlay)
+
+
+@transaction.non_atomic_requests
+@require_http_methods(["GET"])
+def participant_comparison(
+    request: HttpRequest, slug: str, code: str, explanation_id
+) -> HttpResponse:
+    """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
+    assignment = _assignment_or_404(slug, code)
+    explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
+    if explanation is None:
+        raise Http404("No such comparison.")
+    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
+    with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
+        png = render_figure.sag_pair_png(photo.convert("RGB"), explanation.data, 0)
+    response = HttpResponse(png, "image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _private_file(field_file) -> FileResponse:
+    # A handle of its own: the field file belongs to the study's snapshot, which other
+    # requests share, and reopening it would rewind a file another response is sending.
+    response = FileResponse(field_file.storage.open(field_file.name, "rb"))
+    # The stored name is random but still not the participant's business.
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
