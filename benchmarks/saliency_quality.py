@@ -1,7 +1,7 @@
 """Deletion / insertion AUC (``igos`` protocol) of the saliency methods on the demo classifier.
 
 Run: ``.venv/bin/python benchmarks/saliency_quality.py [--images 50] [--resolutions 7 14 28]
-[--protocols igos rise]``
+[--protocols igos rise] [--scoring path plain]``
 
 The demo classifier is trained as the embedded demo does (synthetic gulls, ``per_class=60``,
 ``seed=0``, ``DEMO_TRAINING``) and cached under ``/tmp/explainstudy-bench`` so reruns are
@@ -12,6 +12,10 @@ fast. The first ``--images`` test images are explained with ``igospp``, ``igos``
 I-GOS and iGOS++ optimize a mask at resolution s; their s x s map (``1 - mask``) is scored
 directly, as in the I-GOS code. Integrated gradients and Grad-CAM do not depend on s; their
 full-resolution maps are area-averaged to s x s cells by the metric.
+
+``--scoring path plain`` runs I-GOS and iGOS++ once per line-search scoring (the release's
+noisy path-averaged objective, or the noise-free one), named ``igospp/path`` etc.; their
+iteration counts are the methods' defaults unless ``--iterations`` / ``--steps`` are given.
 
 Prints one row per (resolution, method): mean deletion AUC (lower is better), mean
 insertion AUC (higher is better), their difference, and the seconds the method took.
@@ -78,12 +82,11 @@ def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60, device: 
 
 def method_params(slug: str, resolution: int, args: argparse.Namespace) -> dict:
     if slug in ("igos", "igospp"):
-        return {
-            "resolution": resolution,
-            "iterations": args.iterations,
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-        }
+        params = {"resolution": resolution, "batch_size": args.batch_size}
+        for name in ("iterations", "steps"):
+            if getattr(args, name) is not None:
+                params[name] = getattr(args, name)
+        return params
     if slug == "integrated_gradients":
         return {"steps": 20, "batch_size": args.batch_size}
     return {"batch_size": args.batch_size}
@@ -94,10 +97,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[7, 14, 28])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--iterations", type=int, default=15, help="I-GOS outer iterations")
+    parser.add_argument("--iterations", type=int, help="I-GOS outer iterations (default: theirs)")
     parser.add_argument(
-        "--steps", type=int, default=20, help="I-GOS / iGOS++ integrated-gradient steps"
+        "--steps", type=int, help="I-GOS / iGOS++ integrated-gradient steps (default: theirs)"
     )
+    parser.add_argument("--scoring", nargs="+", default=["path"], choices=["path", "plain"])
     parser.add_argument("--protocols", nargs="+", default=["igos"], choices=["igos", "rise"])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -115,7 +119,8 @@ def main() -> None:
     print(
         f"demo classifier (small_cnn, {images.shape[-1]} px); {len(images)} test images, "
         f"accuracy on them {accuracy:.3f}; explaining the predicted class; "
-        f"I-GOS iterations={args.iterations}, I-GOS IG steps={args.steps}, IG steps=20; "
+        f"I-GOS iterations={args.iterations}, I-GOS IG steps={args.steps} (None: defaults), "
+        f"IG steps=20; "
         f"torch threads={torch.get_num_threads()}, device={args.device}",
         flush=True,
     )
@@ -126,13 +131,18 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     full_maps: dict[str, torch.Tensor] = {}
+    runs = [
+        (slug, scoring)
+        for slug in args.methods
+        for scoring in (args.scoring if slug in ("igos", "igospp") else [None])
+    ]
     for resolution in args.resolutions:
-        for slug in args.methods:
+        for slug, scoring in runs:
             started = time.perf_counter()
+            name = slug if scoring is None else f"{slug}/{scoring}"
             if slug in ("igos", "igospp"):
-                result = get_method(slug, **method_params(slug, resolution, args)).explain(
-                    model, images, predicted
-                )
+                params = {**method_params(slug, resolution, args), "scoring": scoring}
+                result = get_method(slug, **params).explain(model, images, predicted)
                 # igos protocol: the s x s map itself (1 - mask), as in the I-GOS code;
                 # rise protocol: the map upsampled to the image, pixel by pixel.
                 maps = {"igos": 1.0 - result.extras["mask"], "rise": result.saliency}
@@ -155,7 +165,7 @@ def main() -> None:
                 deletion = scores.deletion_auc.mean().item()
                 insertion = scores.insertion_auc.mean().item()
                 print(
-                    f"{resolution:>4} {slug:<22} {protocol:<8} {deletion:>9.4f} "
+                    f"{resolution:>4} {name:<22} {protocol:<8} {deletion:>9.4f} "
                     f"{insertion:>9.4f} {insertion - deletion:>8.4f} {seconds:>7.1f}",
                     flush=True,
                 )

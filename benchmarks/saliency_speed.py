@@ -93,8 +93,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--resolution", type=int, default=28)
-    parser.add_argument("--iterations", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--iterations", type=int, help="I-GOS iterations (default: theirs)")
+    parser.add_argument("--steps", type=int, help="I-GOS/IG steps (default: the methods')")
+    parser.add_argument("--scoring", choices=["path", "plain"], help="I-GOS line search")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
@@ -107,7 +108,8 @@ def main() -> None:
     print(
         f"model={args.model} input={images.shape[-1]} px, {len(images)} images, device={name}, "
         f"torch threads={torch.get_num_threads()}, batch_size={args.batch_size}, "
-        f"I-GOS resolution={args.resolution} iterations={args.iterations} steps={args.steps}",
+        f"I-GOS resolution={args.resolution} iterations={args.iterations} steps={args.steps} "
+        f"scoring={args.scoring} (None: the methods' defaults)",
         flush=True,
     )
     fb = per_image_pass_seconds(model, images, args.batch_size, device, backward=True)
@@ -121,13 +123,17 @@ def main() -> None:
     print("-" * len(header))
     for slug in args.methods:
         params: dict = {"batch_size": args.batch_size}
+        chosen = {"steps": args.steps}
         if slug in ("igos", "igospp"):
-            params.update(resolution=args.resolution, iterations=args.iterations, steps=args.steps)
-        elif slug == "integrated_gradients":
-            params.update(steps=args.steps)
+            chosen.update(iterations=args.iterations, scoring=args.scoring)
+            params["resolution"] = args.resolution
+        if slug in ("igos", "igospp", "integrated_gradients"):
+            params.update({key: value for key, value in chosen.items() if value is not None})
         method = get_method(slug, **params)
         counting = Counting(model)
-        method.explain(counting, images[:1])  # warm-up
+        # Warm-up (one I-GOS iteration is enough to touch every code path).
+        warm = {"iterations": 1} if slug in ("igos", "igospp") else {}
+        get_method(slug, **{**params, **warm}).explain(counting, images[:1])
         counting.calls.clear()
         synchronize(device)
         started = time.perf_counter()

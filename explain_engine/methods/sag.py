@@ -16,7 +16,8 @@ Search (the authors' beam-search release, with this project's decisions):
 
 1. Rank the patches with a short I-GOS run on a grid x grid mask (``ranking_iterations``
    iterations of ``ranking_steps`` integrated-gradient steps, lambda1 = 1, lambda2 = 20, the
-   same black baseline); the lowest mask value is the most important patch.
+   same black baseline, steps scored by the noise-free objective: ``scoring="plain"`` of
+   `igos.optimize_masks`); the lowest mask value is the most important patch.
 2. Beam search from the empty set: every set in the beam is extended by one of the
    ``candidates`` (q) best-ranked patches it does not hold. All successors of a level (a
    successor reached from two beam sets is one set) are scored in one batched pass and
@@ -423,6 +424,7 @@ class SAG(ExplanationMethod):
                     l1=RANKING_L1,
                     tv=RANKING_TV,
                     adaptive_l1=False,
+                    scoring="plain",
                     seed=self.seed,
                     batch_size=self.batch_size,
                 )["mask"]

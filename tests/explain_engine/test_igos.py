@@ -17,7 +17,9 @@ from explain_engine.methods.igos import (
     IGOS_TERMS,
     IGOSPP_TERMS,
     _integrated_mask_gradients,
-    _noise_generators,
+    _NoiseSource,
+    line_search_steps,
+    optimize_masks,
 )
 from explain_engine.methods.masking import bilateral_tv_norm, composite, tv_norm, upsample_mask
 from tests.explain_engine.test_methods import bilinear_align_corners
@@ -91,16 +93,16 @@ def test_integrated_mask_gradient_matches_a_float64_hand_computation(noise):
     targets = torch.tensor([0, 2])
     masks = [torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(2))]
     steps = 6
+    source = _NoiseSource(images, 7, noise, steps)
     got = _integrated_mask_gradients(
-        model, images, baseline, targets, masks, IGOS_TERMS, _noise_generators(images, 7),
-        steps=steps, noise=noise, batch_size=5,
+        model, images, baseline, targets, masks, IGOS_TERMS,
+        (lambda i: source(i, (0, 3))) if noise else None, steps=steps, batch_size=5,
     )[0]  # fmt: skip
 
     model64 = copy.deepcopy(model).double()
     for i in range(2):
-        drawn = noise * torch.randn(
-            (steps, 3, 8, 8), generator=_noise_generators(images[i : i + 1], 7)[0]
-        )
+        # The same draw for image i whatever the other images: a source for it alone.
+        drawn = _NoiseSource(images[i : i + 1], 7, noise, steps)(0, (0, 3))
         total = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
         for k in range(1, steps + 1):
             m = masks[0][i : i + 1].double().requires_grad_(True)
@@ -125,9 +127,8 @@ def test_igospp_gradients_collect_the_right_terms():
     masks = [torch.rand(1, 1, 4, 4, generator=gen), torch.rand(1, 1, 4, 4, generator=gen)]
     steps = 4
     got = _integrated_mask_gradients(
-        model, images, baseline, target, masks, IGOSPP_TERMS, _noise_generators(images, 0),
-        steps=steps, noise=0.0, batch_size=3,
-    )  # fmt: skip
+        model, images, baseline, target, masks, IGOSPP_TERMS, None, steps=steps, batch_size=3
+    )
 
     model64 = copy.deepcopy(model).double()
     md, mi = (m.double().requires_grad_(True) for m in masks)
@@ -152,19 +153,19 @@ def test_igospp_gradients_collect_the_right_terms():
 def test_path_images_are_evaluated_in_chunks_of_batch_size():
     model, images, targets = planted_setup(3)
     IGOS(resolution=4, iterations=1, steps=5, batch_size=4).explain(model, images, targets)
-    # calls: the scoring pass (3), the start objective (3), then the 15 path images in
-    # chunks of 4, then line-search passes.
+    # calls: the scoring pass (3), the noise-free start objective (3), then the 15 path
+    # images of the integrated gradient in chunks of 4, then the 15 of the line search's
+    # path-averaged base value, then its tries.
     assert model.calls[:2] == [3, 3]
-    assert model.calls[2:6] == [4, 4, 4, 3]
-    assert max(model.calls) <= 4 or model.calls[0] == 3
+    assert model.calls[2:10] == [4, 4, 4, 3, 4, 4, 4, 3]
+    assert max(model.calls[1:]) <= 4
 
 
+@pytest.mark.parametrize("scoring", ["path", "plain"])
 @pytest.mark.parametrize("variant", ["igos", "igospp"])
-def test_line_search_tries_several_steps_per_pass_and_takes_the_sequential_one(variant):
+def test_line_search_tries_several_steps_per_pass_and_takes_the_sequential_one(variant, scoring):
     """With room in a batch, successive step sizes are scored together; the step taken is
     the one plain backtracking (batch_size 1: one step size per pass) takes."""
-    from explain_engine.methods.igos import optimize_masks
-
     model = Smooth().double()
     model.requires_grad_(False)
     scoring_passes: list[int] = []  # the no-gradient passes: objective and line search
@@ -176,24 +177,135 @@ def test_line_search_tries_several_steps_per_pass_and_takes_the_sequential_one(v
     images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)).double()
     targets = torch.tensor([0, 2])
     baseline = zeros_baseline(images)
+    steps = 3
     runs = {}
     for batch_size in (1, 48):
         scoring_passes.clear()
         with torch.enable_grad():
             masks = optimize_masks(
                 model, images, baseline, targets, variant=variant, resolution=4,
-                iterations=4, steps=3, tv=2.0, batch_size=batch_size,
+                iterations=4, steps=steps, tv=2.0, scoring=scoring, batch_size=batch_size,
             )  # fmt: skip
         runs[batch_size] = (masks, list(scoring_passes))
     (sequential, one_by_one), (parallel, batched) = runs[1], runs[48]
     torch.testing.assert_close(parallel["mask"], sequential["mask"], rtol=0, atol=1e-12)
     torch.testing.assert_close(parallel["objective"], sequential["objective"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(parallel["step"], sequential["step"], rtol=0, atol=0)
     terms = 1 if variant == "igos" else 2
+    per_candidate = terms * (steps if scoring == "path" else 1)
     assert max(batched) <= 48
     # Several step sizes of both images in one pass, and fewer passes than image-terms tried
     # one step size at a time.
-    assert max(batched) > 2 * terms
+    assert max(batched) > 2 * per_candidate
     assert len(batched) < len(one_by_one) / (2 * terms)
+
+
+def _release_objective(model64, images, baseline, targets, variant, masks, noise, key, steps):
+    """The line search's loss of the IGOSpp release, transcribed for one image (float64):
+    each score term averaged along its path (k/N) m, k = 1..N, every path image noised by
+    the draw for `key`, plus l1 * mean|1 - P| + tv * (B)TV(P)."""
+    md = masks[0]
+    if variant == "igos":
+        terms = [(md, False)]
+        product = md
+    else:
+        mi = masks[1]
+        product = md * mi
+        terms = [(md, False), (mi, True), (product, False), (product, True)]
+    drawn = noise(key)
+    total = torch.zeros((), dtype=torch.float64)
+    for t, (mask, insertion) in enumerate(terms):
+        for k in range(1, steps + 1):
+            up = upsample_mask((k / steps) * mask, images.shape[-2:])
+            keep, fill = (baseline, images) if insertion else (images, baseline)
+            x = keep * up + fill * (1 - up) + drawn[t * steps + k - 1]
+            prob = model64(x).softmax(1)[0, targets[0]]
+            total = total + (-prob if insertion else prob) / steps
+    if variant == "igos":
+        smooth = tv_norm(product, 2.0)[0]
+    else:
+        smooth = bilateral_tv_norm(images, product, sigma=0.01, beta=2.0)[0]
+    return total + 1.0 * (1 - product).abs().mean() + 2.0 * smooth
+
+
+def _release_line_search_run(model, image, blurred, target, variant, alpha, seed, steps, its):
+    """I-GOS / iGOS++ on one image, the line search transcribed from the IGOSpp release
+    (the direction from `_integrated_mask_gradients`, checked above). Returns the final
+    mask (s, s) and the step sizes taken."""
+    terms = IGOS_TERMS if variant == "igos" else IGOSPP_TERMS
+    source = _NoiseSource(image, seed, 0.2, len(terms) * steps)
+    masks = [torch.ones(1, 1, 4, 4) for _ in range(1 if variant == "igos" else 2)]
+    taken = []
+
+    def loss(candidate, key):
+        return _release_objective(
+            model, image, blurred, target, variant, candidate, lambda k: source(0, k), key, steps
+        )
+
+    for it in range(its):
+        with torch.enable_grad():
+            ig = _integrated_mask_gradients(
+                model, image, blurred, target, masks, terms,
+                lambda _row, it=it: source(0, (0, it)), steps=steps, batch_size=7,
+            )  # fmt: skip
+            leaves = [m.clone().requires_grad_(True) for m in masks]
+            product = leaves[0] if variant == "igos" else leaves[0] * leaves[1]
+            smooth = (
+                tv_norm(product, 2.0)
+                if variant == "igos"
+                else bilateral_tv_norm(image, product, sigma=0.01, beta=2.0)
+            )
+            reg = torch.autograd.grad((1 - product).abs().mean() + 2.0 * smooth.sum(), leaves)
+        half = 1.0 if variant == "igos" else 0.5
+        d = [half * g + r for g, r in zip(ig, reg, strict=True)]
+        # The release's rule.
+        base = loss(masks, (1, it))
+        t = -1e-4 * sum((g**2).sum() for g in d)
+        a, j = alpha, 0
+        while True:
+            new = [(m - a * g).clamp(0, 1) for m, g in zip(masks, d, strict=True)]
+            failing = bool(loss(new, (2, it, j)) > base + a * t) and a >= 1e-5
+            if not failing:
+                break
+            a, j = a * 0.2, j + 1
+        masks = [(m - a * g).clamp(0, 1) for m, g in zip(masks, d, strict=True)]
+        taken.append(a)
+    return (masks[0] if variant == "igos" else masks[0] * masks[1])[0, 0], taken
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+@pytest.mark.parametrize(("variant", "alpha"), [("igos", 200.0), ("igospp", 1000.0)])
+def test_line_search_equals_a_transcription_of_the_release(variant, alpha, batch_size):
+    """The release's rule, one image at a time: the base value and every tried step scored
+    by the noisy path-averaged objective, each with fresh noise (here the engine's keyed
+    draws, so both sides see the same noise); sizes alpha, 0.2 alpha, ...; stop at the
+    first size passing ``F(new) <= F(M) - 1e-4 a ||d||^2`` or at the first below 1e-5,
+    which is taken anyway; then clamp."""
+    model = Smooth().double()
+    model.requires_grad_(False)
+    images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4)).double()
+    targets = torch.tensor([1, 2])
+    baseline = zeros_baseline(images)
+    steps, iterations, seed = 3, 4, 5
+    with torch.enable_grad():
+        got = optimize_masks(
+            model, images, baseline, targets, variant=variant, resolution=4,
+            iterations=iterations, steps=steps, tv=2.0, alpha=alpha, adaptive_l1=False,
+            seed=seed, batch_size=batch_size,
+        )  # fmt: skip
+    taken = []
+    for i in range(2):
+        one = slice(i, i + 1)
+        mask, sizes = _release_line_search_run(
+            model, images[one], baseline[one], targets[one], variant, alpha, seed, steps,
+            iterations,
+        )  # fmt: skip
+        torch.testing.assert_close(got["mask"][i], mask, rtol=0, atol=1e-6)
+        taken += sizes
+    assert got["step"].flatten().tolist() == pytest.approx(taken, rel=1e-6)
+    # The search really searched: sizes below the first, not all alike.
+    assert min(taken) < alpha and len(set(taken)) > 1
+    assert line_search_steps(alpha)[-1] < 1e-5 <= line_search_steps(alpha)[-2]
 
 
 # ---------------------------------------------------------------------------- masks
@@ -266,12 +378,23 @@ def test_igospp_output_is_the_product_of_its_masks():
 
 
 @pytest.mark.parametrize("cls", [IGOS, IGOSPlusPlus])
-def test_objective_never_increases(cls):
+def test_objective_never_increases_when_steps_are_scored_without_noise(cls):
+    """With "plain" scoring the Armijo test is on the noise-free objective, so it never
+    rises (the release's path scoring is checked against the release's rule above)."""
     model, images, targets = planted_setup()
-    trace = cls(**FAST).explain(model, images, targets).extras["objective"]
+    trace = cls(**FAST, scoring="plain").explain(model, images, targets).extras["objective"]
     assert trace.shape == (2, FAST["iterations"] + 1)
     assert (trace[:, 1:] <= trace[:, :-1] + 1e-6).all(), trace
     assert (trace[:, -1] < trace[:, 0] - 0.1).all()
+
+
+@pytest.mark.parametrize("cls", [IGOS, IGOSPlusPlus])
+def test_objective_falls_with_the_release_scoring(cls):
+    model, images, targets = planted_setup()
+    result = cls(**FAST).explain(model, images, targets).extras
+    assert result["objective"].shape == (2, FAST["iterations"] + 1)
+    assert result["step"].shape == (2, FAST["iterations"])
+    assert (result["objective"][:, -1] < result["objective"][:, 0] - 0.1).all()
 
 
 def test_adaptive_l1_divides_only_when_the_score_does_not_move():
@@ -310,23 +433,27 @@ def test_noise_depends_on_the_seed_and_image_not_on_batching(cls):
 # ---------------------------------------------------------------------------- parameters
 
 
-def test_defaults_follow_the_papers_not_the_swapped_main():
+def test_defaults_follow_the_releases():
+    """20 iterations of 15 steps as the IGOSpp main.py runs them; path scoring; initial
+    step 200 for I-GOS (IGOS-2019), 1000 for iGOS++ (IGOSpp)."""
     igos = IGOS().params()
     assert igos == {
         "batch_size": 32,
         "resolution": 28,
-        "iterations": 15,
-        "steps": 20,
+        "iterations": 20,
+        "steps": 15,
         "l1": 1.0,
         "tv": 20.0,
         "noise": 0.2,
-        "alpha": 1000.0,
+        "alpha": 200.0,
+        "scoring": "path",
         "baseline": "blur",
         "seed": 0,
         "adaptive_l1": True,
     }
     plus = IGOSPlusPlus().params()
-    assert plus == {key: value for key, value in igos.items() if key != "adaptive_l1"}
+    expected = {key: value for key, value in igos.items() if key != "adaptive_l1"}
+    assert plus == {**expected, "alpha": 1000.0}
     assert REGISTRY["igos"] is IGOS and REGISTRY["igospp"] is IGOSPlusPlus
     assert IGOS().params_hash() != IGOS(seed=1).params_hash()
 
@@ -343,6 +470,7 @@ def test_defaults_follow_the_papers_not_the_swapped_main():
         ({"alpha": 0}, "alpha must be a positive number"),
         ({"baseline": "black"}, r"baseline must be one of \['blur', 'zeros'\]"),
         ({"seed": "x"}, "seed must be an integer"),
+        ({"scoring": "noisy"}, r"scoring must be one of \['path', 'plain'\]"),
     ],
 )
 def test_bad_parameters_raise(slug, params, message):

@@ -439,7 +439,12 @@ def planted_images() -> torch.Tensor:
 @pytest.mark.parametrize("slug", SALIENCY_SLUGS)
 def test_planted_region_gets_most_of_the_weight(slug):
     model = PlantedNet()
-    sal = make_method(slug).explain(model, planted_images(), torch.tensor([0, 0])).saliency
+    # I-GOS masks at one cell per pixel: at 16 cells the bilinear tents of the cells on the
+    # region's border spread about a fifth of a saturated mask outside it, which is the
+    # interpolation, not the optimization (test_igos.py checks masks coarser than pixels).
+    params = {"resolution": 32} if slug in ("igos", "igospp") else {}
+    sal = make_method(slug, **params).explain(model, planted_images(), torch.tensor([0, 0]))
+    sal = sal.saliency
     inside = sal[:, PlantedNet.region[0], PlantedNet.region[1]].sum(dim=(1, 2))
     share = inside / sal.sum(dim=(1, 2))
     assert (share > 0.8).all(), share  # the region is 14% of the image
