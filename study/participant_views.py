@@ -24,6 +24,8 @@ from study.frozen import ParticipantAssignment
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+# Set on the entry link by static/js/entry.js: the browser runs the study's scripts.
+JS_PARAM = "js"
 
 
 def _session_key(study: Study) -> str:
@@ -55,6 +57,18 @@ def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
+    try:
+        arrival = platforms.arrival_from_query(study.platform, request.GET)
+    except platforms.ArrivalError as error:
+        return _framable(_refusal(request, study, services.EntryRefused(str(error), status=400)))
+    if arrival.is_preview:
+        # MTurk shows the page before the worker accepts: describe, create nothing.
+        return _framable(render(request, "study/mturk_preview.html", {"study": study}))
+    if request.GET.get(JS_PARAM) != "1":
+        # Only a browser that runs the study's scripts comes back with the flag; without
+        # them the trials can be neither timed nor answered, so no one is admitted and no
+        # place is taken until it does.
+        return _framable(render(request, "study/enable_javascript.html", {"study": study}))
     if rate_limit_exceeded(
         "entry",
         client_address(request),
@@ -67,13 +81,6 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             status=429,
         )
         return _framable(_refusal(request, study, refusal))
-    try:
-        arrival = platforms.arrival_from_query(study.platform, request.GET)
-    except platforms.ArrivalError as error:
-        return _framable(_refusal(request, study, services.EntryRefused(str(error), status=400)))
-    if arrival.is_preview:
-        # MTurk shows the page before the worker accepts: describe, create nothing.
-        return _framable(render(request, "study/mturk_preview.html", {"study": study}))
     if study.platform == Study.Platform.OPEN and not arrival.worker_id:
         # An open link has no id; the session remembers who this browser is.
         code = request.session.get(_session_key(study))
@@ -211,9 +218,9 @@ def _optional_int(value: str | None) -> int | None:
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
+def participant_image(request: HttpRequest, slug: str, code: str, token: str) -> FileResponse:
     assignment = _assignment_or_404(slug, code)
-    image = selectors.participant_image(assignment=assignment, public_id=image_id)
+    image = selectors.participant_image(assignment=assignment, code=code, token=token)
     if image is None:
         raise Http404("No such image.")
     return _private_file(image.file)
@@ -221,11 +228,9 @@ def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> F
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_explanation(
-    request: HttpRequest, slug: str, code: str, explanation_id
-) -> FileResponse:
+def participant_explanation(request: HttpRequest, slug: str, code: str, token: str) -> FileResponse:
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_explanation(assignment=assignment, public_id=explanation_id)
+    explanation = selectors.participant_explanation(assignment=assignment, code=code, token=token)
     if explanation is None:
         raise Http404("No such explanation.")
     return _private_file(explanation.overlay)
@@ -233,12 +238,10 @@ def participant_explanation(
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_comparison(
-    request: HttpRequest, slug: str, code: str, explanation_id
-) -> HttpResponse:
+def participant_comparison(request: HttpRequest, slug: str, code: str, token: str) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
+    explanation = selectors.participant_comparison(assignment=assignment, code=code, token=token)
     if explanation is None:
         raise Http404("No such comparison.")
     response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Q, QuerySet
 
 from explain_engine.models import Explanation, Image, Prediction
+from study import timing
 from study.forms import QUESTIONNAIRE_FIELDS, QuestionnaireForm
 from study.frozen import (
     ParticipantAssignment,
@@ -29,6 +30,7 @@ from study.question_types import (
     study_choices,
 )
 from study.services import CONFIDENCE_SCALE
+from study.stimulus_tokens import stimulus_resolve
 
 if TYPE_CHECKING:
     from study.analysis import ResponseCollector, StudyReport
@@ -231,47 +233,42 @@ def participant_assignment_by_code(*, slug: str, code: str) -> ParticipantAssign
     return assignment
 
 
-def participant_image(*, assignment: ParticipantAssignment, public_id: str) -> Image | None:
-    """The image with `public_id` if the participant is shown it: one of their trials' or
-    the reference gallery's."""
+def participant_image(*, assignment: ParticipantAssignment, code: str, token: str) -> Image | None:
+    """The image the participant's `token` stands for, if the participant is shown it: one
+    of their trials' or the reference gallery's (see study.stimulus_tokens)."""
     frozen = assignment.frozen
-    image = frozen.images.get(str(public_id))
-    if image is None:
-        return None
-    in_gallery = any(entry.image.pk == image.pk for entry in frozen.gallery)
-    if in_gallery or image.pk in assignment.trial_image_ids:
-        return image
-    return None
+    candidates = [
+        item.image for item in frozen.items.values() if item.image_id in assignment.trial_image_ids
+    ] + [entry.image for entry in frozen.gallery]
+    return stimulus_resolve(code=code, kind="image", token=token, candidates=candidates)
 
 
 def participant_explanation(
-    *, assignment: ParticipantAssignment, public_id: str
+    *, assignment: ParticipantAssignment, code: str, token: str
 ) -> Explanation | None:
-    """The explanation with `public_id` if the participant's condition shows it on one of
-    their trials."""
+    """The explanation the participant's `token` stands for, if their condition shows it on
+    one of their trials."""
     frozen = assignment.frozen
-    explanation = frozen.explanations_by_public_id.get(str(public_id))
-    if explanation is None:
-        return None
-    shown = frozen.explanations.get((assignment.condition_id, explanation.image_id))
-    shown_here = shown is not None and shown.pk == explanation.pk
-    if shown_here and explanation.image_id in assignment.trial_image_ids:
-        return explanation
-    return None
+    candidates = [
+        frozen.explanations[key]
+        for key in ((assignment.condition_id, image_id) for image_id in assignment.trial_image_ids)
+        if key in frozen.explanations
+    ]
+    return stimulus_resolve(code=code, kind="explanation", token=token, candidates=candidates)
 
 
 def participant_comparison(
-    *, assignment: ParticipantAssignment, public_id: str
+    *, assignment: ParticipantAssignment, code: str, token: str
 ) -> Explanation | None:
-    """The SAG search with `public_id` if one of the participant's comparative trials draws
-    its pair from it."""
-    for image_id, comparison in assignment.frozen.comparisons.items():
-        if (
-            str(comparison.explanation.public_id) == str(public_id)
-            and image_id in assignment.trial_image_ids
-        ):
-            return comparison.explanation
-    return None
+    """The SAG search the participant's `token` stands for, if one of their comparative
+    trials draws its pair from it."""
+    comparisons = assignment.frozen.comparisons
+    candidates = [
+        comparisons[image_id].explanation
+        for image_id in assignment.trial_image_ids
+        if image_id in comparisons
+    ]
+    return stimulus_resolve(code=code, kind="comparison", token=token, candidates=candidates)
 
 
 def studies_visible_to(*, user) -> QuerySet[Study]:
@@ -514,6 +511,15 @@ RESPONSE_COLUMNS = (
         "ms from the stimulus being painted to the answer, measured in the browser",
     ),
     Column("server_response_ms", "ms from the server sending the trial to receiving the answer"),
+    Column(
+        "response_ms",
+        "the response time analyses and exclusions use: client_response_ms where consistent "
+        "with the server's (present and not longer), else server_response_ms",
+    ),
+    Column(
+        "client_time_inconsistent",
+        "1 if client_response_ms is missing or longer than server_response_ms (then ignored)",
+    ),
     Column("ai_prediction", "the classifier's predicted class for the image"),
     Column("ai_confidence", "the classifier's softmax probability of its prediction"),
     Column("ai_correct", "1 if the classifier's prediction is the true class"),
@@ -555,7 +561,10 @@ PARTICIPANT_COLUMNS = (
     Column("main_trials", "main trials answered"),
     Column("main_correct", "main trials answered correctly"),
     Column("main_accuracy", "main_correct / main_trials (blank: none answered)"),
-    Column("median_client_response_ms", "median client response time on main trials"),
+    Column(
+        "median_response_ms",
+        "median response_ms on main trials (the server's time, refined by a consistent client's)",
+    ),
     Column("attention_checks", "attention checks answered"),
     Column("attention_checks_failed", "attention checks answered wrongly"),
     Column("study_config_hash", "hash of the frozen study design the participant saw"),
@@ -646,6 +655,7 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
         confidence, client_ms, shown_at, received_at, viewport, interactions, explanation_id,
     ) in chunk:  # fmt: skip
         participant = participants[participant_id]
+        server_ms = timing.server_response_ms(shown_at, received_at)
         image = items[item_id]
         prediction = predictions.get(image.pk)
         yield {
@@ -660,7 +670,11 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "is_correct": int(is_correct),
             "confidence": confidence,
             "client_response_ms": client_ms,
-            "server_response_ms": round((received_at - shown_at).total_seconds() * 1000),
+            "server_response_ms": server_ms,
+            "response_ms": timing.response_ms(client_ms, server_ms),
+            "client_time_inconsistent": int(
+                not timing.client_time_consistent(client_ms, server_ms)
+            ),
             "ai_prediction": prediction.predicted_label.display_name if prediction else "",
             "ai_confidence": round(prediction.confidence, 4) if prediction else "",
             "ai_correct": int(prediction.predicted_label_id == image.class_label_id)
@@ -833,11 +847,12 @@ def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[d
         .order_by("pk")
     )
     for participant in participants.iterator(chunk_size=chunk_size):
-        times = list(
-            participant.responses.filter(phase=main, client_response_ms__isnull=False)
-            .order_by("client_response_ms")
-            .values_list("client_response_ms", flat=True)
-        )
+        times = [
+            timing.response_ms(client_ms, timing.server_response_ms(shown_at, received_at))
+            for client_ms, shown_at, received_at in participant.responses.filter(
+                phase=main
+            ).values_list("client_response_ms", "server_shown_at", "server_received_at")
+        ]
         answered = participant.practice_trials + participant.main_trials
         completed_at = participant.completed_at
         yield {
@@ -868,7 +883,7 @@ def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[d
             "main_accuracy": round(participant.main_correct / participant.main_trials, 4)
             if participant.main_trials
             else "",
-            "median_client_response_ms": round(statistics.median(times)) if times else "",
+            "median_response_ms": round(statistics.median(times)) if times else "",
             "attention_checks": participant.attention_checks,
             "attention_checks_failed": participant.attention_checks_failed,
             "study_config_hash": participant.study_config_hash,

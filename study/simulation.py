@@ -6,6 +6,9 @@ answer per trial), so assignment, recording and export are exercised end to end.
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
 
 from study.models import Participant, Study
 from study.selectors import trial_current
@@ -76,12 +79,18 @@ def _act_on_page(participant: Participant, behaviour: BotBehaviour, rng: random.
         correct = trial_correct_answer(study=participant.study, item=trial.item)
         wrong = [choice.value for choice in trial.choices if choice.value != correct]
         answer = correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
+        response_ms = max(1, round(rng.expovariate(1 / behaviour.mean_response_ms)))
+        # A bot answers at once; its simulated time passes on the server's clock too, which
+        # is the one exclusions and analyses trust (study.timing).
+        Participant.objects.filter(pk=participant.pk).update(
+            trial_shown_at=timezone.now() - timedelta(milliseconds=response_ms)
+        )
         response_record(
             participant=participant,
             trial_position=trial.position,
             answer=answer,
             confidence=rng.randint(1, 5),
-            client_response_ms=max(1, round(rng.expovariate(1 / behaviour.mean_response_ms))),
+            client_response_ms=response_ms,
             viewport="simulated",
         )
     elif page == PAGE_FEEDBACK:

@@ -36,7 +36,7 @@ def _forget_connections():
 def test_participants_finish_a_study_while_the_broker_is_down(client, study, broker_down):
     url = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": "p-outage", "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": "p-outage", "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
     client.post(url, {"page": "consent", "consent": "yes"})
     client.post(url, {"page": "instructions"})

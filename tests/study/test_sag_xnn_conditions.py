@@ -71,7 +71,7 @@ def test_participants_see_the_wide_figure_with_a_full_size_toggle(client, study)
     for index in range(2):
         url = client.get(
             reverse("study:entry", args=[study.slug]),
-            {"PROLIFIC_PID": f"w-{index}", "STUDY_ID": "s", "SESSION_ID": "x"},
+            {"js": "1", "PROLIFIC_PID": f"w-{index}", "STUDY_ID": "s", "SESSION_ID": "x"},
         )["Location"]
         client.post(url, {"page": "consent", "consent": "yes"})
         client.post(url, {"page": "instructions"})
