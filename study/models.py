@@ -220,6 +220,10 @@ class Response(models.Model):
     explanation_shown = models.ForeignKey(
         Explanation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    stimulus_missing = models.BooleanField(
+        default=False,
+        help_text="Answered while a photo or figure of the trial had not loaded in the browser.",
+    )
     viewport = models.CharField(max_length=20, blank=True, help_text='"WIDTHxHEIGHT" in CSS px.')
     interactions = models.JSONField(
         default=list,

@@ -177,6 +177,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
                 client_response_ms=_optional_int(request.POST.get("client_response_ms")),
                 viewport=request.POST.get("viewport", ""),
                 interactions=json.loads(request.POST.get("interactions") or "[]"),
+                stimulus_missing=_optional_flag(request.POST.get("stimulus_missing")),
             )
         except (KeyError, ValueError) as error:
             message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
@@ -208,6 +209,12 @@ def _bad_request(request: HttpRequest, participant: Participant, message: str) -
 def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:
     shows_explanations = bool(participant.condition.explanation_method)
     return QuestionnaireForm(data, shows_explanations=shows_explanations)
+
+
+def _optional_flag(value: str | None) -> bool:
+    if value not in (None, "", "0", "1"):
+        raise ValueError("stimulus_missing must be 0 or 1")
+    return value == "1"
 
 
 def _optional_int(value: str | None) -> int | None:

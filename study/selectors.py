@@ -528,6 +528,10 @@ RESPONSE_COLUMNS = (
     Column("server_received_at", "when the server received the answer (ISO 8601, UTC)"),
     Column("viewport", "browser viewport, WIDTHxHEIGHT in CSS px"),
     Column(
+        "stimulus_missing",
+        "1 if the answer was given while a photo or figure of the trial had not loaded",
+    ),
+    Column(
         "interactions",
         'JSON list of explanation interactions, [{"event": ..., "ms": ...}], ms from paint',
     ),
@@ -608,6 +612,7 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
         "participant_id", "item_id", "phase", "trial_position", "answer_text",
         "correct_answer", "is_correct", "confidence", "client_response_ms", "server_shown_at",
         "server_received_at", "viewport", "interactions", "explanation_shown__public_id",
+        "stimulus_missing",
     )  # fmt: skip
     responses = (
         Response.objects.filter(participant__study=study)
@@ -653,6 +658,7 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
     for (
         participant_id, item_id, phase, position, answer_text, correct_answer, is_correct,
         confidence, client_ms, shown_at, received_at, viewport, interactions, explanation_id,
+        stimulus_missing,
     ) in chunk:  # fmt: skip
         participant = participants[participant_id]
         server_ms = timing.server_response_ms(shown_at, received_at)
@@ -684,6 +690,7 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "server_shown_at": shown_at.isoformat(),
             "server_received_at": received_at.isoformat(),
             "viewport": viewport,
+            "stimulus_missing": int(stimulus_missing),
             "interactions": json.dumps(interactions, separators=(",", ":")),
             "study_config_hash": participant.study_config_hash,
             **_questionnaire_values(participant),

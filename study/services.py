@@ -527,6 +527,7 @@ def response_record(
     client_response_ms: int | None,
     viewport: str = "",
     interactions: list[dict] = (),
+    stimulus_missing: bool = False,
 ) -> Response | None:
     """Save the answer to the participant's current trial and move on.
 
@@ -563,6 +564,7 @@ def response_record(
             explanation_shown=frozen.explanations.get((participant.condition_id, item.image_id)),
             viewport=viewport[:20],
             interactions=list(interactions),
+            stimulus_missing=stimulus_missing,
         )
         participant.trial_position += 1
         participant.trial_shown_at = None

@@ -156,6 +156,7 @@ def test_prolific_bots_complete_every_condition(browser, live_server, request, q
     for index in range(study.conditions.count()):
         pid = f"prolific-{index}"
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         conditions.add(participant.condition.name)
         seen = _walk(page, participant)
@@ -230,6 +231,7 @@ def test_open_link_bots_complete_every_condition(browser, live_server, request, 
         page = context.new_page()
         before = set(Participant.objects.filter(study=study).values_list("pk", flat=True))
         page.goto(f"{live_server.url}/s/{study.slug}/")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.filter(study=study).exclude(pk__in=before).get()
         conditions.add(participant.condition.name)
         seen = _walk(page, participant)

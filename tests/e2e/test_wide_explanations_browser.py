@@ -38,6 +38,7 @@ def test_participant_opens_the_sag_and_xnn_figures_at_full_size(
     seen = set()
     for pid in ("wide-1", "wide-2"):
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         method = participant.condition.explanation_method
         seen.add(method)
