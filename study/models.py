@@ -161,6 +161,9 @@ class Participant(models.Model):
     questionnaire = models.JSONField(default=dict, blank=True)
     study_config_hash = models.CharField(max_length=64, blank=True)
     is_pilot = models.BooleanField(default=False, help_text="Entered while the study was a pilot.")
+    simulated = models.BooleanField(
+        default=False, help_text="A bot of simulate_participants, not a person."
+    )
     excluded = models.BooleanField(default=False, help_text="By the study's exclusion rules.")
     exclusion_reasons = models.JSONField(default=list, blank=True)
     consent_version = models.CharField(max_length=20, blank=True)
@@ -264,3 +267,21 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal from {self.study.slug} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SimulatedDeletion(models.Model):
+    """Audit entry of a study's simulated participants deleted by a researcher: how many,
+    with how many answers, who did it, when and why."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="simulated_deletions")
+    participants_deleted = models.PositiveIntegerField()
+    responses_deleted = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"simulated participants deleted from {self.study.slug} at {when}"

@@ -479,6 +479,10 @@ EXCLUSION_COLUMNS = (
         "participant_pilot",
         "1 if the participant entered while the study was a pilot; left out of analyses by default",
     ),
+    Column(
+        "participant_simulated",
+        "1 if a bot of simulate_participants, not a person (never a real participant's data)",
+    ),
     Column("participant_excluded", "1 if the study's declared exclusion rules exclude them"),
     Column("exclusion_reasons", "why they are excluded, '; '-separated (blank: not excluded)"),
 )
@@ -580,6 +584,7 @@ PARTICIPANT_EXPORT_COLUMNS = tuple(column.name for column in PARTICIPANT_COLUMNS
 def _exclusion_values(participant: Participant) -> dict:
     return {
         "participant_pilot": int(participant.is_pilot),
+        "participant_simulated": int(participant.simulated),
         "participant_excluded": int(participant.excluded),
         "exclusion_reasons": "; ".join(participant.exclusion_reasons),
     }

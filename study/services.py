@@ -30,6 +30,7 @@ from study.models import (
     Participant,
     PlatformIdentity,
     Response,
+    SimulatedDeletion,
     Study,
     StudyItem,
     Withdrawal,
@@ -361,8 +362,11 @@ def participant_enter(
     platform_study_id: str = "",
     session_id: str = "",
     submit_to: str = "",
+    simulated: bool = False,
 ) -> Participant:
-    """Admit a participant, or return the one this platform id already has in the study."""
+    """Admit a participant, or return the one this platform id already has in the study.
+
+    `simulated` marks a bot of study.simulation, flagged in every export."""
     if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise EntryRefused("This study is not open at the moment.", status=403)
     if study.platform != Study.Platform.OPEN and not worker_id:
@@ -425,6 +429,7 @@ def participant_enter(
                     trial_item_ids=item_ids,
                     study_config_hash=study.config_hash,
                     is_pilot=study.status == Study.Status.PILOT,
+                    simulated=simulated,
                 )
         except IntegrityError:
             # The same worker arrived twice at once (two tabs); the other request won.
@@ -692,6 +697,27 @@ def participant_withdraw(
         )
         participant.delete()  # its PlatformIdentity (the raw id) goes with it
     return withdrawal
+
+
+def simulated_participants_delete(
+    *, study: Study, requested_by=None, reason: str = ""
+) -> SimulatedDeletion:
+    """Delete every simulated participant of the study with their answers, and leave an
+    audit entry. People's data are not touched."""
+    with transaction.atomic():
+        simulated = Participant.objects.select_for_update().filter(study=study, simulated=True)
+        participant_ids = list(simulated.values_list("pk", flat=True))
+        if not participant_ids:
+            raise StudyConfigError(f"study {study.slug!r} has no simulated participants")
+        responses_deleted, _ = Response.objects.filter(participant_id__in=participant_ids).delete()
+        Participant.objects.filter(pk__in=participant_ids).delete()
+        return SimulatedDeletion.objects.create(
+            study=study,
+            participants_deleted=len(participant_ids),
+            responses_deleted=responses_deleted,
+            requested_by=requested_by,
+            reason=reason,
+        )
 
 
 def _exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:

@@ -44,8 +44,19 @@ def participants_simulate(
     default_behaviour: BotBehaviour,
     seed: int = 0,
     id_prefix: str = "bot",
+    allow_live: bool = False,
 ) -> list[Participant]:
-    """Run `n` bots through the whole study; returns the participants they became."""
+    """Run `n` bots through the whole study; returns the participants they became.
+
+    Bots are flagged (`Participant.simulated`, `participant_simulated` in the exports). A
+    live study's places are for people: bots take them only with `allow_live`."""
+    if n < 0:
+        raise ValueError(f"the number of simulated participants must be 0 or more, not {n}")
+    if study.status == Study.Status.LIVE and not allow_live:
+        raise ValueError(
+            f"study {study.slug!r} is live: simulated participants would take its places "
+            "(allow it explicitly to do so anyway)"
+        )
     unknown = set(behaviour_by_condition) - set(study.conditions.values_list("name", flat=True))
     if unknown:
         raise ValueError(f"no condition named {sorted(unknown)} in study {study.slug!r}")
@@ -55,7 +66,9 @@ def participants_simulate(
     rng = random.Random(seed)
     participants = []
     for index in range(n):
-        participant = participant_enter(study=study, worker_id=f"{id_prefix}-{seed}-{index}")
+        participant = participant_enter(
+            study=study, worker_id=f"{id_prefix}-{seed}-{index}", simulated=True
+        )
         participant = participant_consent(participant=participant, agreed=True)
         behaviour = behaviour_by_condition.get(participant.condition.name, default_behaviour)
         while participant.status == Participant.Status.ACTIVE:

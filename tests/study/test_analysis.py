@@ -214,6 +214,7 @@ def test_analyze_study_command_on_simulated_participants(classifier, tmp_path, m
     with pytest.raises(CommandError, match="no main-phase responses"):
         call_command("analyze_study", study.slug)
     participants_simulate(
+        allow_live=True,
         study=study,
         n=12,
         behaviour_by_condition={
