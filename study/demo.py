@@ -18,7 +18,14 @@ from explain_engine.services import classifier_train
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
 from study.question_types import sag_comparison
-from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
+from study.selectors import study_shortcut_audit
+from study.services import (
+    ConditionSpec,
+    StudyConfigError,
+    study_create,
+    study_launch,
+    study_precompute_job,
+)
 
 DEMO_IMAGE_SET = "synthetic-gulls"
 DEMO_CLASSIFIER = "demo-classifier"
@@ -165,7 +172,7 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
             "concept model (about eight minutes on the CPU) …"
         )
         precompute_job_run.delay(study_precompute_job(study=study).pk)
-        study_launch(study=study)
+        _launch(study, log)
     for concept_model in ConceptModel.objects.filter(classifier=classifier):
         log(
             f"XNN concept model: R² {concept_model.r2:.2f} of the class scores on the test "
@@ -180,13 +187,23 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
         if compare.status == Study.Status.DRAFT:
             # The same photos, classifier and parameters as the demo: every row exists.
             precompute_job_run.delay(study_precompute_job(study=compare).pk)
-            study_launch(study=compare)
+            _launch(compare, log)
     return DemoSite(
         study=study,
         compare_study=compare,
         researcher_username=DEMO_RESEARCHER,
         researcher_password=password,
     )
+
+
+def _launch(study: Study, log: Callable[[str], None]) -> None:
+    """Launch with the shortcut audit shown; a study that fails it stays a draft, saying why
+    (the demo never overrides the audit)."""
+    log(f"{study.slug}: " + study_shortcut_audit(study=study).table())
+    try:
+        study_launch(study=study)
+    except StudyConfigError as error:
+        log(f"{study.slug} stays a draft: {error}")
 
 
 def _demo_study_create(*, classifier: Classifier, owner) -> Study:

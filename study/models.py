@@ -57,6 +57,16 @@ class Study(models.Model):
         blank=True,
         help_text="Declared before launch and frozen by it; see study.services.EXCLUSION_RULES.",
     )
+    shortcut_margin_points = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Launch is refused when a strategy that needs no understanding beats chance "
+        "by more than this many percentage points (see study.shortcut_audit).",
+    )
+    shortcut_override_reason = models.TextField(
+        blank=True,
+        help_text="Why the study launched although the shortcut audit failed; frozen into "
+        "the design.",
+    )
     show_accuracy = models.BooleanField(
         default=False,
         help_text="Show accuracy so far on the dashboard while live (off: no peeking).",
@@ -214,7 +224,9 @@ class Response(models.Model):
     answer_text = models.CharField(max_length=200, help_text="What the participant read.")
     correct_answer = models.CharField(max_length=100)
     is_correct = models.BooleanField()
-    confidence = models.PositiveSmallIntegerField(help_text="1 (guessing) .. 5 (certain).")
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1 (guessing) .. 5 (certain); none on attention checks."
+    )
     client_response_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="From stimulus paint to answer, measured in the browser."
     )

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from config.security import client_address, rate_limit_exceeded
 from study import platforms, selectors, services
+from study.condition_texts import explanation_texts
 from study.forms import QuestionnaireForm
 from study.frozen import ParticipantAssignment
 from study.models import Participant, Study
@@ -114,6 +115,8 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
     page = participant.page
     if page in (services.PAGE_INSTRUCTIONS, services.PAGE_TRIALS):
         context["gallery"] = selectors.reference_gallery(study=study)
+    if page == services.PAGE_INSTRUCTIONS:
+        context["explanation_texts"] = explanation_texts(participant.condition.explanation_method)
     if page == services.PAGE_TRIALS:
         participant = services.trial_mark_shown(participant=participant)
         context["trial"] = selectors.trial_current(participant=participant)
@@ -173,7 +176,7 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
                 participant=participant,
                 trial_position=int(request.POST["trial_position"]),
                 answer=request.POST["answer"],
-                confidence=int(request.POST["confidence"]),
+                confidence=_optional_int(request.POST.get("confidence")),
                 client_response_ms=_optional_int(request.POST.get("client_response_ms")),
                 viewport=request.POST.get("viewport", ""),
                 interactions=json.loads(request.POST.get("interactions") or "[]"),
@@ -207,8 +210,7 @@ def _bad_request(request: HttpRequest, participant: Participant, message: str) -
 
 
 def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:
-    shows_explanations = bool(participant.condition.explanation_method)
-    return QuestionnaireForm(data, shows_explanations=shows_explanations)
+    return QuestionnaireForm(data, explanation_method=participant.condition.explanation_method)
 
 
 def _optional_flag(value: str | None) -> bool:

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from study import exports, selectors, services
+from study.forms import LaunchForm
 from study.models import Study
 from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
 
@@ -56,6 +57,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "entry_url": _entry_url_for_platform(request, study),
         "is_owner": selectors.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
+        "shortcut_audit": selectors.study_shortcut_audit(study=study),
         "rules": [
             {"name": name, "value": value, "description": services.EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()
@@ -94,8 +96,17 @@ def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpRespo
 @require_POST
 def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
+    form = LaunchForm(request.POST)
+    if not form.is_valid():
+        raise BadRequest(
+            "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        )
     try:
-        services.study_launch(study=study, status=request.POST.get("status", ""))
+        services.study_launch(
+            study=study,
+            status=form.cleaned_data["status"],
+            shortcut_override_reason=form.cleaned_data["shortcut_override_reason"],
+        )
     except services.StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)

@@ -30,6 +30,7 @@ from study.question_types import (
     study_choices,
 )
 from study.services import CONFIDENCE_SCALE
+from study.shortcut_audit import AuditCondition, AuditItem, AuditReport, shortcut_audit
 from study.stimulus_tokens import stimulus_resolve
 
 if TYPE_CHECKING:
@@ -339,6 +340,61 @@ def study_launch_problems(*, study: Study) -> list[str]:
     return problems
 
 
+def study_shortcut_audit(*, study: Study) -> AuditReport:
+    """The shortcut audit of the study's main items as they stand (see study.shortcut_audit).
+
+    Items whose correct answer a draft cannot decide yet (no prediction, no pair) are left
+    out; the launch problems name them."""
+    frozen = frozen_study(study)
+    question_type = QUESTION_TYPES[study.question_type]
+    values = {choice.value for choice in frozen.choices}
+    sag_conditions = [c for c in frozen.conditions.values() if c.explanation_method == "sag"]
+    items = []
+    for item in sorted(frozen.items.values(), key=lambda item: item.pk):
+        correct = frozen.correct_answers.get(item.pk)
+        if item.role != StudyItem.Role.MAIN or correct is None:
+            continue
+        prediction = frozen.predictions.get(item.image_id)
+        ai_answer = str(prediction.predicted_label_id) if prediction else None
+        comparison = frozen.comparisons.get(item.image_id)
+        pair_sizes, readable_in = None, set()
+        if comparison is not None:
+            pair = comparison.explanation.data["pairs"][comparison.pair_index]
+            pair_sizes = (len(pair["a_patches"]), len(pair["b_patches"]))
+            for condition in sag_conditions:
+                shown = frozen.explanations.get((condition.pk, item.image_id))
+                drawn = {
+                    frozenset(node["patches"])
+                    for node in (shown.data if shown else {}).get("nodes", [])
+                }
+                if {frozenset(pair["a_patches"]), frozenset(pair["b_patches"])} <= drawn:
+                    readable_in.add(condition.name)
+        items.append(
+            AuditItem(
+                correct=correct,
+                ai_answer=ai_answer if ai_answer in values else None,
+                pair_sizes=pair_sizes,
+                readable_in=frozenset(readable_in),
+            )
+        )
+    conditions = [
+        AuditCondition(
+            name=condition.name,
+            shows_ai_answer=condition.show_ai_prediction or question_type.shows_ai_prediction,
+            has_figure=bool(condition.explanation_method),
+        )
+        for condition in sorted(frozen.conditions.values(), key=lambda c: c.pk)
+    ]
+    return shortcut_audit(
+        choices=[choice.value for choice in frozen.choices],
+        choice_names=[choice.text for choice in frozen.choices],
+        items=items,
+        conditions=conditions,
+        comparative=question_type.needs_comparison,
+        margin_points=study.shortcut_margin_points,
+    )
+
+
 def study_design(*, study: Study) -> dict:
     """Everything that defines what participants see and how they are judged: the frozen
     design. Its hash is the study's config hash; the export ships it as design.json."""
@@ -411,6 +467,10 @@ def study_design(*, study: Study) -> dict:
             "failed_comprehension": study.failed_comprehension_code,
         },
         "exclusion_rules": study.exclusion_rules,
+        "shortcut_audit": {
+            "margin_points": study.shortcut_margin_points,
+            "override_reason": study.shortcut_override_reason,
+        },
     }
 
 
@@ -469,7 +529,7 @@ class Column:
     description: str
 
 
-_QUESTIONNAIRE = QuestionnaireForm(shows_explanations=True).fields
+_QUESTIONNAIRE = QuestionnaireForm.base_fields  # the generic wording; see study.condition_texts
 QUESTIONNAIRE_COLUMNS = tuple(
     Column(f"q_{name}", f"questionnaire: {_QUESTIONNAIRE[name].label} (blank: not asked)")
     for name in QUESTIONNAIRE_FIELDS
@@ -509,7 +569,10 @@ RESPONSE_COLUMNS = (
     Column("answer", "the answer as the participant read it"),
     Column("correct_answer", "the value that counted as correct (a label id, yes/no, ...)"),
     Column("is_correct", "1 if the answer was correct"),
-    Column("confidence", "the participant's confidence, 1 (guessing) to 5 (certain)"),
+    Column(
+        "confidence",
+        "the participant's confidence, 1 (guessing) to 5 (certain); blank on attention checks",
+    ),
     Column(
         "client_response_ms",
         "ms from the stimulus being painted to the answer, measured in the browser",

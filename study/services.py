@@ -36,6 +36,7 @@ from study.models import (
     Withdrawal,
 )
 from study.question_types import QUESTION_TYPES
+from study.shortcut_audit import DEFAULT_MARGIN_POINTS
 
 PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 
@@ -151,6 +152,7 @@ def study_create(
     no_consent_code: str = "",
     failed_comprehension_code: str = "",
     exclusion_rules: dict | None = None,
+    shortcut_margin_points: int = DEFAULT_MARGIN_POINTS,
 ) -> Study:
     if question_type not in QUESTION_TYPES:
         raise StudyConfigError(
@@ -171,6 +173,8 @@ def study_create(
             raise StudyConfigError(f"condition {spec.name!r}: quota must be at least 1")
     if time_limit_minutes < 1:
         raise StudyConfigError("time_limit_minutes must be at least 1")
+    if isinstance(shortcut_margin_points, bool) or not 0 <= shortcut_margin_points <= 100:
+        raise StudyConfigError("shortcut_margin_points must be a number of points, 0..100")
     exclusion_rules = exclusion_rules_check(exclusion_rules or {})
     for question in comprehension_questions:
         choices = question.get("choices") or []
@@ -218,6 +222,7 @@ def study_create(
             no_consent_code=no_consent_code,
             failed_comprehension_code=failed_comprehension_code,
             exclusion_rules=exclusion_rules,
+            shortcut_margin_points=shortcut_margin_points,
         )
         study.owners.set(owners)
         for spec in conditions:
@@ -275,13 +280,19 @@ def study_precompute_job(*, study: Study, batch_size: int | None = None) -> Prec
     )
 
 
-def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
-    """Open a study to participants once its item bank is complete; freeze its design.
+def study_launch(
+    *, study: Study, status: str = Study.Status.LIVE, shortcut_override_reason: str = ""
+) -> Study:
+    """Open a study to participants once its item bank is complete and no strategy that
+    needs no understanding beats chance by more than the study's margin (the shortcut
+    audit, study.shortcut_audit); freeze its design.
 
-    A draft goes to pilot or live, a pilot or a paused study to live. The config hash covers
-    everything participants see and the exclusion rules, and is stamped on every participant.
+    A draft goes to pilot or live, a pilot or a paused study to live. A failed audit is
+    overridden only with a reason, which the design keeps. The config hash covers
+    everything participants see, the exclusion rules and the audit's margin and override,
+    and is stamped on every participant.
     """
-    from study.selectors import study_config_hash, study_launch_problems
+    from study.selectors import study_config_hash, study_launch_problems, study_shortcut_audit
 
     if status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise StudyConfigError(f"a study is launched as pilot or live, not {status!r}")
@@ -294,9 +305,19 @@ def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
     problems = study_launch_problems(study=study)
     if problems:
         raise StudyConfigError("cannot launch: " + "; ".join(problems))
+    override = shortcut_override_reason.strip() or study.shortcut_override_reason
+    audit = study_shortcut_audit(study=study)
+    if audit.failures and not override:
+        raise StudyConfigError(
+            f"cannot launch: the shortcut audit finds answers that need no understanding "
+            f"beating chance by more than {audit.margin_points:g} points: "
+            + "; ".join(row.line() for row in audit.failures)
+            + ". Change the items, or override with a reason (kept in the design)"
+        )
+    study.shortcut_override_reason = override
     study.config_hash = study_config_hash(study=study)
     study.status = status
-    study.save(update_fields=["config_hash", "status"])
+    study.save(update_fields=["shortcut_override_reason", "config_hash", "status"])
     return study
 
 
@@ -528,7 +549,7 @@ def response_record(
     participant: Participant,
     trial_position: int,
     answer: str,
-    confidence: int,
+    confidence: int | None,
     client_response_ms: int | None,
     viewport: str = "",
     interactions: list[dict] = (),
@@ -543,13 +564,17 @@ def response_record(
         participant = _locked(participant)
         if participant.page != PAGE_TRIALS or trial_position != participant.trial_position:
             return None
-        if confidence not in CONFIDENCE_SCALE:
-            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
         if client_response_ms is not None and not 0 <= client_response_ms < 24 * 3600 * 1000:
             raise InvalidAnswer("client response time out of range")
         _check_interactions(interactions)
         frozen = frozen_study(participant.study)
         item = frozen.items[participant.trial_item_ids[trial_position]]
+        if item.role == StudyItem.Role.ATTENTION:
+            # An instructed answer has nothing to be confident about: the check asks none.
+            if confidence is not None:
+                raise InvalidAnswer("an attention check asks no confidence")
+        elif confidence not in CONFIDENCE_SCALE:
+            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
         choices = {c.value: c for c in frozen.choices}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")

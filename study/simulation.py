@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from study.models import Participant, Study
+from study.models import Participant, Study, StudyItem
 from study.selectors import trial_current
 from study.services import (
     PAGE_COMPREHENSION,
@@ -102,7 +102,7 @@ def _act_on_page(participant: Participant, behaviour: BotBehaviour, rng: random.
             participant=participant,
             trial_position=trial.position,
             answer=answer,
-            confidence=rng.randint(1, 5),
+            confidence=None if trial.item.role == StudyItem.Role.ATTENTION else rng.randint(1, 5),
             client_response_ms=response_ms,
             viewport="simulated",
         )

@@ -25,6 +25,7 @@ from study.services import (
     exclusion_rules_check,
     study_create,
 )
+from study.shortcut_audit import DEFAULT_MARGIN_POINTS
 
 
 class StudyFileError(ValueError):
@@ -43,6 +44,7 @@ TOP_KEYS = {
     "platform": (str, REQUIRED),
     "participants_per_condition": (int, REQUIRED),
     "time_limit_minutes": (int, 60),
+    "shortcut_margin_points": (int, DEFAULT_MARGIN_POINTS),
     "owners": (list, []),
     "comprehension_max_attempts": (int, 2),
     "items": (dict, REQUIRED),
@@ -311,6 +313,7 @@ def _study_create_from_data(data: dict) -> Study:
             attention_images=selection.attention,
             participants_per_condition=top["participants_per_condition"],
             time_limit_minutes=top["time_limit_minutes"],
+            shortcut_margin_points=top["shortcut_margin_points"],
             consent_text=texts["consent"],
             consent_version=texts["consent_version"],
             instructions_text=texts["instructions"],

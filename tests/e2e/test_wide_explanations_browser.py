@@ -29,6 +29,7 @@ def test_participant_opens_the_sag_and_xnn_figures_at_full_size(
         participants_per_condition=1,
         consent_text="Consent",
         instructions_text="Pick the species.",
+        shortcut_margin_points=100,  # three items: the audit is tested elsewhere
     )
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     study_launch(study=study)

@@ -36,6 +36,7 @@ def study(trained_classifier):
         participants_per_condition=5,
         consent_text="Consent",
         instructions_text="Pick the species.",
+        shortcut_margin_points=100,  # three items: the audit is tested elsewhere
     )
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     return study_launch(study=study)
