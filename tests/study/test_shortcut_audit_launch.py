@@ -5,6 +5,7 @@ import hashlib
 import json
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from explain_engine.models import Explanation
@@ -111,3 +112,13 @@ def test_the_dashboard_shows_the_audit_and_takes_the_reason(client, classifier, 
     study.refresh_from_db()
     assert study.status == Study.Status.LIVE
     assert study.shortcut_override_reason == "pairs as published"
+
+
+def test_the_command_prints_the_table_and_the_verdict(classifier, capsys):
+    study = _planted(classifier, larger_is_right=True)
+    call_command("shortcut_audit", study.slug)
+    out = capsys.readouterr().out
+    assert "the larger picture: 100.0% (chance 50.0%, +50.0 points)" in out
+    assert out.strip().endswith("planted: the shortcut audit fails: the larger picture")
+    with pytest.raises(CommandError, match="no study with slug 'nope'"):
+        call_command("shortcut_audit", "nope")
