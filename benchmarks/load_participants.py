@@ -95,11 +95,9 @@ def prepare_database(database_url: str, trials: int) -> str:
     from explain_engine import classifiers
     from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
     from explain_engine.models import Image
-    from explain_engine.services import (
-        classifier_register,
-        image_set_import_cub,
-        precompute_job_create,
-    )
+    from explain_engine.services.classifiers import classifier_register
+    from explain_engine.services.images import image_set_import_cub
+    from explain_engine.services.precompute import precompute_job_create
     from explain_engine.tasks import precompute_job_run
     from study.services import ConditionSpec, study_create, study_launch
 

@@ -124,10 +124,14 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
     from django.core.management import call_command
 
     from config.celery_app import app as celery_app
-    from explain_engine import classifiers, services
+    from explain_engine import classifiers
     from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
     from explain_engine.methods import get_method
     from explain_engine.models import Classifier, Explanation, Image, ImageSet, PrecomputeJob
+    from explain_engine.services.classifiers import classifier_model, classifier_register
+    from explain_engine.services.images import image_set_import_cub, image_tensor
+    from explain_engine.services.precompute import precompute_job_create
+    from explain_engine.services.predictions import predictions_compute
     from explain_engine.tasks import precompute_job_run
 
     torch.set_num_threads(1)
@@ -138,11 +142,11 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
     generate_synthetic_birds(
         scratch / "birds", per_class=args.per_class, seed=0, image_size=args.image_size
     )
-    image_set = services.image_set_import_cub(root=scratch / "birds", name="bench-birds")
+    image_set = image_set_import_cub(root=scratch / "birds", name="bench-birds")
     torch.manual_seed(0)
     checkpoint = scratch / "small_cnn.pt"
     torch.save(classifiers.build_model("small_cnn", 8).state_dict(), checkpoint)
-    classifier = services.classifier_register(
+    classifier = classifier_register(
         name="bench-classifier",
         image_set=image_set,
         architecture="small_cnn",
@@ -158,13 +162,13 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
     )
 
     # Direct: what a script calling the method would do with the same images.
-    model, preprocessing = services.classifier_model(classifier)
-    services.predictions_compute(classifier=classifier, images=images)
+    model, preprocessing = classifier_model(classifier)
+    predictions_compute(classifier=classifier, images=images)
     targets = {p.image_id: p.predicted_index for p in classifier.predictions.all()}
     started = time.perf_counter()
     for start in range(0, len(images), args.batch_size):
         chunk = images[start : start + args.batch_size]
-        batch = torch.stack([services._image_tensor(image, preprocessing) for image in chunk])
+        batch = torch.stack([image_tensor(image, preprocessing) for image in chunk])
         method.explain(model, batch, torch.tensor([targets[image.pk] for image in chunk]))
     direct_seconds = time.perf_counter() - started
 
@@ -176,7 +180,7 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
         Explanation.objects.filter(classifier=classifier).delete()
         processes = _start_workers(workers, env, scratch)
         try:
-            job = services.precompute_job_create(
+            job = precompute_job_create(
                 classifier=classifier,
                 methods=[(args.method, params)],
                 images=images,

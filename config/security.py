@@ -86,6 +86,7 @@ class DatabaseUnavailableMiddleware:
     """
 
     RETRY_AFTER_SECONDS = 5
+    RESEARCHER_PREFIXES = ("/researcher/", "/admin/")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -96,8 +97,14 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
+        # A researcher is told what happened to their action, not a participant's reassurance.
+        template = (
+            "unavailable_researcher.html"
+            if request.path.startswith(self.RESEARCHER_PREFIXES)
+            else "unavailable.html"
+        )
         response = HttpResponse(
-            render_to_string("unavailable.html", {"retry_after": self.RETRY_AFTER_SECONDS}),
+            render_to_string(template, {"retry_after": self.RETRY_AFTER_SECONDS}),
             status=503,
         )
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)

@@ -99,6 +99,15 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: the browser tests' live server answers parallel requests, each
     # thread on its own connection, which an in-memory test database cannot give.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    # The embedded mode has the web server and the precompute writing one file at once.
+    # WAL lets readers go on while a writer commits; IMMEDIATE takes the write lock at BEGIN,
+    # so a transaction that reads and then writes waits its turn (busy timeout) instead of
+    # failing at once with "database is locked" when another process wrote in between.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.int("EXPLAINSTUDY_SQLITE_TIMEOUT", default=30),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

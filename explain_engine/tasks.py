@@ -11,8 +11,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from explain_engine import services
 from explain_engine.models import PrecomputeJob
+from explain_engine.services import explanations, precompute
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +23,15 @@ LOST_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 @shared_task(acks_late=True)
 def precompute_job_run(job_id: int) -> int:
     job = PrecomputeJob.objects.select_related("classifier").get(pk=job_id)
-    explanation_ids = services.precompute_job_plan(job=job)
-    batches = services.explanation_batches(
+    precompute.precompute_job_fit(job=job)
+    explanation_ids = precompute.precompute_job_plan(job=job)
+    batches = precompute.explanation_batches(
         explanation_ids=explanation_ids, batch_size=job.batch_size
     )
     # A task runs in autocommit: the rows are visible to other workers already.
     for batch in batches:
         explanation_batch_run.delay(batch)
-    services.precompute_job_refresh(job=job)
+    precompute.precompute_job_refresh(job=job)
     return len(explanation_ids)
 
 
@@ -41,19 +42,21 @@ def explanation_batch_run(self, explanation_ids: list[int]) -> dict[str, int]:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     take_over = redelivered or self.request.retries > 0
     try:
-        batch = services.explanation_batch_claim(
+        batch = explanations.explanation_batch_claim(
             explanation_ids=explanation_ids, take_over=take_over
         )
         try:
-            outcome = services.explanation_batch_compute(batch=batch)
+            outcome = explanations.explanation_batch_compute(batch=batch)
         except LOST_CONNECTION_ERRORS:
             raise
         except Exception as error:
             # Not a known failure: record it on the rows, then let Celery log the traceback.
-            services.explanation_batch_fail(batch=batch, reason=f"{type(error).__name__}: {error}")
-            services.precompute_jobs_refresh(explanation_ids=explanation_ids)
+            explanations.explanation_batch_fail(
+                batch=batch, reason=f"{type(error).__name__}: {error}"
+            )
+            precompute.precompute_jobs_refresh(explanation_ids=explanation_ids)
             raise
-        services.precompute_jobs_refresh(explanation_ids=explanation_ids)
+        precompute.precompute_jobs_refresh(explanation_ids=explanation_ids)
     except LOST_CONNECTION_ERRORS as error:
         if self.request.retries >= settings.EXPLAINSTUDY_TASK_MAX_RETRIES:
             raise

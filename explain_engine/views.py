@@ -12,8 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from explain_engine import selectors, services
+from explain_engine import selectors
 from explain_engine.models import PrecomputeJob
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.precompute import precompute_job_retry_failed
 from explain_engine.tasks import precompute_job_run
 
 
@@ -55,8 +57,8 @@ def job_retry_failed(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(PrecomputeJob, pk=job_id)
     method = request.POST.get("method") or None
     try:
-        reset = services.precompute_job_retry_failed(job=job, method=method)
-    except services.EngineInputError as error:
+        reset = precompute_job_retry_failed(job=job, method=method)
+    except EngineInputError as error:
         return render(
             request, "engine/bad_request.html", {"job": job, "message": str(error)}, status=400
         )

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
 from explain_engine.models import Classifier, ConceptModel, Image, ImageSet
-from explain_engine.services import classifier_train
+from explain_engine.services.classifiers import classifier_train
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
 from study.question_types import sag_comparison

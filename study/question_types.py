@@ -63,7 +63,7 @@ def sag_comparison(*, classifier: Classifier, image: Image) -> Comparison | None
     """The comparison for an image: its SAG search (default parameters, explaining the
     model's prediction) and the first pair with a clear confidence gap; None if there is
     no finished search or it found no pair."""
-    from explain_engine.services import method_for
+    from explain_engine.services.explanations import method_for
 
     prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
     if prediction is None:

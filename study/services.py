@@ -22,7 +22,8 @@ from PIL import Image as PILImage
 
 from explain_engine import render
 from explain_engine.models import Classifier, Explanation, Image, PrecomputeJob
-from explain_engine.services import method_for, precompute_job_create
+from explain_engine.services.explanations import method_for
+from explain_engine.services.precompute import precompute_job_create
 from study import timing
 from study.frozen import frozen_study
 from study.models import (

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from explain_engine.methods import get_method
 from explain_engine.models import Classifier, ClassLabel, Image, Prediction
-from explain_engine.services import predictions_compute
+from explain_engine.services.predictions import predictions_compute
 from study.models import Study
 from study.services import (
     ConditionSpec,

@@ -75,14 +75,14 @@ def untrained_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def image_set(db, tiny_birds_dir):
-    from explain_engine.services import image_set_import_cub
+    from explain_engine.services.images import image_set_import_cub
 
     return image_set_import_cub(root=tiny_birds_dir, name="tiny-gulls")
 
 
 @pytest.fixture
 def classifier(image_set, untrained_checkpoint):
-    from explain_engine.services import classifier_register
+    from explain_engine.services.classifiers import classifier_register
 
     return classifier_register(
         name="tiny-classifier",
@@ -97,7 +97,7 @@ def classifier(image_set, untrained_checkpoint):
 def trained_classifier(image_set):
     """A classifier fitted to the tiny set (a few seconds on the CPU). An untrained one is
     equally unsure everywhere, so e.g. its SAG search finds no clear confidence gaps."""
-    from explain_engine.services import classifier_train
+    from explain_engine.services.classifiers import classifier_train
 
     return classifier_train(image_set=image_set, name="tiny-trained", epochs=30, input_size=64)
 

@@ -58,3 +58,22 @@ def test_embedded_default_runs_tasks_in_process():
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("path", "wording"),
+    [
+        ("/researcher/", "What you just did was not saved"),
+        ("/admin/study/study/", "What you just did was not saved"),
+        ("/s/demo/p/abc/", "Your earlier answers are saved"),
+    ],
+)
+def test_a_lost_database_is_worded_for_whoever_asked(rf, path, wording):
+    from django.db import OperationalError
+
+    from config.security import DatabaseUnavailableMiddleware
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    response = middleware.process_exception(rf.get(path), OperationalError("database is locked"))
+    assert response.status_code == 503
+    assert wording in response.content.decode()

@@ -12,14 +12,20 @@ from PIL import Image as PILImage
 from explain_engine.methods import get_method
 from explain_engine.methods.xnn import r2_score
 from explain_engine.models import ConceptModel, Image
-from explain_engine.services import (
+from explain_engine.services.classifiers import classifier_model
+from explain_engine.services.concept_models import (
     PROTOTYPES_PER_CONCEPT,
-    EngineInputError,
-    _image_tensor,
-    classifier_model,
     concept_model_explain,
     concept_model_fit,
+    concept_model_fitted,
     concept_model_load,
+)
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.images import image_tensor
+from explain_engine.services.precompute import (
+    precompute_job_create,
+    precompute_job_fit,
+    precompute_job_plan,
 )
 from tests.conftest import TINY_INPUT_SIZE
 
@@ -32,7 +38,7 @@ FAST = {"epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
 def _split_tensors(classifier, split):
     _, preprocessing = classifier_model(classifier)
     images = list(classifier.image_set.images.filter(split=split).order_by("pk"))
-    return images, torch.stack([_image_tensor(image, preprocessing) for image in images])
+    return images, torch.stack([image_tensor(image, preprocessing) for image in images])
 
 
 def test_fit_creates_one_concept_model_and_a_second_call_reuses_it(classifier):
@@ -176,3 +182,20 @@ def test_fit_xnn_command_errors(classifier, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("fit_xnn", *args, "--epochs", "1", stdout=io.StringIO())
     assert not ConceptModel.objects.exists()
+
+
+def test_getting_a_fitted_concept_model_never_fits_one(classifier):
+    with pytest.raises(EngineInputError, match="no concept model"):
+        concept_model_fitted(classifier=classifier, k=3, **FAST)
+    assert not ConceptModel.objects.exists()
+    fitted = concept_model_fit(classifier=classifier, k=3, **FAST)
+    assert concept_model_fitted(classifier=classifier, **fitted.params) == fitted
+
+
+def test_a_precompute_job_fits_its_concept_model_in_its_own_step(classifier):
+    images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
+    job = precompute_job_create(classifier=classifier, methods=[("xnn", {**FAST})], images=images)
+    assert precompute_job_plan(job=job)
+    assert not ConceptModel.objects.exists()
+    precompute_job_fit(job=job)
+    assert ConceptModel.objects.count() == 1

@@ -12,16 +12,13 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from config.celery_app import app as celery_app
-from explain_engine import render, services
+from explain_engine import render
 from explain_engine.artifacts import ExplanationArtifacts, saliency_artifacts
 from explain_engine.methods import GradCAM
 from explain_engine.models import Explanation, PrecomputeJob
-from explain_engine.services import (
-    explanation_batch_claim,
-    explanation_batch_compute,
-    precompute_job_create,
-    precompute_job_plan,
-)
+from explain_engine.services import explanations
+from explain_engine.services.explanations import explanation_batch_claim, explanation_batch_compute
+from explain_engine.services.precompute import precompute_job_create, precompute_job_plan
 from explain_engine.tasks import explanation_batch_run, precompute_job_run
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +75,7 @@ def test_a_taken_over_claim_cannot_store_and_leaves_no_files(classifier, setting
     assert explanation_batch_compute(batch=lost) == {"done": 0, "failed": 0, "lost": 0}
     # Even a result computed before the take-over cannot land: its store is refused.
     explanation = Explanation.objects.select_related("image").get(pk=ids[0])
-    refused = services.explanation_store(
+    refused = explanations.explanation_store(
         explanation=explanation,
         artifacts=ExplanationArtifacts(b"png", b"npy", "npy", {}, {}),
         claim_token=lost.token,
@@ -219,7 +216,7 @@ def eager_retries(settings):
 def test_a_lost_database_connection_is_retried_and_the_batch_finishes(
     classifier, monkeypatch, settings, eager_retries
 ):
-    real_store = services.explanation_store
+    real_store = explanations.explanation_store
     calls = []
 
     def store(**kwargs):
@@ -228,7 +225,7 @@ def test_a_lost_database_connection_is_retried_and_the_batch_finishes(
             raise OperationalError("server closed the connection unexpectedly")
         return real_store(**kwargs)
 
-    monkeypatch.setattr(services, "explanation_store", store)
+    monkeypatch.setattr(explanations, "explanation_store", store)
     job, ids = _planned(classifier, batch_size=8)
     precompute_job_run.delay(job.pk)
     rows = Explanation.objects.filter(pk__in=ids).order_by("pk")
@@ -251,7 +248,7 @@ def test_lost_connections_are_retried_a_bounded_number_of_times(
         claims.append(kwargs["take_over"])
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(services, "explanation_batch_claim", claim)
+    monkeypatch.setattr(explanations, "explanation_batch_claim", claim)
     _, ids = _planned(classifier)
     result = explanation_batch_run.delay(ids)
     with pytest.raises(OperationalError, match="could not connect"):
@@ -279,7 +276,7 @@ def test_any_method_s_artifacts_are_stored_with_their_data(classifier, settings)
     _, ids = _planned(classifier)
     batch = explanation_batch_claim(explanation_ids=ids[:1], take_over=False)
     graph = {"nodes": [{"patches": [1, 2], "confidence": 0.9}], "edges": []}
-    stored = services.explanation_store(
+    stored = explanations.explanation_store(
         explanation=Explanation.objects.get(pk=ids[0]),
         artifacts=ExplanationArtifacts(
             figure_png=b"\x89PNG...",

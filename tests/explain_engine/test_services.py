@@ -7,16 +7,13 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from explain_engine import services
 from explain_engine.datasets.cub import CubFormatError
 from explain_engine.methods import GradCAM
 from explain_engine.models import Explanation, Image, PrecomputeJob, Prediction
-from explain_engine.services import (
-    EngineInputError,
-    classifier_register,
-    image_set_import_cub,
-    precompute_job_create,
-)
+from explain_engine.services.classifiers import classifier_model, classifier_register
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.images import image_set_import_cub
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 from tests.conftest import TINY_PER_CLASS
 
@@ -148,7 +145,7 @@ def test_an_image_that_breaks_during_explanation_fails_with_its_reason(classifie
     """The batch it is in is split until the image is alone; it fails, the rest are done."""
     images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
     victim = images[1]
-    _, preprocessing = services.classifier_model(classifier)
+    _, preprocessing = classifier_model(classifier)
     with victim.file.open("rb") as handle, PILImage.open(handle) as pil:
         victim_tensor = preprocessing.to_tensor(pil.convert("RGB"))
     real_explain = GradCAM.explain

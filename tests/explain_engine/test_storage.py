@@ -15,7 +15,7 @@ from moto import mock_aws
 from PIL import Image as PILImage
 
 from explain_engine.models import Explanation
-from explain_engine.services import precompute_job_create
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from explain_engine.models import Explanation, PrecomputeJob
-from explain_engine.services import precompute_job_create
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.db import connection
 
 from config.celery_app import app as celery_app
 from explain_engine.models import Explanation, PrecomputeJob
-from explain_engine.services import precompute_job_create
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 
 ROOT = Path(__file__).resolve().parents[2]

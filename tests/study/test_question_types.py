@@ -3,7 +3,7 @@
 import pytest
 
 from explain_engine.models import Prediction
-from explain_engine.services import predictions_compute
+from explain_engine.services.predictions import predictions_compute
 from study.models import Participant, Response
 from study.services import StudyConfigError, study_launch
 from tests.study.conftest import make_study

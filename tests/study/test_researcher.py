@@ -7,7 +7,7 @@ nothing; `researcher_a` is staff and sees every study but may not launch others'
 import pytest
 from django.urls import reverse
 
-from explain_engine.services import precompute_job_create
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 from study.models import Participant, Response, Study, StudyItem
 from study.selectors import study_config_hash, study_export_rows, study_launch_problems
@@ -127,7 +127,7 @@ def test_dashboard_lists_launch_problems_and_launches_on_post(client, classifier
 
 def test_launch_problems_name_each_condition_missing_explanations(classifier):
     study = make_study(classifier, launch=False)
-    from explain_engine.services import predictions_compute
+    from explain_engine.services.predictions import predictions_compute
 
     predictions_compute(classifier=classifier, images=[i.image for i in study.items.all()])
     problems = study_launch_problems(study=study)

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from explain_engine.models import Classifier
-from explain_engine.services import EngineInputError, concept_model_fit
+from explain_engine.services.concept_models import concept_model_fit
+from explain_engine.services.errors import EngineInputError
 
 BAR_WIDTH = 30
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from explain_engine.datasets.cub import CubFormatError
-from explain_engine.services import image_set_import_cub
+from explain_engine.services.images import image_set_import_cub
 
 
 class Command(BaseCommand):

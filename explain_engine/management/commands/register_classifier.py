@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from explain_engine import classifiers
 from explain_engine.models import ImageSet
-from explain_engine.services import EngineInputError, classifier_register
+from explain_engine.services.classifiers import classifier_register
+from explain_engine.services.errors import EngineInputError
 
 
 class Command(BaseCommand):

@@ -8,7 +8,8 @@ from kombu.exceptions import OperationalError
 from config.celery_app import app as celery_app
 from explain_engine import selectors
 from explain_engine.models import Classifier, Image, PrecomputeJob
-from explain_engine.services import EngineInputError, precompute_job_create
+from explain_engine.services.errors import EngineInputError
+from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 from study.models import Study
 from study.services import study_precompute_job
