@@ -23,9 +23,10 @@ demo: $(STAMP)  ## set up the demo (data, classifier, explanations, study) and s
 test: $(STAMP) chromium  ## run the test suite
 	$(PY) -m pytest
 
-lint: $(STAMP)  ## ruff, Django's checks, and missing migrations
+lint: $(STAMP)  ## ruff, the import layering (import-linter), Django's checks, missing migrations
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 

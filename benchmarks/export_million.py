@@ -10,8 +10,8 @@ Builds a fresh database (``--database``) with the load benchmark's study, fills 
 processes at two sizes (a tenth of the rows, then all of them) and reports for each the
 rows per second and the process's peak resident memory. The CSV's constant memory shows as
 the same peak at both sizes; the zip's analysis adds about 30 bytes per response and, while
-the study is under study.analysis.MODEL_MAX_CELLS, the model (the 'model' column says whether
-analysis.txt has it).
+the study is under study.results.analysis.MODEL_MAX_CELLS, the model (the 'model' column
+says whether analysis.txt has it).
 """
 
 from __future__ import annotations

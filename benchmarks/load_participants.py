@@ -50,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+CONFIDENCE_ASKED = 'name="confidence"'
 TRIAL_POSITION = re.compile(r'name="trial_position" value="(\d+)"')
 ANSWER_VALUE = re.compile(r'name="answer" value="([^"]+)"')
 PAGE_NAME = re.compile(r'name="page" value="([a-z_]+)"')
@@ -99,7 +100,9 @@ def prepare_database(database_url: str, trials: int) -> str:
     from explain_engine.services.images import image_set_import_cub
     from explain_engine.services.precompute import precompute_job_create
     from explain_engine.tasks import precompute_job_run
-    from study.services import ConditionSpec, study_create, study_launch
+    from study.design.creation import study_create
+    from study.design.launch import study_launch
+    from study.design.spec import ConditionSpec, StudySpec
 
     work = Path(tempfile.mkdtemp(prefix="explainstudy-load-"))
     generate_synthetic_birds(work / "birds", per_class=6, seed=3, image_size=128)
@@ -116,19 +119,21 @@ def prepare_database(database_url: str, trials: int) -> str:
     )
     images = list(image_set.images.filter(split=Image.Split.TEST).order_by("pk")[:trials])
     study = study_create(
-        slug="load",
-        title="Which gull?",
-        classifier=classifier,
-        platform="prolific",
-        conditions=[
-            ConditionSpec(name="none"),
-            ConditionSpec(name="gradcam", explanation_method="gradcam"),
-        ],
-        main_images=images,
-        participants_per_condition=100_000,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
-        completion_code="LOADTEST",
+        StudySpec(
+            slug="load",
+            title="Which gull?",
+            classifier=classifier,
+            platform="prolific",
+            conditions=[
+                ConditionSpec(name="none"),
+                ConditionSpec(name="gradcam", explanation_method="gradcam"),
+            ],
+            main_images=images,
+            participants_per_condition=100_000,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+            completion_code="LOADTEST",
+        )
     )
     job = precompute_job_create(classifier=classifier, methods=[("gradcam", {})], images=images)
     precompute_job_run.delay(job.pk)
@@ -215,7 +220,12 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
     think = args.think_ms / 1000
     # Participants arrive spread over the ramp, as a crowd platform fills a study's places.
     await asyncio.sleep(index * args.ramp_seconds / args.participants)
-    query = {"PROLIFIC_PID": f"load-{index}", "STUDY_ID": "load", "SESSION_ID": f"s{index}"}
+    query = {
+        "js": "1",  # what static/js/entry.js adds in a browser
+        "PROLIFIC_PID": f"load-{index}",
+        "STUDY_ID": "load",
+        "SESSION_ID": f"s{index}",
+    }
     failures = 0
     for _ in range(RETRIES):
         status, _, location = await timed(
@@ -261,10 +271,11 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
                 "page": "trials",
                 "trial_position": str(position),
                 "answer": answer,
-                "confidence": str(rng.randint(1, 5)),
                 "client_response_ms": str(rng.randint(800, 6000)),
                 "viewport": "390x844",
             }
+            if CONFIDENCE_ASKED in html:  # attention checks ask none
+                form["confidence"] = str(rng.randint(1, 5))
             sends = 2 if rng.random() < args.double_rate else 1
             results = await asyncio.gather(
                 *[
@@ -295,14 +306,16 @@ def first_choice_answer(html: str) -> dict | None:
     position = TRIAL_POSITION.search(html)
     if position is None:
         return None
-    return {
+    form = {
         "page": "trials",
         "trial_position": position.group(1),
         "answer": ANSWER_VALUE.findall(html)[0],
-        "confidence": "3",
         "client_response_ms": "1000",
         "viewport": "1280x800",
     }
+    if CONFIDENCE_ASKED in html:  # attention checks ask none
+        form["confidence"] = "3"
+    return form
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -377,7 +390,7 @@ async def capacity(
             if time.perf_counter() >= stop:
                 return
             pid = f"capacity-{index}-{run}"
-            query = {"PROLIFIC_PID": pid, "STUDY_ID": "load", "SESSION_ID": pid}
+            query = {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "load", "SESSION_ID": pid}
             status, _, location = await timed(
                 session, stats, "entry", "GET", f"{base}/s/{slug}/", params=query
             )

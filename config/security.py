@@ -1,4 +1,4 @@
-"""Response headers and request limits that every page gets.
+"""Response headers that every page gets, and the page a lost database gives.
 
 The content security policy allows only this site's own scripts, styles and images (the
 templates have no inline script or style), so even a researcher-written text that slipped
@@ -8,8 +8,6 @@ completion endpoints, which the platforms' redirects and MTurk's submit form nee
 
 from collections.abc import Callable
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -48,32 +46,6 @@ class ContentSecurityPolicyMiddleware:
         frame_ancestors = getattr(response, "csp_frame_ancestors", "'none'")
         response.setdefault("Content-Security-Policy", content_security_policy(frame_ancestors))
         return response
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's IP: REMOTE_ADDR, or behind `EXPLAINSTUDY_TRUSTED_PROXIES` reverse
-    proxies the address the outermost trusted proxy saw (never a client-supplied value)."""
-    proxies = settings.EXPLAINSTUDY_TRUSTED_PROXIES
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    forwarded = [part for part in forwarded if part]
-    if proxies and len(forwarded) >= proxies:
-        return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "")
-
-
-def rate_limit_exceeded(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one hit for (scope, key) in the current fixed window; True once over `limit`.
-
-    The count lives in the shared cache (Redis in production), so every web process sees it.
-    """
-    cache_key = f"ratelimit:{scope}:{key}"
-    cache.add(cache_key, 0, timeout=window_seconds)
-    try:
-        hits = cache.incr(cache_key)
-    except ValueError:  # the window expired between add and incr
-        cache.set(cache_key, 1, timeout=window_seconds)
-        hits = 1
-    return hits > limit
 
 
 class DatabaseUnavailableMiddleware:

@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study import researcher_views
+from study.researcher import views as researcher_views
 
 
 def healthz(request):

@@ -619,6 +619,16 @@ def sag_pair_figure(
     return canvas
 
 
+def sag_pair_png(
+    image: Image.Image, graph: SAGGraph | Mapping[str, Any], pair_index: int, *, size: int = 360
+) -> bytes:
+    """`sag_pair_figure` as PNG bytes: drawn from the stored search and the photo, so a
+    participant's page never waits on the model; the pair's confidences stay on the server."""
+    buffer = io.BytesIO()
+    sag_pair_figure(image, graph, pair_index, size=size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_saliency_npy(file: str | os.PathLike[str] | IO[bytes], saliency: np.ndarray) -> None:
     """Save a raw (H, W) map as float32 ``.npy`` (``np.save``, no pickle)."""
     array = np.asarray(saliency, dtype=np.float32)

@@ -60,7 +60,7 @@ class Study(models.Model):
     shortcut_margin_points = models.PositiveSmallIntegerField(
         default=10,
         help_text="Launch is refused when a strategy that needs no understanding beats chance "
-        "by more than this many percentage points (see study.shortcut_audit).",
+        "by more than this many percentage points (see study.design.shortcut_audit).",
     )
     shortcut_override_reason = models.TextField(
         blank=True,

@@ -5,8 +5,12 @@ workerId, assignmentId, hitId and turkSubmitTo, and shows the page once before a
 a preview with assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE and no workerId.
 """
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from django.conf import settings
 
 MTURK_PREVIEW_ASSIGNMENT = "ASSIGNMENT_ID_NOT_AVAILABLE"
 # The form that ends a HIT is posted to turkSubmitTo; only Amazon's hosts are accepted, so a
@@ -61,3 +65,9 @@ def arrival_from_query(platform: str, query) -> Arrival:
 
 def mturk_submit_url(submit_to: str) -> str:
     return submit_to.rstrip("/") + "/mturk/externalSubmit"
+
+
+def platform_pseudonym(*, platform: str, worker_id: str) -> str:
+    """A keyed hash of the platform's worker id: what the database keeps instead of it."""
+    key = settings.PSEUDONYM_KEY.encode()
+    return hmac.new(key, f"{platform}:{worker_id}".encode(), hashlib.sha256).hexdigest()

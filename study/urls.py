@@ -1,6 +1,6 @@
 from django.urls import path
 
-from study import participant_views
+from study.flow import views as participant_views
 
 app_name = "study"
 

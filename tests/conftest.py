@@ -37,7 +37,7 @@ def _fresh_cache():
 def _fresh_study_snapshots():
     # SQLite reuses a rolled-back test's primary keys, so a kept snapshot of one test's
     # launched study could stand for another test's study with the same pk and design.
-    from study.frozen import frozen_studies_forget
+    from study.design.frozen import frozen_studies_forget
 
     frozen_studies_forget()
 

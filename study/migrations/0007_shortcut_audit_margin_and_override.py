@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='study',
             name='shortcut_margin_points',
-            field=models.PositiveSmallIntegerField(default=10, help_text='Launch is refused when a strategy that needs no understanding beats chance by more than this many percentage points (see study.shortcut_audit).'),
+            field=models.PositiveSmallIntegerField(default=10, help_text='Launch is refused when a strategy that needs no understanding beats chance by more than this many percentage points (see study.design.shortcut_audit).'),
         ),
         migrations.AddField(
             model_name='study',

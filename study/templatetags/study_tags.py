@@ -3,7 +3,7 @@
 from django import template
 from django.utils.safestring import SafeString
 
-from study.stimulus_tokens import stimulus_url
+from study.flow.stimulus_tokens import stimulus_url
 from study.texts import markdown_html
 
 register = template.Library()
@@ -44,7 +44,7 @@ def signed_points(value: float) -> str:
 
 @register.filter
 def accuracy_interval(accuracy) -> str:
-    """A study.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
+    """A study.results.analysis.Accuracy as 'estimate [95% interval] n=responses'."""
     if accuracy is None:
         return "–"
     return (
@@ -56,7 +56,7 @@ def accuracy_interval(accuracy) -> str:
 @register.simple_tag(takes_context=True, name="stimulus_url")
 def stimulus_url_tag(context, kind: str, stimulus) -> str:
     """The URL of a photo, explanation or comparison for the participant on this page only
-    (see study.stimulus_tokens)."""
+    (see study.flow.stimulus_tokens)."""
     return stimulus_url(
         study_slug=context["study"].slug,
         code=context["participant"].code,

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from study.design.question_types import QUESTION_TYPES, attention_check_choice
+from study.flow.services import trial_correct_answer
 from study.models import Participant, Response, Study, StudyItem
-from study.question_types import QUESTION_TYPES, attention_check_choice
-from study.services import trial_correct_answer
 from tests.study.conftest import make_study
 
 PROLIFIC_HOST = "https://app.prolific.com/"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from study.services import study_set_show_accuracy
-from study.simulation import BotBehaviour, participants_simulate
+from study.flow.simulation import BotBehaviour, participants_simulate
+from study.researcher.services import study_set_show_accuracy
 from tests.study.conftest import make_study
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}

@@ -4,8 +4,10 @@ figure at its full size and fits it back, and both clicks are stored on the resp
 import pytest
 
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.launch import study_launch
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Participant, Response, Study
-from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 PHONE = {"width": 390, "height": 844}
 FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
@@ -17,19 +19,21 @@ def test_participant_opens_the_sag_and_xnn_figures_at_full_size(
 ):
     images = list(trained_classifier.image_set.images.filter(split="test").order_by("pk"))
     study = study_create(
-        slug="wide",
-        title="Which gull?",
-        classifier=trained_classifier,
-        platform=Study.Platform.PROLIFIC,
-        conditions=[
-            ConditionSpec(name="sag", explanation_method="sag"),
-            ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
-        ],
-        main_images=images[:2],
-        participants_per_condition=1,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
-        shortcut_margin_points=100,  # three items: the audit is tested elsewhere
+        StudySpec(
+            slug="wide",
+            title="Which gull?",
+            classifier=trained_classifier,
+            platform=Study.Platform.PROLIFIC,
+            conditions=[
+                ConditionSpec(name="sag", explanation_method="sag"),
+                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+            ],
+            main_images=images[:2],
+            participants_per_condition=1,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+            shortcut_margin_points=100,  # a few items: the audit is tested elsewhere
+        )
     )
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     study_launch(study=study)

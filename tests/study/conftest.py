@@ -2,8 +2,10 @@ import pytest
 
 from explain_engine.models import Image
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.launch import study_launch
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Study
-from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 
 def make_study(
@@ -29,29 +31,31 @@ def make_study(
     training_images = test_images[n_items : n_items + n_training]
     attention_images = test_images[n_items + n_training : n_items + n_training + n_attention]
     study = study_create(
-        slug=slug,
-        title="Which gull?",
-        classifier=classifier,
-        platform=platform,
-        conditions=[
-            ConditionSpec(name="none"),
-            ConditionSpec(name="gradcam", explanation_method="gradcam"),
-        ],
-        main_images=images,
-        participants_per_condition=per_condition,
-        consent_text=consent_text,
-        instructions_text="Pick the species.",
-        completion_code="C0DE42",
-        question_type=question_type,
-        training_images=training_images,
-        attention_images=attention_images,
-        comprehension_questions=comprehension_questions,
-        owners=owners,
-        exclusion_rules=exclusion_rules,
-        # A handful of items always beats chance somewhere (one photo of four species is
-        # 25% for "always that one"): the audit is tested on designs built for it
-        # (test_shortcut_audit_launch), not on these.
-        shortcut_margin_points=shortcut_margin_points,
+        StudySpec(
+            slug=slug,
+            title="Which gull?",
+            classifier=classifier,
+            platform=platform,
+            conditions=[
+                ConditionSpec(name="none"),
+                ConditionSpec(name="gradcam", explanation_method="gradcam"),
+            ],
+            main_images=images,
+            participants_per_condition=per_condition,
+            consent_text=consent_text,
+            instructions_text="Pick the species.",
+            completion_code="C0DE42",
+            question_type=question_type,
+            training_images=training_images,
+            attention_images=attention_images,
+            comprehension_questions=comprehension_questions,
+            owners=owners,
+            exclusion_rules=exclusion_rules,
+            # A handful of items always beats chance somewhere (one photo of four species
+            # is 25% for "always that one"): the audit is tested on designs built for it
+            # (test_shortcut_audit_launch), not on these.
+            shortcut_margin_points=shortcut_margin_points,
+        )
     )
     if launch:
         precompute_job_run.delay(study_precompute_job(study=study).pk)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from study import analysis, selectors
-from study.analysis import (
+from study.flow.simulation import BotBehaviour, participants_simulate
+from study.results import analysis, reports
+from study.results.analysis import (
     AnalysisError,
     analyze_responses,
     brier_score,
@@ -21,8 +22,7 @@ from study.analysis import (
     report_text,
     wilson_interval,
 )
-from study.selectors import study_analysis
-from study.simulation import BotBehaviour, participants_simulate
+from study.results.reports import study_analysis
 from tests.study.conftest import make_study
 
 SCALE = (1, 2, 3, 4, 5)
@@ -242,9 +242,9 @@ def test_analyze_study_command_on_simulated_participants(classifier, tmp_path, m
 
     # Once the export carries the pilot flag, the analysis reads it.
     first = study.participants.order_by("pk").first()
-    export_rows = selectors.study_export_rows
+    export_rows = reports.study_export_rows
     monkeypatch.setattr(
-        selectors,
+        reports,
         "study_export_rows",
         lambda *, study: (
             {**row, "participant_pilot": row["participant"] == first.pk}
@@ -342,8 +342,8 @@ def test_the_model_is_left_out_above_its_cell_limit_with_a_note(monkeypatch):
     assert report.conditions == fitted.conditions and report.chi_square == fitted.chi_square
     note = (
         "model not fitted: 240 responses x 7 parameters are more than the 1,679 cells "
-        "(study.analysis.MODEL_MAX_CELLS) it is fitted up to, to bound its memory; so no Wald "
-        "test or pairwise comparisons"
+        "(study.results.analysis.MODEL_MAX_CELLS) it is fitted up to, to bound its memory; "
+        "so no Wald test or pairwise comparisons"
     )
     assert report.notes == [note]
     assert note in report_text(report)

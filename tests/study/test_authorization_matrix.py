@@ -31,8 +31,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from explain_engine.models import ConceptModel, PrecomputeJob
+from study.flow.stimulus_tokens import stimulus_token, stimulus_url
 from study.models import Participant, Study
-from study.stimulus_tokens import stimulus_token, stimulus_url
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import answer_current_trial, enter, post
 

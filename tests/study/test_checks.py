@@ -2,10 +2,12 @@
 
 import pytest
 
+from study.design.frozen import study_choices
+from study.design.question_types import attention_check_choice
+from study.design.spec import StudyConfigError
+from study.flow.services import PROLIFIC_COMPLETION_URL, trial_correct_answer
 from study.models import Participant, Response, Study, StudyItem
-from study.question_types import attention_check_choice, study_choices
-from study.selectors import study_export_rows
-from study.services import PROLIFIC_COMPLETION_URL, StudyConfigError, trial_correct_answer
+from study.results.rows import study_export_rows
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import QUESTIONNAIRE, enter, post
 

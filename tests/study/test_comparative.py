@@ -8,9 +8,9 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from explain_engine.models import Explanation
+from study.design.launch import study_launch_problems
+from study.design.question_types import sag_comparison
 from study.models import Participant, Response, Study
-from study.question_types import sag_comparison
-from study.selectors import study_launch_problems
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,10 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from explain_engine.methods import REGISTRY
-from study.condition_texts import CONCEPTS, HEATMAP, METHOD_TEXTS, SAG
+from study.design.condition_texts import CONCEPTS, HEATMAP, METHOD_TEXTS, SAG
+from study.design.creation import study_create
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Participant, Response, Study, StudyItem
-from study.services import ConditionSpec, study_create
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import enter, post
 
@@ -39,18 +40,20 @@ def _pages(client, study, pids):
 def test_sag_and_xnn_conditions_are_told_how_to_read_their_figure(client, classifier):
     images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
     study = study_create(
-        slug="graphs",
-        title="Which gull?",
-        classifier=classifier,
-        platform=Study.Platform.PROLIFIC,
-        conditions=[
-            ConditionSpec(name="sag", explanation_method="sag"),
-            ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
-        ],
-        main_images=images[:2],
-        participants_per_condition=1,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
+        StudySpec(
+            slug="graphs",
+            title="Which gull?",
+            classifier=classifier,
+            platform=Study.Platform.PROLIFIC,
+            conditions=[
+                ConditionSpec(name="sag", explanation_method="sag"),
+                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+            ],
+            main_images=images[:2],
+            participants_per_condition=1,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+        )
     )
     # Open without the precompute: these pages show no explanation.
     Study.objects.filter(pk=study.pk).update(status=Study.Status.LIVE)

@@ -12,11 +12,11 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from study.exports import ANALYSIS_TXT, ZIP_MEMBERS
+from study.flow.simulation import BotBehaviour, participants_simulate
 from study.models import Study
-from study.selectors import AnalysisOptions, study_analysis
-from study.services import study_set_show_accuracy
-from study.simulation import BotBehaviour, participants_simulate
+from study.researcher.services import study_set_show_accuracy
+from study.results.exports import ANALYSIS_TXT, ZIP_MEMBERS
+from study.results.reports import AnalysisOptions, study_analysis
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db
@@ -170,7 +170,7 @@ def test_toggles_and_the_message_when_nothing_is_analysable(client, classifier, 
 def test_options_default_by_study_status(classifier):
     live = make_study(classifier, launch=False)
     live.status = Study.Status.LIVE
-    from study.selectors import study_analysis_options
+    from study.results.reports import study_analysis_options
 
     assert study_analysis_options(study=live, params={}) == AnalysisOptions(False, False)
     live.status = Study.Status.PILOT

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from explain_engine import training
 from explain_engine.models import Classifier, ConceptModel, Explanation, Image, PrecomputeJob
-from study import demo
+from study.design import demo
 from study.models import Study
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from explain_engine.models import Prediction
 from study.models import Participant, Response
-from study.selectors import EXPORT_COLUMNS
+from study.results.columns import EXPORT_COLUMNS
 from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_trial, enter, post
 
 pytestmark = pytest.mark.django_db

@@ -12,14 +12,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from study.exports import CODEBOOK_COLUMNS, ZIP_MEMBERS, study_analysis_files, study_export_zip
 from study.models import Participant
-from study.selectors import (
-    EXPORT_COLUMNS,
-    PARTICIPANT_EXPORT_COLUMNS,
-    study_export_rows,
-    study_participant_rows,
+from study.results.columns import EXPORT_COLUMNS, PARTICIPANT_EXPORT_COLUMNS
+from study.results.exports import (
+    CODEBOOK_COLUMNS,
+    ZIP_MEMBERS,
+    study_analysis_files,
+    study_export_zip,
 )
+from study.results.rows import study_export_rows, study_participant_rows
 from tests.study.conftest import make_study
 from tests.study.test_export import finish
 from tests.study.test_participant_flow import enter
@@ -118,7 +119,7 @@ def test_zip_is_written_in_chunks(study_with_people, monkeypatch):
         for index in range(n_rows):
             yield {column: f"{column}-{index * 7919 % 100_003}" for column in EXPORT_COLUMNS}
 
-    monkeypatch.setattr("study.exports.study_export_rows", many_rows)
+    monkeypatch.setattr("study.results.exports.study_export_rows", many_rows)
     chunks = list(study_export_zip(study=study_with_people))
     total = sum(len(chunk) for chunk in chunks)
     assert max(len(chunk) for chunk in chunks) < total / 10

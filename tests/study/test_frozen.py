@@ -8,11 +8,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from explain_engine.models import ClassLabel, Explanation
-from study import frozen
-from study.frozen import frozen_study, frozen_study_by_hash
+from study.design import frozen
+from study.design.frozen import frozen_study, frozen_study_by_hash
+from study.flow.entry import participant_enter
+from study.flow.stimulus_tokens import stimulus_url
 from study.models import Study
-from study.services import participant_enter
-from study.stimulus_tokens import stimulus_url
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

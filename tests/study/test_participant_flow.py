@@ -8,9 +8,9 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from study.flow.services import PROLIFIC_COMPLETION_URL
+from study.flow.stimulus_tokens import stimulus_url
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
-from study.services import PROLIFIC_COMPLETION_URL
-from study.stimulus_tokens import stimulus_url
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from explain_engine.methods import get_method
 from explain_engine.models import Explanation, PrecomputeJob
-from study.services import study_launch
+from study.design.launch import study_launch
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

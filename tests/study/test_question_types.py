@@ -4,8 +4,9 @@ import pytest
 
 from explain_engine.models import Prediction
 from explain_engine.services.predictions import predictions_compute
+from study.design.launch import study_launch
+from study.design.spec import StudyConfigError
 from study.models import Participant, Response
-from study.services import StudyConfigError, study_launch
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import enter, post
 

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from study.models import Response
-from study.services import participants_apply_exclusions
+from study.results.exclusions import participants_apply_exclusions
 from tests.study.conftest import make_study
 from tests.study.test_export import finish
 from tests.study.test_participant_flow import enter

@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from explain_engine.models import ClassLabel
+from study.design.frozen import study_choices
+from study.flow.selectors import reference_gallery
 from study.models import Participant
-from study.question_types import study_choices
-from study.selectors import reference_gallery
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 # was first shown; an answer is the participant, then one transaction (savepoint, the
 # participant under lock, the response, the participant's progress, release).
 # Everything else (items, predictions, explanations, choices) is the launched study's
-# snapshot (study/frozen.py).
+# snapshot (study/design/frozen.py).
 TRIAL_PAGE_QUERIES = 2
 ANSWER_QUERIES = 6
 

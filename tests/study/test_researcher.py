@@ -9,14 +9,11 @@ from django.urls import reverse
 
 from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
+from study.design.launch import study_config_hash, study_launch, study_launch_problems
+from study.design.spec import StudyConfigError, exclusion_rules_check
 from study.models import Participant, Response, Study, StudyItem
-from study.selectors import study_config_hash, study_export_rows, study_launch_problems
-from study.services import (
-    StudyConfigError,
-    exclusion_rules_check,
-    participants_apply_exclusions,
-    study_launch,
-)
+from study.results.exclusions import participants_apply_exclusions
+from study.results.rows import study_export_rows
 from tests.study.conftest import make_study
 from tests.study.test_export import finish
 from tests.study.test_participant_flow import enter

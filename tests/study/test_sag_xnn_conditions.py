@@ -11,8 +11,10 @@ from PIL import Image as PILImage
 
 from explain_engine.models import ConceptModel, Explanation
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.launch import study_launch
+from study.design.spec import ConditionSpec, StudySpec
 from study.models import Study
-from study.services import ConditionSpec, study_create, study_launch, study_precompute_job
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +25,22 @@ FAST_XNN = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch
 def study(trained_classifier):
     images = list(trained_classifier.image_set.images.filter(split="test").order_by("pk"))
     study = study_create(
-        slug="methods",
-        title="Which gull?",
-        classifier=trained_classifier,
-        platform=Study.Platform.PROLIFIC,
-        conditions=[
-            ConditionSpec(name="sag", explanation_method="sag"),
-            ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
-        ],
-        main_images=images[:3],
-        training_images=images[3:4],
-        participants_per_condition=5,
-        consent_text="Consent",
-        instructions_text="Pick the species.",
-        shortcut_margin_points=100,  # three items: the audit is tested elsewhere
+        StudySpec(
+            slug="methods",
+            title="Which gull?",
+            classifier=trained_classifier,
+            platform=Study.Platform.PROLIFIC,
+            conditions=[
+                ConditionSpec(name="sag", explanation_method="sag"),
+                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+            ],
+            main_images=images[:3],
+            training_images=images[3:4],
+            participants_per_condition=5,
+            consent_text="Consent",
+            instructions_text="Pick the species.",
+            shortcut_margin_points=100,  # a few items: the audit is tested elsewhere
+        )
     )
     precompute_job_run.delay(study_precompute_job(study=study).pk)
     return study_launch(study=study)

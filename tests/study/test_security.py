@@ -10,8 +10,8 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from config.security import client_address
 from explain_engine.models import Explanation
+from study.flow.entry import client_address
 from study.models import Participant, Study
 from tests.study.conftest import make_study
 
@@ -163,7 +163,7 @@ def test_a_lost_database_connection_gives_a_retry_page_and_saves_nothing(
 ):
     from django.db import OperationalError
 
-    from study import services
+    from study.flow import services
     from study.models import Response
 
     url = _enter(client, study, "pid-db")["Location"]

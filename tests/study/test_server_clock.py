@@ -6,9 +6,9 @@ import pytest
 from django.db.models import F
 from django.urls import reverse
 
-from study import timing
 from study.models import Condition, Participant, Response
-from study.selectors import study_export_rows, study_participant_rows
+from study.results import timing
+from study.results.rows import study_export_rows, study_participant_rows
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import PROLIFIC_QUERY, QUESTIONNAIRE, enter, post
 

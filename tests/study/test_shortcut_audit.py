@@ -2,7 +2,7 @@
 
 import pytest
 
-from study.shortcut_audit import AuditCondition, AuditItem, shortcut_audit
+from study.design.shortcut_audit import AuditCondition, AuditItem, shortcut_audit
 
 AB = dict(choices=["A", "B"], choice_names=["A", "B"], comparative=True)
 SPECIES = dict(

@@ -10,10 +10,11 @@ from django.urls import reverse
 
 from explain_engine.models import Explanation
 from explain_engine.tasks import precompute_job_run
-from study.exports import study_design_document
+from study.design.creation import study_precompute_job
+from study.design.launch import study_launch, study_shortcut_audit
+from study.design.spec import StudyConfigError
 from study.models import Study, StudyItem
-from study.selectors import study_shortcut_audit
-from study.services import StudyConfigError, study_launch, study_precompute_job
+from study.results.exports import study_design_document
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

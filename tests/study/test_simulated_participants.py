@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from study.models import Participant, Response, SimulatedDeletion, Study
-from study.selectors import study_export_rows, study_participant_rows
+from study.results.rows import study_export_rows, study_participant_rows
 from tests.study.conftest import make_study
 from tests.study.test_export import finish
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from study.models import Participant, Response
-from study.selectors import study_progress
+from study.researcher.dashboard import study_progress
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

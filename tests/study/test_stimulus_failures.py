@@ -3,7 +3,7 @@
 import pytest
 
 from study.models import Participant, Response
-from study.selectors import study_export_rows
+from study.results.rows import study_export_rows
 from tests.study.test_participant_flow import enter, post
 
 pytestmark = pytest.mark.django_db

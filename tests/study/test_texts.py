@@ -43,8 +43,8 @@ def test_participant_pages_show_the_sanitized_texts(client, classifier):
 
 @pytest.mark.django_db
 def test_the_debrief_is_shown_before_returning_to_prolific(client, classifier):
+    from study.flow.services import PROLIFIC_COMPLETION_URL
     from study.models import Participant
-    from study.services import PROLIFIC_COMPLETION_URL
     from tests.study.test_participant_flow import QUESTIONNAIRE, answer_current_trial, post
 
     study = make_study(classifier)

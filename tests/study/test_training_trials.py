@@ -3,8 +3,9 @@ explanation; main trials get none."""
 
 import pytest
 
+from study.design.creation import study_create
+from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
 from study.models import Participant, Response
-from study.services import ConditionSpec, StudyConfigError, study_create
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import QUESTIONNAIRE, enter, post
 
@@ -66,14 +67,16 @@ def test_an_image_cannot_be_both_practice_and_main(classifier):
     images = list(classifier.image_set.images.filter(split="test")[:3])
     with pytest.raises(StudyConfigError, match="both a practice and a main"):
         study_create(
-            slug="x",
-            title="x",
-            classifier=classifier,
-            platform="open",
-            conditions=[ConditionSpec(name="none")],
-            main_images=images,
-            training_images=images[:1],
-            participants_per_condition=1,
-            consent_text="c",
-            instructions_text="i",
+            StudySpec(
+                slug="x",
+                title="x",
+                classifier=classifier,
+                platform="open",
+                conditions=[ConditionSpec(name="none")],
+                main_images=images,
+                training_images=images[:1],
+                participants_per_condition=1,
+                consent_text="c",
+                instructions_text="i",
+            )
         )

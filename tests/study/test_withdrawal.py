@@ -3,15 +3,15 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from study.models import Participant, PlatformIdentity, Response, Withdrawal
-from study.selectors import trial_current
-from study.services import (
+from study.flow.entry import participant_enter
+from study.flow.selectors import trial_current
+from study.flow.services import (
     participant_consent,
-    participant_enter,
     participant_finish_instructions,
     response_record,
 )
-from study.simulation import BotBehaviour, participants_simulate
+from study.flow.simulation import BotBehaviour, participants_simulate
+from study.models import Participant, PlatformIdentity, Response, Withdrawal
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db

@@ -2,9 +2,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from study.analysis import AnalysisError, report_svgs, report_text
 from study.models import Study
-from study.selectors import study_analysis
+from study.results.analysis import AnalysisError, report_svgs, report_text
+from study.results.reports import study_analysis
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from study.selectors import study_launch_problems
-from study.study_files import StudyFileError, study_create_from_toml
+from study.design.launch import study_launch_problems
+from study.design.study_files import StudyFileError, study_create_from_toml
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from study.models import Study
-from study.services import StudyConfigError, simulated_participants_delete
+from study.researcher.services import SimulatedDeletionError, simulated_participants_delete
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             raise CommandError(f"no study with slug {slug!r}") from None
         try:
             deletion = simulated_participants_delete(study=study, reason=reason)
-        except StudyConfigError as error:
+        except SimulatedDeletionError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(
             f"deleted {deletion.participants_deleted} simulated participants and "

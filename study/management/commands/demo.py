@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from study.demo import demo_prepare
+from study.design.demo import demo_prepare
 
 
 class Command(BaseCommand):

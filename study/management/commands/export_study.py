@@ -4,10 +4,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from study.exports import ZIP_MEMBERS, study_export_zip
 from study.models import Study
-from study.selectors import EXPORT_COLUMNS, study_export_rows
-from study.services import participants_apply_exclusions
+from study.results.columns import EXPORT_COLUMNS
+from study.results.exclusions import participants_apply_exclusions
+from study.results.exports import ZIP_MEMBERS, study_export_zip
+from study.results.rows import study_export_rows
 
 
 class Command(BaseCommand):

@@ -1,18 +1,20 @@
 import json
-import time
 
-from celery.signals import task_postrun
 from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError
 
-from config.celery_app import app as celery_app
-from explain_engine import selectors
+from explain_engine.job_progress import (
+    precompute_job_run_here,
+    precompute_job_wait,
+    progress_line,
+    runs_in_process,
+)
 from explain_engine.models import Classifier, Image, PrecomputeJob
 from explain_engine.services.errors import EngineInputError
 from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_precompute_job
 from study.models import Study
-from study.services import study_precompute_job
 
 
 class Command(BaseCommand):
@@ -47,7 +49,7 @@ class Command(BaseCommand):
             job = self._classifier_job(classifier, methods, params, split, batch_size)
         names = sorted({spec["method"] for spec in job.methods})
         self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {names}")
-        if celery_app.conf.task_always_eager:
+        if runs_in_process():
             self._run_in_process(job)
             return
         # Commands run in autocommit, so the job row is already visible to any worker.
@@ -64,15 +66,7 @@ class Command(BaseCommand):
 
     def _run_in_process(self, job: PrecomputeJob) -> None:
         """The embedded default: the same tasks, run here, with the same progress bar."""
-
-        def after_each_task(**kwargs):
-            self._show_progress(job)
-
-        task_postrun.connect(after_each_task, weak=False)
-        try:
-            precompute_job_run.delay(job.pk)
-        finally:
-            task_postrun.disconnect(after_each_task)
+        precompute_job_run_here(job, after_each_task=lambda: self._show_progress(job))
         self._finish(job)
 
     def _study_job(self, slug: str, batch_size: int | None) -> PrecomputeJob:
@@ -110,22 +104,11 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
 
     def _wait(self, job: PrecomputeJob) -> None:
-        while True:
-            self._show_progress(job)
-            job.refresh_from_db()
-            if job.status in (PrecomputeJob.Status.DONE, PrecomputeJob.Status.FAILED):
-                break
-            time.sleep(1)
+        precompute_job_wait(job, every_second=lambda: self._show_progress(job))
         self._finish(job)
 
     def _show_progress(self, job: PrecomputeJob) -> None:
-        progress = selectors.precompute_job_progress(job=job)
-        filled = PROGRESS_BAR_WIDTH * progress.finished // max(progress.total, 1)
-        bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
-        self.stdout.write(
-            f"\r[{bar}] {progress.done}/{progress.total} done, {progress.failed} failed",
-            ending="",
-        )
+        self.stdout.write("\r" + progress_line(job), ending="")
         self.stdout.flush()
 
     def _finish(self, job: PrecomputeJob) -> None:
@@ -134,6 +117,3 @@ class Command(BaseCommand):
         job.refresh_from_db()
         if job.status == PrecomputeJob.Status.FAILED:
             raise CommandError(f"job {job.pk}: {job.error}")
-
-
-PROGRESS_BAR_WIDTH = 30

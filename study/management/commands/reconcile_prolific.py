@@ -3,8 +3,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from study.models import Study
-from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
-from study.services import participants_apply_exclusions
+from study.results.exclusions import participants_apply_exclusions
+from study.results.reconciliation import (
+    ProlificFileError,
+    prolific_reconcile,
+    prolific_submissions_read,
+)
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from study.design.launch import study_shortcut_audit
 from study.models import Study
-from study.selectors import study_shortcut_audit
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from study.flow.entry import EntryRefused
+from study.flow.simulation import BotBehaviour, participants_simulate
 from study.models import Study
-from study.services import EntryRefused
-from study.simulation import BotBehaviour, participants_simulate
 
 
 def _condition_values(pairs: list[str], option: str, cast) -> dict:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from study.models import Study
-from study.services import WithdrawalError, participant_withdraw
+from study.researcher.services import WithdrawalError, participant_withdraw
 
 
 class Command(BaseCommand):

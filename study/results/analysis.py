@@ -478,7 +478,11 @@ class _Model:
 
 
 def _fit_model(responses: _Responses, conditions: list[str]) -> tuple[_Model | None, list[str]]:
-    """The GEE logistic model; None with the reasons when it cannot be fitted soundly."""
+    """The GEE logistic model; None with the reasons when it cannot be fitted soundly.
+
+    Longer than 60 lines: one statistical procedure (drop uninformative items, bound the
+    design matrix, fit, check convergence), whose steps share the same arrays and notes;
+    split up, each part would only make sense beside the others."""
     notes = []
     items = responses.items
     n_right = np.bincount(responses.item, weights=responses.is_correct, minlength=len(items.names))
@@ -515,7 +519,7 @@ def _fit_model(responses: _Responses, conditions: list[str]) -> tuple[_Model | N
     if len(rows) * n_params > MODEL_MAX_CELLS:
         notes.append(
             f"model not fitted: {len(rows)} responses x {n_params} parameters are more than "
-            f"the {MODEL_MAX_CELLS:,} cells (study.analysis.MODEL_MAX_CELLS) it is fitted "
+            f"the {MODEL_MAX_CELLS:,} cells (study.results.analysis.MODEL_MAX_CELLS) it is fitted "
             "up to, to bound its memory; so no Wald test or pairwise comparisons"
         )
         return None, notes
@@ -733,7 +737,9 @@ def _p(value: float) -> str:
 
 
 def report_text(report: StudyReport) -> str:
-    """The report as plain-text tables, for the command line."""
+    """The report as plain-text tables, for the command line.
+
+    Longer than 60 lines: one table after another, top to bottom as they are printed."""
     lines = [
         "Accuracy per condition (main trials). '95% interval': Wilson on the effective sample",
         "size n / deff (participants clustered); 'resp 95% interval': responses treated as",
@@ -831,7 +837,9 @@ def _error_bars(accuracies: list[Accuracy]) -> np.ndarray:
 
 
 def report_svgs(report: StudyReport) -> dict[str, str]:
-    """The report's plots as SVG documents, keyed by their PLOT_TITLES stem."""
+    """The report's plots as SVG documents, keyed by their PLOT_TITLES stem.
+
+    Longer than 60 lines: one plot after another, each a few lines of matplotlib calls."""
     names = [s.name for s in report.conditions]
     x = np.arange(len(names))
     width = max(4.5, 1.3 * len(names) + 2)

@@ -83,6 +83,12 @@ def prolific_submissions_read(lines: Iterable[str]) -> list[Submission]:
 
 
 def prolific_reconcile(*, study: Study, submissions: list[Submission]) -> Reconciliation:
+    """Compare Prolific's submissions with the study's participants: whom to approve, and
+    each mismatch (a submission without a participant, a wrong code, a participant Prolific
+    does not list).
+
+    Longer than 60 lines: one pass over the submissions and one over the participants,
+    filling the same lists; the cases read best side by side."""
     identities = {
         identity.worker_id: identity
         for identity in PlatformIdentity.objects.filter(participant__study=study).select_related(

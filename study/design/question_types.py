@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
-from study.frozen import frozen_study
+from explain_engine.services.explanations import method_for
 from study.models import StudyItem
+
+# The confidence rating every trial asks for, 1 (guessing) to 5 (certain).
+CONFIDENCE_SCALE = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,6 @@ def sag_comparison(*, classifier: Classifier, image: Image) -> Comparison | None
     """The comparison for an image: its SAG search (default parameters, explaining the
     model's prediction) and the first pair with a clear confidence gap; None if there is
     no finished search or it found no pair."""
-    from explain_engine.services.explanations import method_for
-
     prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
     if prediction is None:
         return None
@@ -145,11 +146,6 @@ QUESTION_TYPES = {
     question_type.slug: question_type
     for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI(), SAGComparative()]
 }
-
-
-def study_choices(study) -> list[Choice]:
-    """The answer choices of a study's question, as every trial offers them."""
-    return frozen_study(study).choices
 
 
 def item_correct_value(

@@ -5,7 +5,7 @@ The zip is produced as a stream of byte chunks: rows come from the database in c
 (`.iterator`) and each chunk of the archive is handed on as soon as it is written, so the CSV
 members take constant memory however large the study. The analysis is collected in the same
 pass over the responses and does grow with the study: about 30 bytes per main response
-(see study.analysis), plus its model, which is fitted only up to MODEL_MAX_CELLS and so
+(see study.results.analysis), plus its model, which is fitted only up to MODEL_MAX_CELLS and so
 bounded. The same stream feeds the dashboard's download and `export_study --zip`.
 """
 
@@ -19,23 +19,24 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from study.design.launch import study_design
 from study.models import Study
-from study.selectors import (
+from study.results.columns import (
     EXPORT_COLUMNS,
     PARTICIPANT_COLUMNS,
     PARTICIPANT_EXPORT_COLUMNS,
     RESPONSE_COLUMNS,
+)
+from study.results.reports import (
     study_analysis,
     study_analysis_collected,
     study_analysis_options,
-    study_design,
-    study_export_rows,
-    study_participant_rows,
     study_response_collector,
 )
+from study.results.rows import study_export_rows, study_participant_rows
 
 if TYPE_CHECKING:
-    from study.analysis import ResponseCollector
+    from study.results.analysis import ResponseCollector
 
 RESPONSES_CSV = "responses.csv"
 PARTICIPANTS_CSV = "participants.csv"
@@ -60,7 +61,7 @@ def study_analysis_files(
     """analysis.txt and the plots, with the participants the dashboard counts by default;
     none when there is nothing to analyse. `collector`: one that was given every export row
     (see `study_export_zip`), else the responses are read here."""
-    from study.analysis import PLOT_TITLES, AnalysisError, report_svgs, report_text
+    from study.results.analysis import PLOT_TITLES, AnalysisError, report_svgs, report_text
 
     options = study_analysis_options(study=study, params={})
     try:

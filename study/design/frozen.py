@@ -14,19 +14,21 @@ explanation requests, about two in five of a participant's requests, are authori
 short-lived copy of it kept here too, without a query.
 """
 
-from __future__ import annotations
-
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from explain_engine.models import Explanation, Image, Prediction
-    from study.models import Condition, Study, StudyItem
-    from study.question_types import Choice, Comparison
-    from study.selectors import GalleryEntry
+from explain_engine.models import Explanation, Image, Prediction
+from study.design.question_types import (
+    QUESTION_TYPES,
+    Choice,
+    Comparison,
+    item_correct_value,
+    sag_comparison,
+)
+from study.design.stimuli import GalleryEntry, explanations_for, reference_gallery_from_database
+from study.models import Condition, Participant, Study, StudyItem
 
 # A web process serves a handful of live studies; this bounds what a long-lived one keeps.
 MAX_SNAPSHOTS = 32
@@ -88,8 +90,6 @@ def frozen_study_by_hash(*, study_id: int, config_hash: str) -> FrozenStudy:
         if snapshot is not None:
             _snapshots.move_to_end(key)
             return snapshot
-    from study.models import Study
-
     study = Study.objects.select_related("classifier").get(pk=study_id)
     snapshot = _build(study)
     if config_hash and study.config_hash == config_hash:
@@ -109,8 +109,6 @@ def participant_assignment(code: str) -> ParticipantAssignment | None:
         if assignment is not None and assignment.kept_until > now:
             _assignments.move_to_end(code)
             return assignment
-    from study.models import Participant
-
     row = (
         Participant.objects.filter(code=code)
         .values_list("study_id", "study_config_hash", "condition_id", "trial_item_ids")
@@ -142,12 +140,25 @@ def frozen_studies_forget() -> None:
         _assignments.clear()
 
 
-def _build(study: Study) -> FrozenStudy:
-    from explain_engine.models import Prediction
-    from study.models import StudyItem
-    from study.question_types import QUESTION_TYPES, item_correct_value, sag_comparison
-    from study.selectors import explanations_for, reference_gallery_from_database
+def study_choices(study: Study) -> list[Choice]:
+    """The answer choices of a study's question, as every trial offers them."""
+    return frozen_study(study).choices
 
+
+def _comparisons(study: Study, items) -> dict[int, Comparison]:
+    """The comparative question's pair for each item's image that has one, by image id."""
+    comparisons = {}
+    for item in items:
+        comparison = sag_comparison(classifier=study.classifier, image=item.image)
+        if comparison is not None:
+            comparison.explanation.image = item.image
+            comparisons[item.image_id] = comparison
+    return comparisons
+
+
+def _build(study: Study) -> FrozenStudy:
+    """The snapshot of `study` read from the database: its rows, each with what requests
+    read of it attached, so no request follows a relation with a query."""
     classifier = study.classifier
     question_type = QUESTION_TYPES[study.question_type]
     conditions = {condition.pk: condition for condition in study.conditions.all()}
@@ -176,13 +187,7 @@ def _build(study: Study) -> FrozenStudy:
     for explanation in explanations.values():
         explanation.image = images_by_id[explanation.image_id]
     choices = question_type.choices(classifier=classifier)
-    comparisons = {}
-    if question_type.needs_comparison:
-        for item in items.values():
-            comparison = sag_comparison(classifier=classifier, image=item.image)
-            if comparison is not None:
-                comparison.explanation.image = item.image
-                comparisons[item.image_id] = comparison
+    comparisons = _comparisons(study, items.values()) if question_type.needs_comparison else {}
     gallery = reference_gallery_from_database(study)
     return FrozenStudy(
         study=study,

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from study.condition_texts import explanation_texts
+from study.design.condition_texts import explanation_texts
 
 LIKERT_7 = [(str(value), str(value)) for value in range(1, 8)]
 

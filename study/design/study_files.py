@@ -18,14 +18,10 @@ from django.db import transaction
 from explain_engine.methods import get_method
 from explain_engine.models import Classifier, ClassLabel, Image, Prediction
 from explain_engine.services.predictions import predictions_compute
+from study.design.creation import study_create
+from study.design.shortcut_audit import DEFAULT_MARGIN_POINTS
+from study.design.spec import ConditionSpec, StudyConfigError, StudySpec, exclusion_rules_check
 from study.models import Study
-from study.services import (
-    ConditionSpec,
-    StudyConfigError,
-    exclusion_rules_check,
-    study_create,
-)
-from study.shortcut_audit import DEFAULT_MARGIN_POINTS
 
 
 class StudyFileError(ValueError):
@@ -247,32 +243,23 @@ def study_create_from_toml(*, path: Path) -> Study:
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(f"{path} is not valid TOML: {error}") from error
     with transaction.atomic():
-        return _study_create_from_data(data)
+        try:
+            return study_create(study_spec_from_data(data))
+        except StudyConfigError as error:
+            raise StudyFileError(str(error)) from error
 
 
-def _study_create_from_data(data: dict) -> Study:
+def study_spec_from_data(data: dict) -> StudySpec:
+    """The spec a parsed TOML file describes, every key checked; its items are selected
+    here (predictions are computed where the selection needs them)."""
     top = _checked(data, TOP_KEYS, "")
     items = _checked(top["items"], ITEM_KEYS, "items")
     texts = _checked(top["texts"], TEXT_KEYS, "texts")
     codes = _checked(top["completion_codes"], CODE_KEYS, "completion_codes")
     if Study.objects.filter(slug=top["slug"]).exists():
         raise StudyFileError(f"slug: a study {top['slug']!r} already exists")
-    try:
-        classifier = Classifier.objects.get(name=top["classifier"])
-    except Classifier.DoesNotExist:
-        known = ", ".join(Classifier.objects.order_by("name").values_list("name", flat=True))
-        raise StudyFileError(
-            f"classifier: no classifier named {top['classifier']!r}; known: {known or 'none'}"
-        ) from None
-
-    users = get_user_model().objects
-    owners = []
-    for index, username in enumerate(top["owners"]):
-        owner = users.filter(username=username).first() if isinstance(username, str) else None
-        if owner is None:
-            raise StudyFileError(f"owners[{index}]: no user named {username!r}")
-        owners.append(owner)
-
+    classifier = _classifier(top["classifier"])
+    owners = _owners(top["owners"])
     labels = _labels(classifier, items["classes"])
     conditions = [
         _condition_spec(table, f"conditions[{index}]")
@@ -286,10 +273,9 @@ def _study_create_from_data(data: dict) -> Study:
         rules = exclusion_rules_check(top["exclusion_rules"])
     except StudyConfigError as error:
         raise StudyFileError(f"exclusion_rules: {error}") from error
-    for key in ("per_class", "training", "attention"):
-        if items[key] < (1 if key == "per_class" else 0):
-            raise StudyFileError(f"items.{key}: must be at least {1 if key == 'per_class' else 0}")
-
+    for key, least in (("per_class", 1), ("training", 0), ("attention", 0)):
+        if items[key] < least:
+            raise StudyFileError(f"items.{key}: must be at least {least}")
     selection = study_items_select(
         classifier=classifier,
         labels=labels,
@@ -299,37 +285,53 @@ def _study_create_from_data(data: dict) -> Study:
         n_attention=items["attention"],
         seed=items["seed"],
     )
+    return StudySpec(
+        slug=top["slug"],
+        title=top["title"],
+        description=top["description"],
+        classifier=classifier,
+        platform=top["platform"],
+        question_type=top["question_type"],
+        conditions=conditions,
+        main_images=selection.main,
+        training_images=selection.training,
+        attention_images=selection.attention,
+        participants_per_condition=top["participants_per_condition"],
+        time_limit_minutes=top["time_limit_minutes"],
+        shortcut_margin_points=top["shortcut_margin_points"],
+        consent_text=texts["consent"],
+        consent_version=texts["consent_version"],
+        instructions_text=texts["instructions"],
+        debrief_text=texts["debrief"],
+        completion_code=codes["completed"] or None,
+        no_consent_code=codes["no_consent"],
+        failed_comprehension_code=codes["failed_comprehension"],
+        comprehension_questions=comprehension,
+        comprehension_max_attempts=top["comprehension_max_attempts"],
+        exclusion_rules=rules,
+        owners=owners,
+    )
+
+
+def _classifier(name: str) -> Classifier:
     try:
-        study = study_create(
-            slug=top["slug"],
-            title=top["title"],
-            description=top["description"],
-            classifier=classifier,
-            platform=top["platform"],
-            question_type=top["question_type"],
-            conditions=conditions,
-            main_images=selection.main,
-            training_images=selection.training,
-            attention_images=selection.attention,
-            participants_per_condition=top["participants_per_condition"],
-            time_limit_minutes=top["time_limit_minutes"],
-            shortcut_margin_points=top["shortcut_margin_points"],
-            consent_text=texts["consent"],
-            consent_version=texts["consent_version"],
-            instructions_text=texts["instructions"],
-            debrief_text=texts["debrief"],
-            completion_code=codes["completed"] or None,
-            no_consent_code=codes["no_consent"],
-            failed_comprehension_code=codes["failed_comprehension"],
-            comprehension_questions=comprehension,
-            exclusion_rules=rules,
-            owners=owners,
-        )
-    except StudyConfigError as error:
-        raise StudyFileError(str(error)) from error
-    study.comprehension_max_attempts = top["comprehension_max_attempts"]
-    study.save(update_fields=["comprehension_max_attempts"])
-    return study
+        return Classifier.objects.get(name=name)
+    except Classifier.DoesNotExist:
+        known = ", ".join(Classifier.objects.order_by("name").values_list("name", flat=True))
+        raise StudyFileError(
+            f"classifier: no classifier named {name!r}; known: {known or 'none'}"
+        ) from None
+
+
+def _owners(usernames: list) -> list:
+    users = get_user_model().objects
+    owners = []
+    for index, username in enumerate(usernames):
+        owner = users.filter(username=username).first() if isinstance(username, str) else None
+        if owner is None:
+            raise StudyFileError(f"owners[{index}]: no user named {username!r}")
+        owners.append(owner)
+    return owners
 
 
 def _labels(classifier: Classifier, names: list | None) -> list[ClassLabel]:

@@ -10,22 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import transaction
 
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
 from explain_engine.models import Classifier, ConceptModel, Image, ImageSet
 from explain_engine.services.classifiers import classifier_train
 from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_create, study_precompute_job
+from study.design.launch import study_launch, study_shortcut_audit
+from study.design.question_types import sag_comparison
+from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
 from study.models import Study
-from study.question_types import sag_comparison
-from study.selectors import study_shortcut_audit
-from study.services import (
-    ConditionSpec,
-    StudyConfigError,
-    study_create,
-    study_launch,
-    study_precompute_job,
-)
 
 DEMO_IMAGE_SET = "synthetic-gulls"
 DEMO_CLASSIFIER = "demo-classifier"
@@ -125,8 +121,11 @@ class DemoSite:
 
 
 def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoSite:
-    from django.core.management import call_command  # import_cub's parsing is the command's
+    """Set up the demo, each step only if it is not done yet: the synthetic image set, the
+    trained classifier, the researcher, the studies and their explanations.
 
+    Longer than 60 lines: the steps in the order the command reports them, each a check and
+    a call; split up, the order would be harder to follow."""
     birds_dir = data_dir / "synthetic-gulls"
     if not (birds_dir / "images.txt").exists():
         log(f"drawing {DEMO_PER_CLASS} synthetic gulls per species into {birds_dir} …")
@@ -217,28 +216,32 @@ def _demo_study_create(*, classifier: Classifier, owner) -> Study:
     attention = spare[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
     with transaction.atomic():
         return study_create(
-            slug=DEMO_STUDY,
-            title="Which gull is it?",
-            classifier=classifier,
-            platform=Study.Platform.PROLIFIC,
-            conditions=[
-                ConditionSpec(name="no-explanation"),
-                ConditionSpec(name="gradcam", explanation_method="gradcam"),
-                ConditionSpec(name="igos", explanation_method="igos"),
-                ConditionSpec(name="igospp", explanation_method="igospp"),
-                ConditionSpec(name="sag", explanation_method="sag"),
-                ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=DEMO_XNN),
-            ],
-            main_images=chosen,
-            training_images=practice,
-            attention_images=attention,
-            comprehension_questions=COMPREHENSION_QUESTIONS,
-            participants_per_condition=50,
-            consent_text=CONSENT_TEXT,
-            instructions_text=INSTRUCTIONS_TEXT,
-            debrief_text=DEBRIEF_TEXT,
-            owners=[owner],
-            exclusion_rules=EXCLUSION_RULES,
+            StudySpec(
+                slug=DEMO_STUDY,
+                title="Which gull is it?",
+                classifier=classifier,
+                platform=Study.Platform.PROLIFIC,
+                conditions=[
+                    ConditionSpec(name="no-explanation"),
+                    ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                    ConditionSpec(name="igos", explanation_method="igos"),
+                    ConditionSpec(name="igospp", explanation_method="igospp"),
+                    ConditionSpec(name="sag", explanation_method="sag"),
+                    ConditionSpec(
+                        name="xnn", explanation_method="xnn", explanation_params=DEMO_XNN
+                    ),
+                ],
+                main_images=chosen,
+                training_images=practice,
+                attention_images=attention,
+                comprehension_questions=COMPREHENSION_QUESTIONS,
+                participants_per_condition=50,
+                consent_text=CONSENT_TEXT,
+                instructions_text=INSTRUCTIONS_TEXT,
+                debrief_text=DEBRIEF_TEXT,
+                owners=[owner],
+                exclusion_rules=EXCLUSION_RULES,
+            )
         )
 
 
@@ -260,24 +263,26 @@ def _demo_compare_create(*, demo: Study, owner, log: Callable[[str], None]) -> S
         return None
     with transaction.atomic():
         return study_create(
-            slug=DEMO_COMPARE_STUDY,
-            title="Where does the AI look?",
-            classifier=classifier,
-            platform=Study.Platform.PROLIFIC,
-            question_type="sag_comparative",
-            conditions=[
-                ConditionSpec(name="no-explanation"),
-                ConditionSpec(name="gradcam", explanation_method="gradcam"),
-                ConditionSpec(name="sag", explanation_method="sag"),
-            ],
-            main_images=main,
-            training_images=by_role.get("training", []),
-            attention_images=by_role.get("attention", []),
-            comprehension_questions=COMPARE_COMPREHENSION_QUESTIONS,
-            participants_per_condition=50,
-            consent_text=COMPARE_CONSENT_TEXT,
-            instructions_text=COMPARE_INSTRUCTIONS_TEXT,
-            debrief_text=COMPARE_DEBRIEF_TEXT,
-            owners=[owner],
-            exclusion_rules=EXCLUSION_RULES,
+            StudySpec(
+                slug=DEMO_COMPARE_STUDY,
+                title="Where does the AI look?",
+                classifier=classifier,
+                platform=Study.Platform.PROLIFIC,
+                question_type="sag_comparative",
+                conditions=[
+                    ConditionSpec(name="no-explanation"),
+                    ConditionSpec(name="gradcam", explanation_method="gradcam"),
+                    ConditionSpec(name="sag", explanation_method="sag"),
+                ],
+                main_images=main,
+                training_images=by_role.get("training", []),
+                attention_images=by_role.get("attention", []),
+                comprehension_questions=COMPARE_COMPREHENSION_QUESTIONS,
+                participants_per_condition=50,
+                consent_text=COMPARE_CONSENT_TEXT,
+                instructions_text=COMPARE_INSTRUCTIONS_TEXT,
+                debrief_text=COMPARE_DEBRIEF_TEXT,
+                owners=[owner],
+                exclusion_rules=EXCLUSION_RULES,
+            )
         )

@@ -10,24 +10,26 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from study.models import Participant, Study, StudyItem
-from study.selectors import trial_current
-from study.services import (
+from study.flow.entry import participant_enter
+from study.flow.selectors import trial_current
+from study.flow.sequence import (
     PAGE_COMPREHENSION,
     PAGE_FEEDBACK,
     PAGE_INSTRUCTIONS,
     PAGE_QUESTIONNAIRE,
     PAGE_TRIALS,
+)
+from study.flow.services import (
     comprehension_submit,
     feedback_acknowledge,
     participant_consent,
-    participant_enter,
     participant_finish_instructions,
     questionnaire_submit,
     response_record,
     trial_correct_answer,
     trial_mark_shown,
 )
+from study.models import Participant, Study, StudyItem
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _act_on_page(participant: Participant, behaviour: BotBehaviour, rng: random.
         answer = correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
         response_ms = max(1, round(rng.expovariate(1 / behaviour.mean_response_ms)))
         # A bot answers at once; its simulated time passes on the server's clock too, which
-        # is the one exclusions and analyses trust (study.timing).
+        # is the one exclusions and analyses trust (study.results.timing).
         Participant.objects.filter(pk=participant.pk).update(
             trial_shown_at=timezone.now() - timedelta(milliseconds=response_ms)
         )

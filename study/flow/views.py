@@ -7,21 +7,25 @@ short (a lost database) still saves all of a step or none of it, and the hottest
 the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
 """
 
-import json
-
-from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from PIL import Image as PILImage
 
-from config.security import client_address, rate_limit_exceeded
-from study import platforms, selectors, services
-from study.condition_texts import explanation_texts
-from study.forms import QuestionnaireForm
-from study.frozen import ParticipantAssignment
+from explain_engine import render as render_figure
+from study import platforms
+from study.design.frozen import ParticipantAssignment
+from study.flow import selectors
+from study.flow.entry import (
+    EntryRefused,
+    entry_rate_limited,
+    participant_enter,
+    participants_expire,
+)
+from study.flow.pages import PAGES
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
@@ -47,7 +51,7 @@ def _assignment_or_404(slug: str, code: str) -> ParticipantAssignment:
     return assignment
 
 
-def _refusal(request: HttpRequest, study: Study, error: services.EntryRefused) -> HttpResponse:
+def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpResponse:
     return render(
         request, "study/refused.html", {"study": study, "reason": error.reason}, status=error.status
     )
@@ -61,7 +65,7 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         arrival = platforms.arrival_from_query(study.platform, request.GET)
     except platforms.ArrivalError as error:
-        return _framable(_refusal(request, study, services.EntryRefused(str(error), status=400)))
+        return _framable(_refusal(request, study, EntryRefused(str(error), status=400)))
     if arrival.is_preview:
         # MTurk shows the page before the worker accepts: describe, create nothing.
         return _framable(render(request, "study/mturk_preview.html", {"study": study}))
@@ -70,13 +74,8 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         # them the trials can be neither timed nor answered, so no one is admitted and no
         # place is taken until it does.
         return _framable(render(request, "study/enable_javascript.html", {"study": study}))
-    if rate_limit_exceeded(
-        "entry",
-        client_address(request),
-        limit=settings.EXPLAINSTUDY_ENTRY_RATE_LIMIT,
-        window_seconds=60,
-    ):
-        refusal = services.EntryRefused(
+    if entry_rate_limited(request):
+        refusal = EntryRefused(
             "Too many people started this study from your network in the last minute. "
             "Please wait a minute and open the link again.",
             status=429,
@@ -88,14 +87,14 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         if code and Participant.objects.filter(study=study, code=code).exists():
             return redirect("study:participant", slug=slug, code=code)
     try:
-        participant = services.participant_enter(
+        participant = participant_enter(
             study=study,
             worker_id=arrival.worker_id,
             platform_study_id=arrival.platform_study_id,
             session_id=arrival.session_id,
             submit_to=arrival.submit_to,
         )
-    except services.EntryRefused as error:
+    except EntryRefused as error:
         return _framable(_refusal(request, study, error))
     if study.platform == Study.Platform.OPEN:
         request.session[_session_key(study)] = participant.code
@@ -109,29 +108,6 @@ def _framable(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse:
-    study = participant.study
-    context = {"study": study, "participant": participant}
-    page = participant.page
-    if page in (services.PAGE_INSTRUCTIONS, services.PAGE_TRIALS):
-        context["gallery"] = selectors.reference_gallery(study=study)
-    if page == services.PAGE_INSTRUCTIONS:
-        context["explanation_texts"] = explanation_texts(participant.condition.explanation_method)
-    if page == services.PAGE_TRIALS:
-        participant = services.trial_mark_shown(participant=participant)
-        context["trial"] = selectors.trial_current(participant=participant)
-        context["confidence_scale"] = services.CONFIDENCE_SCALE
-    elif page == services.PAGE_QUESTIONNAIRE:
-        context["form"] = _questionnaire_form(participant)
-    elif page == services.PAGE_FEEDBACK:
-        context["feedback"] = selectors.feedback_for(participant=participant)
-    elif page in (services.PAGE_COMPLETE, services.PAGE_DECLINED, services.PAGE_SCREENED_OUT):
-        context["completion_url"] = services.completion_url(participant=participant)
-        context["mturk_submit"] = selectors.mturk_submission_for(participant=participant)
-    response = render(request, f"study/page_{page}.html", context)
-    return _framable(response) if study.platform == Study.Platform.MTURK else response
-
-
 # No CSRF token: the unguessable code in the URL is the participant's credential, so a
 # forged request needs it anyway, and MTurk's cross-site iframe does not send the cookie.
 @transaction.non_atomic_requests
@@ -140,89 +116,17 @@ def _render_page(request: HttpRequest, participant: Participant) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     participant = _participant_or_404(slug, code)
-    if services.participants_expire(study=participant.study, participant=participant):
+    if participants_expire(study=participant.study, participant=participant):
         participant.refresh_from_db()
+    page = PAGES[participant.page]
     if request.method == "GET":
-        return _render_page(request, participant)
-
-    submitted_page = request.POST.get("page")
-    if submitted_page != participant.page:
+        response = page.show(request, participant)
+        shown_in_frame = participant.study.platform == Study.Platform.MTURK
+        return _framable(response) if shown_in_frame else response
+    if request.POST.get("page") != participant.page:
         # A stale form (Back, second tab, double-click): show where they really are.
         return redirect("study:participant", slug=slug, code=code)
-    if submitted_page == services.PAGE_CONSENT:
-        participant = services.participant_consent(
-            participant=participant, agreed=request.POST.get("consent") == "yes"
-        )
-        destination = services.completion_url(participant=participant)
-        if participant.status == Participant.Status.DECLINED and destination:
-            return redirect(destination)
-    elif submitted_page == services.PAGE_FEEDBACK:
-        services.feedback_acknowledge(participant=participant)
-    elif submitted_page == services.PAGE_COMPREHENSION:
-        questions = participant.study.comprehension_questions
-        try:
-            answers = [int(request.POST[f"q{index}"]) for index in range(len(questions))]
-        except (KeyError, ValueError):
-            return _bad_request(request, participant, "please answer every question")
-        participant = services.comprehension_submit(participant=participant, answers=answers)
-        destination = services.completion_url(participant=participant)
-        if participant.status == Participant.Status.SCREENED_OUT and destination:
-            return redirect(destination)
-    elif submitted_page == services.PAGE_INSTRUCTIONS:
-        services.participant_finish_instructions(participant=participant)
-    elif submitted_page == services.PAGE_TRIALS:
-        try:
-            services.response_record(
-                participant=participant,
-                trial_position=int(request.POST["trial_position"]),
-                answer=request.POST["answer"],
-                confidence=_optional_int(request.POST.get("confidence")),
-                client_response_ms=_optional_int(request.POST.get("client_response_ms")),
-                viewport=request.POST.get("viewport", ""),
-                interactions=json.loads(request.POST.get("interactions") or "[]"),
-                stimulus_missing=_optional_flag(request.POST.get("stimulus_missing")),
-            )
-        except (KeyError, ValueError) as error:
-            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            return _bad_request(request, participant, message)
-    elif submitted_page == services.PAGE_QUESTIONNAIRE:
-        form = _questionnaire_form(participant, data=request.POST)
-        if not form.is_valid():
-            context = {"study": participant.study, "participant": participant, "form": form}
-            return render(request, "study/page_questionnaire.html", context, status=400)
-        participant = services.questionnaire_submit(
-            participant=participant, answers=form.cleaned_data
-        )
-        destination = services.completion_url(participant=participant)
-        # With a debrief, the completion page shows it with the link back to the platform.
-        if (
-            participant.page == services.PAGE_COMPLETE
-            and destination
-            and not participant.study.debrief_text
-        ):
-            return redirect(destination)
-    return redirect("study:participant", slug=slug, code=code)
-
-
-def _bad_request(request: HttpRequest, participant: Participant, message: str) -> HttpResponse:
-    context = {"study": participant.study, "participant": participant, "message": message}
-    return render(request, "study/bad_request.html", context, status=400)
-
-
-def _questionnaire_form(participant: Participant, data=None) -> QuestionnaireForm:
-    return QuestionnaireForm(data, explanation_method=participant.condition.explanation_method)
-
-
-def _optional_flag(value: str | None) -> bool:
-    if value not in (None, "", "0", "1"):
-        raise ValueError("stimulus_missing must be 0 or 1")
-    return value == "1"
-
-
-def _optional_int(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    return int(float(value))
+    return page.submit(request, participant) or redirect("study:participant", slug=slug, code=code)
 
 
 @transaction.non_atomic_requests
@@ -253,7 +157,10 @@ def participant_comparison(request: HttpRequest, slug: str, code: str, token: st
     explanation = selectors.participant_comparison(assignment=assignment, code=code, token=token)
     if explanation is None:
         raise Http404("No such comparison.")
-    response = HttpResponse(services.comparison_png(explanation=explanation), "image/png")
+    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
+    with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
+        png = render_figure.sag_pair_png(photo.convert("RGB"), explanation.data, 0)
+    response = HttpResponse(png, "image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -11,22 +11,34 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from study import exports, selectors, services
-from study.forms import LaunchForm
+from study.design import launch
+from study.design.questionnaire import LaunchForm
+from study.design.spec import EXCLUSION_RULES, StudyConfigError
 from study.models import Study
-from study.reconciliation import ProlificFileError, prolific_reconcile, prolific_submissions_read
+from study.researcher import dashboard
+from study.researcher.services import study_set_show_accuracy
+from study.results import exports
+from study.results.columns import EXPORT_COLUMNS
+from study.results.exclusions import participants_apply_exclusions
+from study.results.reconciliation import (
+    ProlificFileError,
+    prolific_reconcile,
+    prolific_submissions_read,
+)
+from study.results.reports import AnalysisOptions, study_analysis_options
+from study.results.rows import study_export_rows
 
 researcher_required = login_required(login_url="researcher-login")
 
 
 def _visible_study(request: HttpRequest, slug: str) -> Study:
-    studies = selectors.studies_visible_to(user=request.user).select_related("classifier")
+    studies = dashboard.studies_visible_to(user=request.user).select_related("classifier")
     return get_object_or_404(studies, slug=slug)
 
 
 def _owned_study(request: HttpRequest, slug: str) -> Study:
     study = _visible_study(request, slug)
-    if not selectors.study_is_owned_by(study=study, user=request.user):
+    if not dashboard.study_is_owned_by(study=study, user=request.user):
         raise PermissionDenied("Only the study's owners may change it.")
     return study
 
@@ -36,11 +48,11 @@ def study_list(request: HttpRequest) -> HttpResponse:
     studies = [
         {
             "study": study,
-            "progress": selectors.study_progress(study=study),
-            "accuracy_visible": selectors.study_accuracy_visible(study=study),
+            "progress": dashboard.study_progress(study=study),
+            "accuracy_visible": dashboard.study_accuracy_visible(study=study),
             "entry_url": _entry_url_for_platform(request, study),
         }
-        for study in selectors.studies_visible_to(user=request.user)
+        for study in dashboard.studies_visible_to(user=request.user)
         .select_related("classifier")
         .order_by("-created_at")
     ]
@@ -52,24 +64,24 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = _visible_study(request, slug)
     options = _analysis_options(request, study)
     context = {
-        "dashboard": selectors.study_dashboard(study=study),
-        "analysis": selectors.study_dashboard_analysis(study=study, options=options),
+        "dashboard": dashboard.study_dashboard(study=study),
+        "analysis": dashboard.study_dashboard_analysis(study=study, options=options),
         "entry_url": _entry_url_for_platform(request, study),
-        "is_owner": selectors.study_is_owned_by(study=study, user=request.user),
+        "is_owner": dashboard.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
-        "shortcut_audit": selectors.study_shortcut_audit(study=study),
+        "shortcut_audit": launch.study_shortcut_audit(study=study),
         "rules": [
-            {"name": name, "value": value, "description": services.EXCLUSION_RULES[name][1]}
+            {"name": name, "value": value, "description": EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()
-            if name in services.EXCLUSION_RULES
+            if name in EXCLUSION_RULES
         ],
     }
     return render(request, "researcher/study_dashboard.html", context)
 
 
-def _analysis_options(request: HttpRequest, study: Study) -> selectors.AnalysisOptions:
+def _analysis_options(request: HttpRequest, study: Study) -> AnalysisOptions:
     try:
-        return selectors.study_analysis_options(study=study, params=request.GET)
+        return study_analysis_options(study=study, params=request.GET)
     except ValueError as error:
         raise BadRequest(str(error)) from error
 
@@ -83,7 +95,7 @@ ANALYSIS_PLOT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-anc
 def study_analysis_plot(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     study = _visible_study(request, slug)
     options = _analysis_options(request, study)
-    svg = selectors.study_analysis_plot(study=study, name=name, options=options)
+    svg = dashboard.study_analysis_plot(study=study, name=name, options=options)
     if svg is None:
         raise Http404("No such plot, or nothing to analyse, or accuracy is hidden.")
     response = HttpResponse(svg, content_type="image/svg+xml")
@@ -102,12 +114,12 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
             "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         )
     try:
-        services.study_launch(
+        launch.study_launch(
             study=study,
             status=form.cleaned_data["status"],
             shortcut_override_reason=form.cleaned_data["shortcut_override_reason"],
         )
-    except services.StudyConfigError as error:
+    except StudyConfigError as error:
         request.session["launch_error"] = str(error)
     return redirect("researcher-study", slug=study.slug)
 
@@ -116,7 +128,7 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def study_show_accuracy(request: HttpRequest, slug: str) -> HttpResponse:
     study = _owned_study(request, slug)
-    services.study_set_show_accuracy(study=study, show=request.POST.get("show") == "yes")
+    study_set_show_accuracy(study=study, show=request.POST.get("show") == "yes")
     return redirect("researcher-study", slug=study.slug)
 
 
@@ -141,9 +153,9 @@ class _Echo:
 @researcher_required
 def study_export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     study = _visible_study(request, slug)
-    services.participants_apply_exclusions(study=study)
-    writer = csv.DictWriter(_Echo(), fieldnames=selectors.EXPORT_COLUMNS)
-    rows = selectors.study_export_rows(study=study)
+    participants_apply_exclusions(study=study)
+    writer = csv.DictWriter(_Echo(), fieldnames=EXPORT_COLUMNS)
+    rows = study_export_rows(study=study)
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in _with_header(rows)), content_type="text/csv"
     )
@@ -152,14 +164,14 @@ def study_export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 
 
 def _with_header(rows):
-    yield dict(zip(selectors.EXPORT_COLUMNS, selectors.EXPORT_COLUMNS, strict=True))
+    yield dict(zip(EXPORT_COLUMNS, EXPORT_COLUMNS, strict=True))
     yield from rows
 
 
 @researcher_required
 def study_export_zip(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     study = _visible_study(request, slug)
-    services.participants_apply_exclusions(study=study)
+    participants_apply_exclusions(study=study)
     response = StreamingHttpResponse(
         exports.study_export_zip(study=study), content_type="application/zip"
     )

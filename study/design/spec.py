@@ -1,0 +1,158 @@
+"""A study's definition as one value: `StudySpec`, checked once when it is made. A TOML file
+(`study_files`) and code (tests, the demo) both produce one; `creation.study_create` takes it.
+"""
+
+from dataclasses import dataclass, field
+
+from explain_engine.models import Classifier, Image
+from study.design.question_types import QUESTION_TYPES
+from study.design.shortcut_audit import DEFAULT_MARGIN_POINTS
+from study.models import Study
+
+
+class StudyConfigError(ValueError):
+    """A study definition that cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    name: str
+    explanation_method: str = ""
+    explanation_params: dict | None = None
+    show_ai_prediction: bool = False
+    show_ai_confidence: bool = False
+    quota: int | None = None  # None: the study's participants_per_condition
+
+
+# Exclusion rules a study may declare before launch: name -> (type, what it excludes).
+EXCLUSION_RULES = {
+    "max_failed_attention_checks": (
+        int,
+        "exclude a participant who failed more than this many attention checks",
+    ),
+    "min_median_response_ms": (
+        int,
+        "exclude a participant whose median response time on main trials is below this "
+        "(the server's time, refined by the browser's where consistent: study.results.timing)",
+    ),
+    "max_same_answer_share": (
+        float,
+        "exclude a participant who gave one answer on more than this share of main trials "
+        "(straight-lining), 0..1",
+    ),
+}
+
+
+def exclusion_rules_check(rules: dict) -> dict:
+    """The rules if every one is known and of its type; else StudyConfigError naming it."""
+    if not isinstance(rules, dict):
+        raise StudyConfigError("exclusion rules must be a table of rule = value")
+    for name, value in rules.items():
+        if name not in EXCLUSION_RULES:
+            raise StudyConfigError(
+                f"unknown exclusion rule {name!r}; known: {sorted(EXCLUSION_RULES)}"
+            )
+        kind = EXCLUSION_RULES[name][0]
+        accepted = int | float if kind is float else int
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            kind_name = "a number" if kind is float else "an integer"
+            raise StudyConfigError(f"exclusion rule {name!r} must be {kind_name}")
+        if value < 0 or (name == "max_same_answer_share" and value > 1):
+            raise StudyConfigError(f"exclusion rule {name!r} is out of range: {value}")
+    return dict(rules)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything `study_create` needs; a StudySpec that exists has passed its checks
+    (StudyConfigError names the first problem)."""
+
+    slug: str
+    title: str
+    classifier: Classifier
+    platform: str
+    conditions: list[ConditionSpec]
+    main_images: list[Image]
+    participants_per_condition: int
+    consent_text: str
+    instructions_text: str
+    question_type: str = "species_identification"
+    completion_code: str | None = None  # None: a random one
+    training_images: list[Image] = ()
+    attention_images: list[Image] = ()
+    comprehension_questions: list[dict] = ()
+    comprehension_max_attempts: int = 2
+    owners: list = ()
+    description: str = ""
+    debrief_text: str = ""
+    consent_version: str = "1"
+    time_limit_minutes: int = 60
+    no_consent_code: str = ""
+    failed_comprehension_code: str = ""
+    exclusion_rules: dict = field(default_factory=dict)
+    shortcut_margin_points: int = DEFAULT_MARGIN_POINTS  # see study.design.shortcut_audit
+
+    def __post_init__(self):
+        self._check_shape()
+        # Frozen: the checked copy of the rules replaces the given one.
+        object.__setattr__(
+            self, "exclusion_rules", exclusion_rules_check(self.exclusion_rules or {})
+        )
+        self._check_questions_and_images()
+
+    def _check_shape(self) -> None:
+        if self.question_type not in QUESTION_TYPES:
+            raise StudyConfigError(
+                f"unknown question type {self.question_type!r}; known: {sorted(QUESTION_TYPES)}"
+            )
+        if self.platform not in Study.Platform.values:
+            raise StudyConfigError(
+                f"unknown platform {self.platform!r}; known: {Study.Platform.values}"
+            )
+        if not self.conditions:
+            raise StudyConfigError("a study needs at least one condition")
+        if len({spec.name for spec in self.conditions}) != len(self.conditions):
+            raise StudyConfigError("condition names must be distinct")
+        if not self.main_images:
+            raise StudyConfigError("a study needs at least one main trial image")
+        if self.participants_per_condition < 1:
+            raise StudyConfigError("participants_per_condition must be at least 1")
+        for spec in self.conditions:
+            if spec.quota is not None and spec.quota < 1:
+                raise StudyConfigError(f"condition {spec.name!r}: quota must be at least 1")
+        if self.time_limit_minutes < 1:
+            raise StudyConfigError("time_limit_minutes must be at least 1")
+        margin = self.shortcut_margin_points
+        if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= 100:
+            raise StudyConfigError(
+                "shortcut_margin_points must be a whole number of points, 0..100"
+            )
+
+    def _check_questions_and_images(self) -> None:
+        for question in self.comprehension_questions:
+            choices = question.get("choices") or []
+            if (
+                not question.get("question")
+                or len(choices) < 2
+                or question.get("answer") not in range(len(choices))
+            ):
+                raise StudyConfigError(
+                    f"comprehension question {question!r} needs a question, two or more "
+                    "choices and the index of the right one"
+                )
+        main_ids = {image.pk for image in self.main_images}
+        if {image.pk for image in self.training_images} & main_ids:
+            raise StudyConfigError(
+                "an image cannot be both a practice and a main trial: practice feedback "
+                "would reveal the main trial's answer"
+            )
+        foreign = [
+            image
+            for image in [*self.main_images, *self.training_images, *self.attention_images]
+            if image.image_set_id != self.classifier.image_set_id
+        ]
+        if foreign:
+            raise StudyConfigError(
+                f"{len(foreign)} image(s) are not from the classifier's image set "
+                f"{self.classifier.image_set.name!r}"
+            )
