@@ -75,12 +75,14 @@ def test_a_blocked_photo_shows_a_message_and_a_retry_and_the_answer_is_flagged(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_browser_without_javascript_is_asked_for_it_and_takes_no_place(
-    browser, live_server, classifier
+    browser, live_server, classifier, screenshot_dir
 ):
     study = make_study(classifier, per_condition=1)
     context = browser.new_context(viewport=PHONE, java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=noscript&STUDY_ID=s&SESSION_ID=x")
     assert "This study needs JavaScript" in page.content()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "phone-javascript-off.png", full_page=True)
     assert not Participant.objects.exists()
     context.close()
