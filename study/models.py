@@ -297,3 +297,33 @@ class SimulatedDeletion(models.Model):
     def __str__(self) -> str:
         when = f"{self.created_at:%Y-%m-%d %H:%M}"
         return f"simulated participants deleted from {self.study.slug} at {when}"
+
+
+class PreparationStep(models.Model):
+    """One step of set-up work done while the site already serves (the demo's data,
+    training, concept model, each method's explanations, the launch): the researcher's pages
+    show its progress, and a study it prepares tells participants to come back soon."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    key = models.SlugField(max_length=60, unique=True)
+    label = models.CharField(max_length=200)
+    position = models.PositiveIntegerField()
+    unit = models.CharField(max_length=30, blank=True, help_text="What `done` counts.")
+    studies = models.JSONField(default=list, help_text="Slugs of the studies it prepares.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.status})"

@@ -149,6 +149,15 @@ def precompute_jobs_refresh(*, explanation_ids: list[int]) -> None:
         precompute_job_refresh(job=job)
 
 
+def precompute_job_release_claims(*, job: PrecomputeJob) -> int:
+    """Make the job's running rows pending again, for a run that knows no other worker holds
+    them (the embedded demo after an interrupted run). A worker whose claim is released this
+    way can no longer store its result: its claim token is gone."""
+    return job.explanations.filter(status=Explanation.Status.RUNNING).update(
+        status=Explanation.Status.PENDING, claim_token=None
+    )
+
+
 def precompute_job_retry_failed(*, job: PrecomputeJob, method: str | None = None) -> int:
     """Put the job's failed explanations (of one method, or all) back to pending and reopen
     the job; running it again then computes them and retries its unreadable images.

@@ -14,14 +14,18 @@ from django.core.management import call_command
 from django.db import transaction
 
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
-from explain_engine.models import Classifier, ConceptModel, Image, ImageSet
+from explain_engine.models import Classifier, ConceptModel, Image, ImageSet, PrecomputeJob
+from explain_engine.selectors import precompute_job_method_progress
 from explain_engine.services.classifiers import classifier_train
+from explain_engine.services.precompute import precompute_job_fit
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
+from study.design.demo_workers import precompute_job_compute
 from study.design.launch import study_launch, study_shortcut_audit
+from study.design.preparation import StepPlan, StepProgress, preparation_begin, step_skip
 from study.design.question_types import sag_comparison
 from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
-from study.models import Study
+from study.models import PreparationStep, Study
 
 DEMO_IMAGE_SET = "synthetic-gulls"
 DEMO_CLASSIFIER = "demo-classifier"
@@ -112,66 +116,108 @@ compare how well each group predicted the AI."""
 EXCLUSION_RULES = {"max_failed_attention_checks": 1, "min_median_response_ms": 800}
 
 
+DEMO_METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "igos": "I-GOS",
+    "igospp": "iGOS++",
+    "sag": "SAG",
+    "xnn": "XNN",
+}
+# Precompute worker processes beside the web server (0: in this process). One thread each:
+# on two cores, two single-threaded workers keep both busy without the thread pools of one
+# process fighting a second process for the cores.
+DEMO_WORKERS = 2
+
+
 @dataclass(frozen=True)
 class DemoSite:
     study: Study
     compare_study: Study | None
-    researcher_username: str
-    researcher_password: str
 
 
-def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoSite:
-    """Set up the demo, each step only if it is not done yet: the synthetic image set, the
-    trained classifier, the researcher, the studies and their explanations.
+def demo_steps() -> list[StepPlan]:
+    """The demo's preparation, in order, as the terminal and the researcher's pages show it."""
+    return [
+        StepPlan("demo-data", "Drawing and importing the synthetic gulls"),
+        StepPlan("demo-training", "Training the classifier", "epochs"),
+        StepPlan("demo-concepts", "Fitting the XNN concept model"),
+        *(
+            StepPlan(f"demo-explain-{slug}", f"Explaining the study photos: {name}", "photos")
+            for slug, name in DEMO_METHOD_NAMES.items()
+        ),
+        StepPlan("demo-launch", "Launching the studies"),
+    ]
 
-    Longer than 60 lines: the steps in the order the command reports them, each a check and
-    a call; split up, the order would be harder to follow."""
-    birds_dir = data_dir / "synthetic-gulls"
-    if not (birds_dir / "images.txt").exists():
-        log(f"drawing {DEMO_PER_CLASS} synthetic gulls per species into {birds_dir} …")
-        generate_synthetic_birds(
-            birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
-        )
 
-    if not ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists():
-        log("importing the image set …")
-        call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET)
-    image_set = ImageSet.objects.get(name=DEMO_IMAGE_SET)
-
-    classifier = Classifier.objects.filter(name=DEMO_CLASSIFIER).first()
-    if classifier is None:
-        log("training the demo classifier on the CPU (about two minutes) …")
-        classifier = classifier_train(
-            image_set=image_set,
-            name=DEMO_CLASSIFIER,
-            seed=0,
-            progress=lambda entry: log(
-                f"  epoch {entry['epoch']}/{entry['epochs']}: "
-                f"train accuracy {entry['accuracy']:.0%}"
-            ),
-        )
-    log(
-        f"classifier {classifier.name}: test accuracy {classifier.test_accuracy:.1%} "
-        f"(chance {1 / len(classifier.class_order):.1%})"
-    )
-
+def demo_researcher_reset() -> tuple[str, str]:
+    """The demo's researcher account with a fresh password: (username, password)."""
     password = secrets.token_urlsafe(9)
     user, _ = get_user_model().objects.get_or_create(username=DEMO_RESEARCHER)
     user.is_staff = user.is_superuser = True
     user.set_password(password)
     user.save()
+    return DEMO_RESEARCHER, password
 
+
+def demo_prepare(
+    *,
+    data_dir: Path,
+    log: Callable[[str], None] = print,
+    show: Callable[[PreparationStep], None] = lambda step: None,
+    workers: int = 0,
+    worker_log: Path | None = None,
+) -> DemoSite:
+    """Set up the demo, each step only if it is not done yet: the synthetic image set, the
+    trained classifier, the studies, the concept model, the explanations and the launch.
+    Each step's progress is recorded (study.design.preparation) and passed to `show`.
+
+    Longer than 60 lines: the steps in the order the command reports them, each a check and
+    a call; split up, the order would be harder to follow."""
+    preparation_begin(steps=demo_steps(), studies=[DEMO_STUDY, DEMO_COMPARE_STUDY])
+    birds_dir = data_dir / "synthetic-gulls"
+    if ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists():
+        step_skip("demo-data", show=show)
+    else:
+        with StepProgress("demo-data", show=show):
+            if not (birds_dir / "images.txt").exists():
+                generate_synthetic_birds(
+                    birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
+                )
+            call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET, verbosity=0)
+    image_set = ImageSet.objects.get(name=DEMO_IMAGE_SET)
+
+    classifier = Classifier.objects.filter(name=DEMO_CLASSIFIER).first()
+    if classifier is None:
+        with StepProgress("demo-training", show=show) as step:
+            classifier = classifier_train(
+                image_set=image_set,
+                name=DEMO_CLASSIFIER,
+                seed=0,
+                progress=lambda entry: step.advance(
+                    entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
+                ),
+            )
+            step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
+    else:
+        step_skip("demo-training", show=show)
+    log(
+        f"classifier {classifier.name}: test accuracy {classifier.test_accuracy:.1%} "
+        f"(chance {1 / len(classifier.class_order):.1%})"
+    )
+
+    owner = get_user_model().objects.get(username=DEMO_RESEARCHER)
     study = Study.objects.filter(slug=DEMO_STUDY).first()
     if study is None:
-        study = _demo_study_create(classifier=classifier, owner=user)
-    study.owners.add(user)
+        study = _demo_study_create(classifier=classifier, owner=owner)
+    study.owners.add(owner)
     if study.status == Study.Status.DRAFT:
-        log(
-            "precomputing Grad-CAM, I-GOS, iGOS++ and SAG explanations and fitting the XNN "
-            "concept model (about eight minutes on the CPU) …"
-        )
-        precompute_job_run.delay(study_precompute_job(study=study).pk)
-        _launch(study, log)
+        job = study_precompute_job(study=study)
+        with StepProgress("demo-concepts", show=show):
+            precompute_job_fit(job=job)
+        _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
+    else:
+        for plan in demo_steps()[2:-1]:
+            step_skip(plan.key, show=show)
     for concept_model in ConceptModel.objects.filter(classifier=classifier):
         log(
             f"XNN concept model: R² {concept_model.r2:.2f} of the class scores on the test "
@@ -179,20 +225,21 @@ def demo_prepare(*, data_dir: Path, log: Callable[[str], None] = print) -> DemoS
         )
 
     compare = Study.objects.filter(slug=DEMO_COMPARE_STUDY).first()
-    if compare is None:
-        compare = _demo_compare_create(demo=study, owner=user, log=log)
-    if compare is not None:
-        compare.owners.add(user)
-        if compare.status == Study.Status.DRAFT:
-            # The same photos, classifier and parameters as the demo: every row exists.
-            precompute_job_run.delay(study_precompute_job(study=compare).pk)
-            _launch(compare, log)
-    return DemoSite(
-        study=study,
-        compare_study=compare,
-        researcher_username=DEMO_RESEARCHER,
-        researcher_password=password,
-    )
+    if study.status != Study.Status.DRAFT and compare and compare.status != Study.Status.DRAFT:
+        step_skip("demo-launch", show=show)
+        return DemoSite(study=study, compare_study=compare)
+    with StepProgress("demo-launch", show=show):
+        if study.status == Study.Status.DRAFT:
+            _launch(study, log)
+        if compare is None:
+            compare = _demo_compare_create(demo=study, owner=owner, log=log)
+        if compare is not None:
+            compare.owners.add(owner)
+            if compare.status == Study.Status.DRAFT:
+                # The same photos, classifier and parameters as the demo: every row exists.
+                precompute_job_run.delay(study_precompute_job(study=compare).pk)
+                _launch(compare, log)
+    return DemoSite(study=study, compare_study=compare)
 
 
 def _launch(study: Study, log: Callable[[str], None]) -> None:
@@ -203,6 +250,43 @@ def _launch(study: Study, log: Callable[[str], None]) -> None:
         study_launch(study=study)
     except StudyConfigError as error:
         log(f"{study.slug} stays a draft: {error}")
+
+
+def _demo_explain(
+    job: PrecomputeJob,
+    *,
+    show: Callable[[PreparationStep], None],
+    workers: int,
+    worker_log: Path | None,
+) -> None:
+    """Each method's explanations as a step of its own, computed by `workers` processes (or
+    here), the steps' progress read from the job's rows once a second."""
+    steps = {
+        slug: StepProgress(f"demo-explain-{slug}", show=show).start() for slug in DEMO_METHOD_NAMES
+    }
+
+    def poll() -> None:
+        for progress in precompute_job_method_progress(job=job):
+            step = steps.get(progress.method)
+            if step is not None and step.running:
+                step.advance(progress.finished, progress.total)
+                if progress.total and progress.finished == progress.total:
+                    step.finish()
+
+    try:
+        precompute_job_compute(job, workers=workers, poll=poll, log_path=worker_log)
+        poll()
+        job.refresh_from_db()
+        if job.status == PrecomputeJob.Status.FAILED:
+            raise RuntimeError(f"precompute job {job.pk}: {job.error}")
+    except BaseException as error:
+        for step in steps.values():
+            if step.running:
+                step.stop(error)
+        raise
+    for step in steps.values():
+        if step.running:
+            step.finish()
 
 
 def _demo_study_create(*, classifier: Classifier, owner) -> Study:

@@ -273,9 +273,7 @@ def study_spec_from_data(data: dict) -> StudySpec:
         rules = exclusion_rules_check(top["exclusion_rules"])
     except StudyConfigError as error:
         raise StudyFileError(f"exclusion_rules: {error}") from error
-    for key, least in (("per_class", 1), ("training", 0), ("attention", 0)):
-        if items[key] < least:
-            raise StudyFileError(f"items.{key}: must be at least {least}")
+    _check_item_counts(items)
     selection = study_items_select(
         classifier=classifier,
         labels=labels,
@@ -311,6 +309,12 @@ def study_spec_from_data(data: dict) -> StudySpec:
         exclusion_rules=rules,
         owners=owners,
     )
+
+
+def _check_item_counts(items: dict) -> None:
+    for key, least in (("per_class", 1), ("training", 0), ("attention", 0)):
+        if items[key] < least:
+            raise StudyFileError(f"items.{key}: must be at least {least}")
 
 
 def _classifier(name: str) -> Classifier:

@@ -9,7 +9,7 @@ the site skip the BEGIN, COMMIT and savepoints that would wrap their reads.
 
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from explain_engine import render as render_figure
 from study import platforms
 from study.design.frozen import ParticipantAssignment
+from study.design.preparation import study_being_prepared
 from study.flow import selectors
 from study.flow.entry import (
     EntryRefused,
@@ -31,6 +32,7 @@ from study.models import Participant, Study
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 # Set on the entry link by static/js/entry.js: the browser runs the study's scripts.
 JS_PARAM = "js"
+BEING_PREPARED_RETRY_SECONDS = 15
 
 
 def _session_key(study: Study) -> str:
@@ -51,6 +53,17 @@ def _assignment_or_404(slug: str, code: str) -> ParticipantAssignment:
     return assignment
 
 
+def _being_prepared(request: HttpRequest) -> HttpResponse:
+    response = render(
+        request,
+        "study/being_prepared.html",
+        {"retry_after": BEING_PREPARED_RETRY_SECONDS},
+        status=503,
+    )
+    response["Retry-After"] = str(BEING_PREPARED_RETRY_SECONDS)
+    return response
+
+
 def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpResponse:
     return render(
         request, "study/refused.html", {"study": study, "reason": error.reason}, status=error.status
@@ -61,7 +74,11 @@ def _refusal(request: HttpRequest, study: Study, error: EntryRefused) -> HttpRes
 @never_cache
 @require_http_methods(["GET"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = Study.objects.filter(slug=slug).first()
+    if (study is None or study.status == Study.Status.DRAFT) and study_being_prepared(slug=slug):
+        return _framable(_being_prepared(request))
+    if study is None:
+        raise Http404("No such study.")
     try:
         arrival = platforms.arrival_from_query(study.platform, request.GET)
     except platforms.ArrivalError as error:

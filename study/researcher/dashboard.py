@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Q, QuerySet
 
 from study.design.launch import study_launch_problems
+from study.design.preparation import clock_text, preparation_steps, step_eta
 from study.models import Participant, Response, Study, StudyItem
 from study.results.reports import AnalysisOptions, study_analysis
 
@@ -279,3 +280,12 @@ def study_analysis_plot(*, study: Study, name: str, options: AnalysisOptions) ->
     if analysis is None or analysis.report is None:
         return None
     return report_svgs(analysis.report)[name]
+
+
+def preparation_rows() -> list[dict]:
+    """The set-up steps (the demo's) with the time each has left at its rate so far."""
+    rows = []
+    for step in preparation_steps():
+        eta = step_eta(step)
+        rows.append({"step": step, "eta": clock_text(eta) if eta is not None else None})
+    return rows

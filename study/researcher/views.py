@@ -56,7 +56,16 @@ def study_list(request: HttpRequest) -> HttpResponse:
         .select_related("classifier")
         .order_by("-created_at")
     ]
-    return render(request, "researcher/study_list.html", {"studies": studies})
+    preparation = dashboard.preparation_rows()
+    return render(
+        request,
+        "researcher/study_list.html",
+        {
+            "studies": studies,
+            "preparation": preparation,
+            "preparing": any(row["step"].status != "done" for row in preparation),
+        },
+    )
 
 
 @researcher_required

@@ -27,6 +27,9 @@ class Command(BaseCommand):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--study", help="Slug of the study whose conditions to compute.")
         target.add_argument("--classifier")
+        target.add_argument(
+            "--job", type=int, help="Run an existing job (again): only what is not done yet."
+        )
         parser.add_argument("--methods", nargs="+", help="Method slugs, e.g. gradcam.")
         parser.add_argument(
             "--params", default="{}", help='JSON parameters per method: {"gradcam": {...}}.'
@@ -39,11 +42,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until done.")
 
-    def handle(self, *args, study, classifier, methods, params, split, wait, **options):
+    def handle(self, *args, study, classifier, job, methods, params, split, wait, **options):
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be at least 1, not {batch_size}")
-        if study is not None:
+        if job is not None:
+            job = self._existing_job(job)
+        elif study is not None:
             job = self._study_job(study, batch_size)
         else:
             job = self._classifier_job(classifier, methods, params, split, batch_size)
@@ -68,6 +73,12 @@ class Command(BaseCommand):
         """The embedded default: the same tasks, run here, with the same progress bar."""
         precompute_job_run_here(job, after_each_task=lambda: self._show_progress(job))
         self._finish(job)
+
+    def _existing_job(self, job_id: int) -> PrecomputeJob:
+        try:
+            return PrecomputeJob.objects.get(pk=job_id)
+        except PrecomputeJob.DoesNotExist:
+            raise CommandError(f"no precompute job {job_id}") from None
 
     def _study_job(self, slug: str, batch_size: int | None) -> PrecomputeJob:
         try:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0006_attention_checks_ask_no_confidence'),
+        ('study', '0007_attention_checks_ask_no_confidence'),
     ]
 
     operations = [

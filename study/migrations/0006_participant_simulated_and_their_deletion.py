@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0004_response_stimulus_missing'),
+        ('study', '0005_response_stimulus_missing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0005_participant_simulated_and_their_deletion'),
+        ('study', '0006_participant_simulated_and_their_deletion'),
     ]
 
     operations = [

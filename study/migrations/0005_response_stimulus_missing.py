@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0003_withdrawal'),
+        ('study', '0004_preparation_step'),
     ]
 
     operations = [
