@@ -33,7 +33,7 @@ EXCLUSION_RULES = {
     "min_median_response_ms": (
         int,
         "exclude a participant whose median response time on main trials is below this "
-        "(the server's time, refined by the browser's where consistent: study.results.timing)",
+        "(the server's time, refined by the browser's where consistent with it)",
     ),
     "max_same_answer_share": (
         float,
