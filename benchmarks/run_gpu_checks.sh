@@ -20,6 +20,8 @@ run tests 180 $PY -m pytest -q -p no:django -p no:cacheprovider --noconftest \
   tests/explain_engine/test_methods.py tests/explain_engine/test_igos.py \
   tests/explain_engine/test_sag.py tests/explain_engine/test_xnn.py \
   tests/explain_engine/test_metrics.py
+run xnn 240 $PY -m pytest -q -p no:django -p no:cacheprovider --noconftest \
+  tests/explain_engine/test_xnn_cuda.py tests/explain_engine/test_xnn_excitation.py
 run speed 150 $PY benchmarks/saliency_speed.py --model resnet50 --images 16 --batch-size 128
 run sag 120 $PY benchmarks/sag_search.py --model resnet50 --images 16 --batch-size 128 --chunk 4
 run quality 300 $PY benchmarks/saliency_quality.py --images 50 \

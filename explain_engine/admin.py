@@ -53,5 +53,14 @@ class ExplanationAdmin(admin.ModelAdmin):
 
 @admin.register(ConceptModel)
 class ConceptModelAdmin(admin.ModelAdmin):
-    list_display = ["pk", "classifier", "k", "classes", "r2", "argmax_agreement", "created_at"]
-    list_filter = ["classifier"]
+    list_display = [
+        "pk",
+        "classifier",
+        "k",
+        "classes",
+        "r2",
+        "argmax_agreement",
+        "accepted_weak_fit",
+        "created_at",
+    ]
+    list_filter = ["classifier", "accepted_weak_fit"]

@@ -236,7 +236,20 @@ class ConceptModel(models.Model):
         default=dict, blank=True, help_text="Attempts and their losses, time, device."
     )
     prototypes = models.JSONField(
-        help_text="Per concept, the ids of the train images that activate it most, best first."
+        help_text="Per SRAE (one, or one per explained class in per-class mode), per concept, "
+        "the ids of the train images that activate it most, best first (records fitted before "
+        "per-class mode: per concept only)."
+    )
+    accepted_weak_fit = models.BooleanField(
+        default=False,
+        help_text="It failed XNN's success rule or the R² bar and was kept on request "
+        "(fit_xnn --accept-weak-fit); a study's launch checks show it.",
+    )
+    diversity = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Mean pairwise |correlation| of the concepts' activations and heatmaps "
+        "on the test split (lower: more diverse).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -249,3 +262,11 @@ class ConceptModel(models.Model):
 
     def __str__(self) -> str:
         return f"XNN k={self.k} on {self.classifier.name} classes {self.classes}"
+
+    def prototype_ids(self, column: int) -> list[list[int]]:
+        """Per concept, the prototype image ids of the concepts shown for explained class
+        `column` (an index into ``classes``): its own SRAE's in per-class mode."""
+        rows = self.prototypes
+        if rows and rows[0] and isinstance(rows[0][0], list):
+            return rows[column if len(rows) > 1 else 0]
+        return rows

@@ -17,6 +17,13 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from explain_engine.captions import (
+    heatmap_captions,
+    sag_captions,
+    sag_pair_captions,
+    xnn_captions,
+)
+
 if TYPE_CHECKING:
     from explain_engine.methods.sag import SAGGraph
     from explain_engine.methods.xnn import XNNResult
@@ -27,15 +34,17 @@ __all__ = [
     "load_saliency_npy",
     "sag_figure",
     "sag_layout",
+    "sag_node_tile",
     "sag_pair_figure",
     "sag_reveal",
     "save_saliency_npy",
     "xnn_concept_item",
     "xnn_concept_panel",
+    "xnn_panel_layout",
 ]
 
-LEGEND_LABELS = ("less important", "more important")
-SHORT_LEGEND_LABELS = ("less", "more")
+LEGEND_LABELS = heatmap_captions().drawn["legend"]
+SHORT_LEGEND_LABELS = heatmap_captions().drawn["short_legend"]
 _BACKGROUND = (255, 255, 255)
 _TEXT = (40, 40, 40)
 
@@ -145,9 +154,12 @@ def xnn_concept_panel(
     concept_heatmaps: np.ndarray,
     contributions: np.ndarray,
     prototype_images: list[list[Image.Image]],
-    class_name: str,
+    class_name: str | None = None,
 ) -> Image.Image:
     """An XNN explanation: the image, then one row per concept (about 700 px wide).
+
+    Its words are `captions.xnn_captions(class_name)`: the class is named only when given,
+    so a panel for a condition that hides the AI's answer is drawn with None.
 
     Each row shows where the concept is in the image (its heatmap over the image, see
     `heatmap_overlay`), its contribution to the class score as a bar from a zero line
@@ -160,7 +172,8 @@ def xnn_concept_panel(
         contributions: (k,) each concept's contribution (activation × weight) to the score
             of `class_name`, in the same order.
         prototype_images: k lists of prototype images (any number each, may be empty).
-        class_name: the class whose score the contributions make up.
+        class_name: the class whose score the contributions make up, or None to say "its
+            answer" instead.
     """
     maps = np.asarray(concept_heatmaps, dtype=np.float32)
     values = np.asarray(contributions, dtype=np.float64).reshape(-1)
@@ -172,54 +185,44 @@ def xnn_concept_panel(
     if len(prototype_images) != k:
         raise ValueError(f"need {k} prototype lists, one per concept; got {len(prototype_images)}")
 
-    pad, gap, thumb, tile, bar_width = 12, 14, 150, 104, 200
     n_protos = max(1, max(len(row) for row in prototype_images))
-    width = pad + thumb + gap + bar_width + gap + n_protos * (tile + 6) - 6 + pad
+    layout = xnn_panel_layout(k, n_protos)
+    pad, gap, thumb, tile, bar_width = 12, 14, 150, 104, 200
+    width, height, hero = layout.width, layout.height, layout.hero[2]
     title_font = ImageFont.load_default(size=20)
     font = ImageFont.load_default(size=15)
     small = ImageFont.load_default(size=13)
-    hero = 200
     heading_h = 22
     row_h = max(thumb, tile) + 16
-    height = pad + 28 + hero + gap + heading_h + k * row_h + pad
     canvas = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
 
-    draw.text(
-        (pad, pad), f"Why the AI scores this image as {class_name}", fill=_TEXT, font=title_font
-    )
+    words = xnn_captions(class_name).drawn
+    draw.text((pad, pad), words["title"][0], fill=_TEXT, font=title_font)
     top = pad + 28
-    canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
-    total = float(values.sum())
-    lines = [
-        f"The AI found {k} concepts.",
-        "Each row shows where a concept is",
-        "in this image, how much it adds to",
-        f"the score for {class_name}",
-        "(red: for it, blue: against it),",
-        "and training images that show it most.",
-        f"Sum of contributions: {total:+.2f}",
-    ]
+    canvas.paste(
+        image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), layout.hero[:2]
+    )
+    lines = [*words["intro"], f"{words['sum'][0]} {float(values.sum()):+.2f}"]
     for i, line in enumerate(lines):
         draw.text((pad + hero + 2 * gap, top + 8 + i * 22), line, fill=_TEXT, font=font)
 
     y = top + hero + gap
     bar_left = pad + thumb + gap
     proto_left = bar_left + bar_width + gap
-    draw.text((pad, y), "Where in this image", fill=_TEXT, font=small)
-    draw.text((bar_left, y), "Contribution", fill=_TEXT, font=small)
-    draw.text((proto_left, y), "Training images with this concept", fill=_TEXT, font=small)
+    for x, heading in zip((pad, bar_left, proto_left), words["columns"], strict=True):
+        draw.text((x, y), heading, fill=_TEXT, font=small)
     y += heading_h
     scale = float(np.abs(values).max())
     half = bar_width // 2 - 4
     for j in range(k):
         draw.line([(pad, y), (width - pad, y)], fill=(225, 225, 225))
         overlay = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
-        canvas.paste(overlay, (pad, y + 8))
+        canvas.paste(overlay, layout.heatmaps[j][:2])
 
         centre = bar_left + bar_width // 2
         mid = y + 8 + thumb // 2
-        draw.text((bar_left, y + 12), f"Concept {j + 1}", fill=_TEXT, font=font)
+        draw.text((bar_left, y + 12), f"{words['concept'][0]} {j + 1}", fill=_TEXT, font=font)
         length = 0 if scale == 0 else round(half * abs(values[j]) / scale)
         colour = _POSITIVE if values[j] > 0 else _NEGATIVE
         if length > 0:
@@ -238,9 +241,45 @@ def xnn_concept_panel(
 
         for p, proto in enumerate(prototype_images[j]):
             tile_img = proto.convert("RGB").resize((tile, tile), Image.Resampling.BILINEAR)
-            canvas.paste(tile_img, (proto_left + p * (tile + 6), y + 8 + (thumb - tile) // 2))
+            canvas.paste(tile_img, layout.prototypes[j][p][:2])
         y += row_h
     return canvas
+
+
+@dataclasses.dataclass(frozen=True)
+class XNNPanelLayout:
+    """Where `xnn_concept_panel` puts its pictures, as (left, top, size) squares, so that a
+    page can cut them out of a stored panel and lay them out itself (`reflow`)."""
+
+    width: int
+    height: int
+    hero: tuple[int, int, int]
+    heatmaps: tuple[tuple[int, int, int], ...]  # one per concept
+    prototypes: tuple[tuple[tuple[int, int, int], ...], ...]  # per concept, per tile
+
+
+def xnn_panel_layout(k: int, n_protos: int) -> XNNPanelLayout:
+    """The layout of a panel of `k` concepts with at most `n_protos` prototypes each."""
+    pad, gap, thumb, tile, bar_width, hero = 12, 14, 150, 104, 200, 200
+    n_protos = max(1, n_protos)
+    width = pad + thumb + gap + bar_width + gap + n_protos * (tile + 6) - 6 + pad
+    top = pad + 28
+    rows_top = top + hero + gap + 22
+    row_h = max(thumb, tile) + 16
+    proto_left = pad + thumb + gap + bar_width + gap
+    return XNNPanelLayout(
+        width=width,
+        height=rows_top + k * row_h + pad,
+        hero=(pad, top, hero),
+        heatmaps=tuple((pad, rows_top + j * row_h + 8, thumb) for j in range(k)),
+        prototypes=tuple(
+            tuple(
+                (proto_left + p * (tile + 6), rows_top + j * row_h + 8 + (thumb - tile) // 2, tile)
+                for p in range(n_protos)
+            )
+            for j in range(k)
+        ),
+    )
 
 
 @dataclasses.dataclass
@@ -269,7 +308,9 @@ def xnn_concept_item(
 ) -> ConceptItem:
     """One image of an `XNN.explain` batch as a panel PNG, its data and its concept maps.
 
-    The panel shows the contributions to the image's target class (``result.targets``).
+    The panel shows the contributions to the image's target class (``result.targets``)
+    without naming it (`captions.Disclosure.STORED`), since one stored panel serves every
+    condition, also those that hide the AI's answer.
     ``data`` holds: ``classes`` (the classifier's output indices explained, in column order)
     and their ``class_names``; ``target_class`` (an output index); per class the
     classifier's ``logits``, the XNN's ``rebuilt_scores`` and the head ``bias``;
@@ -302,9 +343,8 @@ def xnn_concept_item(
     target_class = result.classes[column]
     heatmaps = result.heatmaps[index].numpy().astype(np.float32)
     contributions = result.contributions[index].double().numpy()  # (C, k)
-    panel = xnn_concept_panel(
-        image, heatmaps, contributions[column], prototype_images, class_names[target_class]
-    )
+    # Stored once and shown in every condition that uses it: no class named (see `captions`).
+    panel = xnn_concept_panel(image, heatmaps, contributions[column], prototype_images, None)
     buffer = io.BytesIO()
     panel.save(buffer, format="PNG")
     data = {
@@ -498,12 +538,8 @@ def sag_figure(
     thumb, rows, centre_x = sag_layout(data, area_left=area_left, area_width=area_width)
     label_h, vgap = 26, 44
 
-    header_lines = [
-        "How the AI's confidence changes when parts of the image are hidden.",
-        "Each box shows only some patches of the image, with the AI's confidence in % of its "
-        "confidence on the whole image.",
-        "Arrows remove one patch (outlined in red): the thicker the outline, the bigger the drop.",
-    ]
+    words = sag_captions().drawn
+    header_lines = words["header"]
     header_h = 28 + 19 * (len(header_lines) - 1) + 12
     row_h = thumb + label_h + vgap
     graph_h = len(rows) * row_h - vgap if rows else 60
@@ -515,7 +551,7 @@ def sag_figure(
         draw.text((pad, pad + 28 + 19 * i), line, fill=_TEXT, font=font)
     top = pad + header_h
     canvas.paste(image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), (pad, top))
-    draw.text((pad, top + hero + 6), "The whole image: 100%", fill=_TEXT, font=font)
+    draw.text((pad, top + hero + 6), words["whole"][0], fill=_TEXT, font=font)
 
     position: dict[int, tuple[int, int]] = {}  # top-left corner of each thumbnail
     row_of: dict[int, int] = {}
@@ -527,7 +563,7 @@ def sag_figure(
     if not rows:
         draw.text(
             (area_left, top + 10),
-            "No small set of patches keeps the AI's confidence.",
+            words["empty"][0],
             fill=_TEXT,
             font=label_font,
         )
@@ -556,12 +592,7 @@ def sag_figure(
         )
     for n, node in nodes.items():
         x, y = position[n]
-        tile = sag_reveal(image, node["patches"], grid, size=thumb)
-        canvas.paste(tile, (x, y))
-        for patch, drop in removed.get(n, []):
-            x0, y0, x1, y1 = _patch_box(patch, grid, thumb)
-            line = 2 if abs(drop) < 20 else 4 if abs(drop) < 60 else 6
-            draw.rectangle([x + x0, y + y0, x + x1, y + y1], outline=_SAG_RED, width=line)
+        canvas.paste(sag_node_tile(image, node["patches"], removed.get(n, []), grid, thumb), (x, y))
         if node["is_root"]:
             draw.rectangle(
                 [x - 5, y - 5, x + thumb + 4, y + thumb + 4], outline=_SAG_ROOT_BORDER, width=5
@@ -581,6 +612,25 @@ def sag_figure(
     for edge in skipping:
         draw_edge(edge)
     return canvas
+
+
+def sag_node_tile(
+    image: Image.Image,
+    patches: Sequence[int],
+    removed: Sequence[tuple[int, float]],
+    grid: int,
+    size: int,
+) -> Image.Image:
+    """One SAG node's picture, `size` px square: the image with only `patches` shown
+    (`sag_reveal`) and each `(patch, drop)` its parents removed outlined in red, thicker for
+    a bigger drop in confidence (< 20 points, < 60, and more)."""
+    tile = sag_reveal(image, patches, grid, size=size)
+    draw = ImageDraw.Draw(tile)
+    for patch, drop in removed:
+        x0, y0, x1, y1 = _patch_box(patch, grid, size)
+        line = 2 if abs(drop) < 20 else 4 if abs(drop) < 60 else 6
+        draw.rectangle([x0, y0, x1, y1], outline=_SAG_RED, width=line)
+    return tile
 
 
 def _arrow_head(draw: ImageDraw.ImageDraw, start, end, colour, size: float = 8.0) -> None:
@@ -611,7 +661,10 @@ def sag_pair_figure(
     font = ImageFont.load_default(size=28)
     canvas = Image.new("RGB", (2 * size + gap + 2 * pad, pad + label_h + size + pad), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    for k, (name, patches) in enumerate((("A", pair["a_patches"]), ("B", pair["b_patches"]))):
+    names = sag_pair_captions().drawn["labels"]
+    for k, (name, patches) in enumerate(
+        zip(names, (pair["a_patches"], pair["b_patches"]), strict=True)
+    ):
         x = pad + k * (size + gap)
         text_w = draw.textlength(name, font=font)
         draw.text((x + (size - text_w) / 2, pad), name, fill=_TEXT, font=font)

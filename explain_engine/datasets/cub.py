@@ -69,9 +69,87 @@ class CubDataset:
 _CLASS_NUMBER_PREFIX = re.compile(r"^\d+\.")
 
 
+#: CUB-200-2011's class names write hyphens and apostrophes as underscores (or drop them):
+#: the names people know, by the class name without its number. Every other class reads
+#: right with its underscores as spaces. "Artic" is CUB's misspelling of Arctic.
+CUB_DISPLAY_NAMES: dict[str, str] = {
+    "Black_footed_Albatross": "Black-footed Albatross",
+    "Groove_billed_Ani": "Groove-billed Ani",
+    "Brewer_Blackbird": "Brewer's Blackbird",
+    "Red_winged_Blackbird": "Red-winged Blackbird",
+    "Yellow_headed_Blackbird": "Yellow-headed Blackbird",
+    "Yellow_breasted_Chat": "Yellow-breasted Chat",
+    "Chuck_will_Widow": "Chuck-will's-widow",
+    "Brandt_Cormorant": "Brandt's Cormorant",
+    "Red_faced_Cormorant": "Red-faced Cormorant",
+    "Black_billed_Cuckoo": "Black-billed Cuckoo",
+    "Yellow_billed_Cuckoo": "Yellow-billed Cuckoo",
+    "Gray_crowned_Rosy_Finch": "Gray-crowned Rosy-Finch",
+    "Olive_sided_Flycatcher": "Olive-sided Flycatcher",
+    "Scissor_tailed_Flycatcher": "Scissor-tailed Flycatcher",
+    "Yellow_bellied_Flycatcher": "Yellow-bellied Flycatcher",
+    "Boat_tailed_Grackle": "Boat-tailed Grackle",
+    "Pied_billed_Grebe": "Pied-billed Grebe",
+    "Rose_breasted_Grosbeak": "Rose-breasted Grosbeak",
+    "Glaucous_winged_Gull": "Glaucous-winged Gull",
+    "Heermann_Gull": "Heermann's Gull",
+    "Ring_billed_Gull": "Ring-billed Gull",
+    "Slaty_backed_Gull": "Slaty-backed Gull",
+    "Anna_Hummingbird": "Anna's Hummingbird",
+    "Ruby_throated_Hummingbird": "Ruby-throated Hummingbird",
+    "Long_tailed_Jaeger": "Long-tailed Jaeger",
+    "Dark_eyed_Junco": "Dark-eyed Junco",
+    "White_breasted_Kingfisher": "White-breasted Kingfisher",
+    "Red_legged_Kittiwake": "Red-legged Kittiwake",
+    "Red_breasted_Merganser": "Red-breasted Merganser",
+    "Clark_Nutcracker": "Clark's Nutcracker",
+    "White_breasted_Nuthatch": "White-breasted Nuthatch",
+    "Scott_Oriole": "Scott's Oriole",
+    "Western_Wood_Pewee": "Western Wood-Pewee",
+    "Whip_poor_Will": "Whip-poor-will",
+    "White_necked_Raven": "White-necked Raven",
+    "Baird_Sparrow": "Baird's Sparrow",
+    "Black_throated_Sparrow": "Black-throated Sparrow",
+    "Brewer_Sparrow": "Brewer's Sparrow",
+    "Clay_colored_Sparrow": "Clay-colored Sparrow",
+    "Harris_Sparrow": "Harris's Sparrow",
+    "Henslow_Sparrow": "Henslow's Sparrow",
+    "Le_Conte_Sparrow": "Le Conte's Sparrow",
+    "Lincoln_Sparrow": "Lincoln's Sparrow",
+    "Nelson_Sharp_tailed_Sparrow": "Nelson's Sharp-tailed Sparrow",
+    "White_crowned_Sparrow": "White-crowned Sparrow",
+    "White_throated_Sparrow": "White-throated Sparrow",
+    "Artic_Tern": "Arctic Tern",
+    "Forsters_Tern": "Forster's Tern",
+    "Green_tailed_Towhee": "Green-tailed Towhee",
+    "Black_capped_Vireo": "Black-capped Vireo",
+    "Blue_headed_Vireo": "Blue-headed Vireo",
+    "Red_eyed_Vireo": "Red-eyed Vireo",
+    "White_eyed_Vireo": "White-eyed Vireo",
+    "Yellow_throated_Vireo": "Yellow-throated Vireo",
+    "Bay_breasted_Warbler": "Bay-breasted Warbler",
+    "Black_and_white_Warbler": "Black-and-white Warbler",
+    "Black_throated_Blue_Warbler": "Black-throated Blue Warbler",
+    "Blue_winged_Warbler": "Blue-winged Warbler",
+    "Chestnut_sided_Warbler": "Chestnut-sided Warbler",
+    "Golden_winged_Warbler": "Golden-winged Warbler",
+    "Orange_crowned_Warbler": "Orange-crowned Warbler",
+    "Swainson_Warbler": "Swainson's Warbler",
+    "Wilson_Warbler": "Wilson's Warbler",
+    "Worm_eating_Warbler": "Worm-eating Warbler",
+    "American_Three_toed_Woodpecker": "American Three-toed Woodpecker",
+    "Red_bellied_Woodpecker": "Red-bellied Woodpecker",
+    "Red_cockaded_Woodpecker": "Red-cockaded Woodpecker",
+    "Red_headed_Woodpecker": "Red-headed Woodpecker",
+    "Bewick_Wren": "Bewick's Wren",
+}
+
+
 def display_name(class_name: str) -> str:
-    """The name to show people: "059.California_Gull" -> "California Gull"."""
-    return _CLASS_NUMBER_PREFIX.sub("", class_name.strip()).replace("_", " ")
+    """The name to show people, with CUB's hyphens and apostrophes (`CUB_DISPLAY_NAMES`):
+    "059.California_Gull" -> "California Gull", "061.Heermann_Gull" -> "Heermann's Gull"."""
+    bare = _CLASS_NUMBER_PREFIX.sub("", class_name.strip())
+    return CUB_DISPLAY_NAMES.get(bare, bare.replace("_", " "))
 
 
 def read_cub(root: Path, *, classes: list[str] | None = None) -> CubDataset:
@@ -281,12 +359,15 @@ def _read_parts(
 
 def _class_key(name: str) -> str:
     """What two spellings of one class share: no number, no underscores, lower case."""
-    return " ".join(display_name(name).lower().split())
+    bare = _CLASS_NUMBER_PREFIX.sub("", name.strip())
+    return " ".join(bare.replace("_", " ").lower().split())
 
 
 def _resolve_classes(requested: list[str], class_names: list[str]) -> set[str]:
     by_full_name = {name.lower(): name for name in class_names}
-    by_key = {_class_key(name): name for name in class_names}
+    # A class may be asked for by its folder name or by the name people know.
+    by_key = {_class_key(display_name(name)): name for name in class_names}
+    by_key.update({_class_key(name): name for name in class_names})
     resolved = set()
     for entry in requested:
         cleaned = entry.strip()

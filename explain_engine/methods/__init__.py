@@ -45,12 +45,12 @@ __all__ = [
     "get_method",
 ]
 
-REGISTRY: dict[str, type[ExplanationMethod] | type[XNN]] = {
+REGISTRY: dict[str, type[ExplanationMethod]] = {
     cls.slug: cls for cls in (GradCAM, IGOS, IGOSPlusPlus, IntegratedGradients, SAG, XNN)
 }
 
 
-def get_method(slug: str, /, **params: Any) -> ExplanationMethod | XNN:
+def get_method(slug: str, /, **params: Any) -> ExplanationMethod:
     """Construct the method registered under `slug` with keyword `params` (XNN: unfitted).
 
     Raises:

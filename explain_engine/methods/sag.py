@@ -35,12 +35,32 @@ Search (the authors' beam-search release, with this project's decisions):
    ``children`` removals that change the probability most (absolute change; ties in
    raster order) become its children. Identical patch sets are one node, so the graph is a
    DAG (the release draws a forest and takes the first patches in raster order).
-5. Comparative pairs for "on which of these two partial images is the AI more confident?"
-   questions, from the graph's own scores (no extra model run): first every edge (a node
-   and its child without one patch), then every other pair of nodes, each kept when the
-   two confidences differ by at least ``pair_gap`` points of p_full (so the question has a
-   clear right answer), at most ``max_pairs``. Which set is shown as "A" is decided by a
-   hash of the seed and the two sets, so the more confident one is not always first.
+5. Comparative pairs, for the question "on which of these two partial images, A and B, is
+   the AI more confident?", from the search's own scores (no extra model run). The rule:
+
+   - A pair is two patch sets the search scored (beam successors, the minimization's
+     steps, the graph's one-patch removals, with their probabilities p(S)) that are **not
+     nodes of the SAG**: the SAG condition shows the graph, with each node's confidence, on
+     the same page, so a node could be read off the figure. Two sets where one contains the
+     other are never paired (the larger would win by construction).
+   - Their confidences (p(S) as a share of p_full, in points) differ by at least
+     ``pair_gap``, so the question has a clear right answer, and their sizes by at most
+     ``pair_size_difference`` patches (sets of similar size: siblings, sets around
+     different MSEs), so that neither is plainly "most of the photo".
+   - "Shows more of the photo" is `shown_share`: the share of the photo the revealed
+     patches cover as the model sees them (each patch's bilinear tent: an inner patch
+     counts 1, an edge patch 1/2, a corner 1/4). A pair's ``kind`` says whether the set
+     that shows more is the more confident (``larger_more_confident``), the less
+     (``smaller_more_confident``), or the two show the same share (``same_size``).
+   - At most ``max_pairs`` are kept, taken in turn from the three kinds, each kind's pairs
+     by nearest shown share, then larger gap (among the best ``PAIR_SHORTLIST`` times
+     ``max_pairs`` of the kind); a set is used in one pair only. The study
+     draws one pair per item so that the set showing more is the more confident in about
+     half the items, and `pair_kind_counts` tells, at launch, how many of each kind every
+     image offers (``pair_candidates``: all the search held).
+
+   Which set is "A" is decided by a hash of the seed and the two sets, so the more
+   confident one is not always first.
 
 Scores are softmax probabilities of the target (default: the predicted class). The black
 baseline is black in pixel space, i.e. ``(0 - pixel_mean) / pixel_std`` in the model's
@@ -64,6 +84,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -79,7 +100,20 @@ from .base import (
 from .igos import optimize_masks
 from .masking import composite
 
-__all__ = ["MSE", "SAG", "SAGEdge", "SAGGraph", "SAGNode", "SAGPair", "SAGResult", "SearchLevel"]
+__all__ = [
+    "MSE",
+    "PAIR_KINDS",
+    "SAG",
+    "SAGEdge",
+    "SAGGraph",
+    "SAGNode",
+    "SAGPair",
+    "SAGResult",
+    "SearchLevel",
+    "larger_picture",
+    "pair_kind_counts",
+    "shown_share",
+]
 
 #: torchvision's ImageNet normalization (the same numbers as `classifiers.IMAGENET_MEAN` /
 #: `IMAGENET_STD`; not imported, since `classifiers` imports the methods package).
@@ -90,6 +124,16 @@ RANKING_L1 = 1.0
 RANKING_TV = 20.0
 
 Patches = tuple[int, ...]
+PairKind = Literal["larger_more_confident", "smaller_more_confident", "same_size"]
+#: The best pairs of each kind (times ``max_pairs``) from which the kept ones are drawn.
+PAIR_SHORTLIST = 50
+_PAIR_ROWS = 256
+#: The kinds of comparative pair, in the order `SAG` takes them in turn.
+PAIR_KINDS: tuple[PairKind, ...] = (
+    "smaller_more_confident",
+    "larger_more_confident",
+    "same_size",
+)
 
 
 # ---------------------------------------------------------------------- plain data
@@ -134,7 +178,10 @@ class SAGPair:
     """Two partial images for a comparative question; ``answer`` is the more confident one.
 
     ``gap`` is |confidence A - confidence B| in points of the full-image probability;
-    ``kind`` is "edge" (B is A with one patch more or less) or "nodes" (any two nodes).
+    ``kind`` says whether the set showing more of the photo (`shown_share`) is the more
+    confident one (see the module docstring, step 5). The two sets are scored sets of the
+    search, never nodes of the graph; ``a_node`` and ``b_node`` are -1 (kept for data
+    stored before this rule, when pairs were nodes).
     """
 
     a_node: int
@@ -145,7 +192,7 @@ class SAGPair:
     b_probability: float
     gap: float
     answer: Literal["A", "B"]
-    kind: Literal["edge", "nodes"]
+    kind: PairKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +217,7 @@ class SAGGraph:
         mses: the MSEs in discovery order. roots: the node ids of the diverse roots.
         nodes, edges: the graph (node ids are positions in ``nodes``).
         pairs: comparative question pairs. search: the beam-search levels.
+        pair_candidates: valid comparative pairs in the search, by kind.
     """
 
     grid: int
@@ -183,6 +231,9 @@ class SAGGraph:
     edges: tuple[SAGEdge, ...]
     pairs: tuple[SAGPair, ...]
     search: tuple[SearchLevel, ...]
+    #: How many valid comparative pairs of each kind the search held (``pairs`` keeps at
+    #: most ``max_pairs`` of them); empty for graphs stored before the rule.
+    pair_candidates: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (lists, ints, floats, strings, bools only)."""
@@ -231,6 +282,7 @@ class SAGGraph:
                 SearchLevel(s["scored"], s["sufficient"], tuple(tuple(beam) for beam in s["beam"]))
                 for s in data["search"]
             ),
+            pair_candidates={k: int(v) for k, v in data.get("pair_candidates", {}).items()},
         )
 
 
@@ -267,7 +319,8 @@ class SAG(ExplanationMethod):
         children: children per node. node_threshold: expand a node only above this share
             of the full-image probability. ranking_iterations, ranking_steps: the heuristic
             I-GOS run. pair_gap: least confidence gap (points) of a comparative pair;
-            max_pairs: most pairs. pixel_mean, pixel_std: the model's input normalization
+            pair_size_difference: most patches its two sets may differ by; max_pairs: most
+            pairs. pixel_mean, pixel_std: the model's input normalization
             (for the black baseline). seed: I-GOS noise and A/B order. batch_size: images
             per forward pass.
     """
@@ -287,6 +340,7 @@ class SAG(ExplanationMethod):
     ranking_iterations: int = 2
     ranking_steps: int = 20
     pair_gap: float = 20.0
+    pair_size_difference: int = 1
     max_pairs: int = 10
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
@@ -308,6 +362,7 @@ class SAG(ExplanationMethod):
         ):
             require_int(getattr(self, name), name, minimum=1)
         require_int(self.overlap, "overlap", minimum=0)
+        require_int(self.pair_size_difference, "pair_size_difference", minimum=0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer; got {self.seed!r}")
         _require_number(
@@ -396,6 +451,7 @@ class SAG(ExplanationMethod):
         chosen = diverse_subset([frozenset(m.patches) for m in mses], self.overlap)
         roots = [mses[i] for i in chosen[: self.num_roots]]
         nodes, edges = self._graph(score, roots, full)
+        pairs, candidates = self._pairs(nodes, score.cache, full)
         return SAGGraph(
             grid=self.grid,
             target=target,
@@ -406,8 +462,9 @@ class SAG(ExplanationMethod):
             roots=tuple(node.id for node in nodes if node.is_root),
             nodes=tuple(nodes),
             edges=tuple(edges),
-            pairs=tuple(self._pairs(nodes, edges)),
+            pairs=tuple(pairs),
             search=tuple(levels),
+            pair_candidates=candidates,
         )
 
     # ------------------------------------------------------------------ search
@@ -556,37 +613,126 @@ class SAG(ExplanationMethod):
             for parent, child, patch in edges
         ]
 
-    def _pairs(self, nodes: list[SAGNode], edges: list[SAGEdge]) -> list[SAGPair]:
-        candidates: list[tuple[int, int, Literal["edge", "nodes"]]] = []
-        taken: set[tuple[int, int]] = set()
-        for edge in edges:
-            taken.add((min(edge.parent, edge.child), max(edge.parent, edge.child)))
-            if abs(edge.drop) >= self.pair_gap:
-                candidates.append((edge.parent, edge.child, "edge"))
-        for i in range(len(nodes)):
-            for j in range(i + 1, len(nodes)):
-                gap = abs(nodes[i].confidence - nodes[j].confidence)
-                if (i, j) not in taken and gap >= self.pair_gap:
-                    candidates.append((i, j, "nodes"))
+    def _pairs(
+        self, nodes: list[SAGNode], scored: dict[frozenset[int], float], full: float
+    ) -> tuple[list[SAGPair], dict[str, int]]:
+        """The comparative pairs of the module docstring's step 5, and how many valid
+        pairs of each kind there were to choose from."""
+        drawn = {frozenset(node.patches) for node in nodes}
+        pool = sorted((tuple(sorted(s)), p) for s, p in scored.items() if s and s not in drawn)
+        if len(pool) < 2 or not full > 0:
+            return [], dict.fromkeys(PAIR_KINDS, 0)
+        member = np.zeros((len(pool), self.grid * self.grid), dtype=np.float32)
+        for row, (patches, _) in enumerate(pool):
+            member[row, list(patches)] = 1.0
+        sizes = member.sum(1).astype(int)
+        confidence = np.array([100.0 * p / full for _, p in pool])
+        share = member.astype(np.float64) @ _tent_weights(self.grid)
+        counts = dict.fromkeys(PAIR_KINDS, 0)
+        best = {kind: np.zeros((0, 4)) for kind in PAIR_KINDS}
+        keep = PAIR_SHORTLIST * self.max_pairs
+        # Only sets of similar size are paired, so the pairs come in blocks: the sets of one
+        # size against those of that size and up to `pair_size_difference` more, taken a
+        # few rows at a time so that memory stays small whatever the search scored.
+        for size in np.unique(sizes):
+            group = np.flatnonzero(sizes == size)
+            cols = np.flatnonzero((sizes >= size) & (sizes <= size + self.pair_size_difference))
+            for start in range(0, len(group), _PAIR_ROWS):
+                rows = group[start : start + _PAIR_ROWS]
+                nested = member[rows] @ member[cols].T == size  # the smaller set in the other
+                gap = np.abs(confidence[rows, None] - confidence[None, cols])
+                later = (rows[:, None] < cols[None, :]) | (sizes[cols] > size)[None, :]
+                r, c = (~nested & (gap >= self.pair_gap) & later).nonzero()
+                i, j = rows[r], cols[c]
+                size_gap = np.abs(share[i] - share[j])
+                same = size_gap < 1e-9
+                congruent = (share[i] > share[j]) == (confidence[i] > confidence[j])
+                block = np.stack([i, j, size_gap, gap[r, c]], axis=1)
+                for kind, mask in (
+                    ("smaller_more_confident", ~same & ~congruent),
+                    ("larger_more_confident", ~same & congruent),
+                    ("same_size", same),
+                ):
+                    counts[kind] += int(mask.sum())
+                    merged = np.concatenate([best[kind], block[mask]])
+                    # Nearest shown share first, then the larger gap.
+                    best[kind] = merged[np.lexsort((-merged[:, 3], merged[:, 2]))[:keep]]
+        ranked = {kind: best[kind][:, :2].astype(int) for kind in PAIR_KINDS}
+        chosen: list[tuple[int, int, PairKind]] = []
+        used: set[int] = set()
+        position = dict.fromkeys(PAIR_KINDS, 0)
+        added = True
+        while added and len(chosen) < self.max_pairs:
+            added = False
+            for kind in PAIR_KINDS:
+                candidates, k = ranked[kind], position[kind]
+                while k < len(candidates) and not used.isdisjoint(candidates[k].tolist()):
+                    k += 1
+                position[kind] = k + 1
+                if k < len(candidates) and len(chosen) < self.max_pairs:
+                    i, j = candidates[k].tolist()
+                    used.update((i, j))
+                    chosen.append((i, j, kind))
+                    added = True
         pairs = []
-        for i, j, kind in candidates[: self.max_pairs]:
-            a, b = nodes[i], nodes[j]
-            if random.Random(f"{self.seed}:{a.patches}:{b.patches}").random() < 0.5:
-                a, b = b, a
+        for i, j, kind in chosen:
+            (a, pa), (b, pb) = pool[i], pool[j]
+            if random.Random(f"{self.seed}:{a}:{b}").random() < 0.5:
+                (a, pa), (b, pb) = (b, pb), (a, pa)
             pairs.append(
                 SAGPair(
-                    a_node=a.id,
-                    b_node=b.id,
-                    a_patches=a.patches,
-                    b_patches=b.patches,
-                    a_probability=a.probability,
-                    b_probability=b.probability,
-                    gap=abs(a.confidence - b.confidence),
-                    answer="A" if a.probability > b.probability else "B",
+                    a_node=-1,
+                    b_node=-1,
+                    a_patches=a,
+                    b_patches=b,
+                    a_probability=pa,
+                    b_probability=pb,
+                    gap=abs(100.0 * (pa - pb) / full),
+                    answer="A" if pa > pb else "B",
                     kind=kind,
                 )
             )
-        return pairs
+        return pairs, counts
+
+
+# ---------------------------------------------------------------------- comparative pairs
+
+
+def _tent_weights(grid: int) -> np.ndarray:
+    """Each patch's share of the photo as the model sees it revealed: its bilinear tent
+    (align_corners=True) covers one grid step per axis inside, half a step on an edge."""
+    along = np.ones(grid)
+    along[[0, -1]] = 0.5
+    return (np.outer(along, along) / (grid - 1) ** 2).reshape(-1)
+
+
+def shown_share(patches: Sequence[int], grid: int) -> float:
+    """The share of the photo (0 to 1) a patch set shows, as `sag_reveal` draws it: the
+    mean of its upsampled mask. This is what "the picture showing more" means."""
+    return float(_tent_weights(grid)[list(patches)].sum())
+
+
+def larger_picture(pair: SAGPair | dict[str, Any], grid: int) -> Literal["A", "B"] | None:
+    """Which picture of a comparative pair shows more of the photo; None if the same."""
+    data = dataclasses.asdict(pair) if isinstance(pair, SAGPair) else pair
+    a, b = shown_share(data["a_patches"], grid), shown_share(data["b_patches"], grid)
+    if abs(a - b) < 1e-9:
+        return None
+    return "A" if a > b else "B"
+
+
+def pair_kind_counts(graph: SAGGraph | dict[str, Any]) -> dict[str, Any]:
+    """A graph's valid comparative pairs (see the module docstring, step 5): ``stored``,
+    those kept for questions, and ``candidates``, all the search held, each by kind in
+    `PAIR_KINDS`; ``valid`` is the number stored. Pairs stored under the earlier rule
+    (graph nodes and their children) are not valid."""
+    data = graph.to_dict() if isinstance(graph, SAGGraph) else graph
+    stored = dict.fromkeys(PAIR_KINDS, 0)
+    for pair in data.get("pairs", []):
+        if pair.get("kind") in stored:
+            stored[pair["kind"]] += 1
+    candidates = {kind: int(data.get("pair_candidates", {}).get(kind, 0)) for kind in PAIR_KINDS}
+    return {"valid": sum(stored.values()), "stored": stored, "candidates": candidates}
 
 
 # ---------------------------------------------------------------------- helpers

@@ -102,6 +102,7 @@ def concept_model_fit(
     classifier: Classifier,
     classes: list[int] | None = None,
     progress: Callable[[dict], None] | None = None,
+    accept_weak_fit: bool = False,
     **params,
 ) -> ConceptModel:
     """Fit an XNN on the classifier's train split and save it; fitted once per classifier,
@@ -111,6 +112,8 @@ def concept_model_fit(
         classifier: the classifier to explain; its image set gives the splits.
         classes: output indices explained together; None = all. Their order does not matter.
         progress: called with `XNN.fit_features`' progress dicts while it trains.
+        accept_weak_fit: keep a fit that fails XNN's success rule or R² bar (recorded on
+            the record as ``accepted_weak_fit``); otherwise it is refused.
         params: the other `XNN` parameters (k, layer, epochs, seed, ...); their defaults
             otherwise. A study condition's stored parameters can be passed as they are.
 
@@ -118,7 +121,8 @@ def concept_model_fit(
     never sees, and the prototypes are the train images activating each concept most.
 
     Raises:
-        EngineInputError: unknown class, bad parameter, or an image set missing a split.
+        EngineInputError: unknown class, bad parameter, an image set missing a split, or a
+            weak fit refused (the message names the success rule and the R²).
     """
     chosen, xnn = _concept_method(classifier, classes, params)
     existing = _stored(classifier, chosen, xnn)
@@ -135,7 +139,7 @@ def concept_model_fit(
         )
     model, preprocessing = classifier_model(classifier)
     device = engine_device()
-    batch_size = xnn.inference_batch_size
+    batch_size = xnn.batch_size
     unreadable: dict[int, str] = {}
     try:
         report = xnn.fit(
@@ -143,6 +147,7 @@ def concept_model_fit(
             _readable_batches(train, preprocessing, batch_size, unreadable),
             holdout=_readable_batches(test, preprocessing, batch_size, unreadable),
             progress=progress,
+            accept_weak_fit=accept_weak_fit,
         )
         readable_train = [image for image in train if image.pk not in unreadable]
         order = xnn.prototypes(
@@ -150,7 +155,7 @@ def concept_model_fit(
             _readable_batches(readable_train, preprocessing, batch_size, unreadable),
             top_n=min(PROTOTYPES_PER_CONCEPT, len(readable_train)),
         )
-    except ValueError as error:  # e.g. a layer name the model does not have
+    except ValueError as error:  # a weak fit refused, a layer name the model does not have
         raise EngineInputError(str(error)) from error
 
     concept_model = ConceptModel(
@@ -170,7 +175,12 @@ def concept_model_fit(
             "unreadable_images": {str(pk): reason for pk, reason in unreadable.items()},
             "library_versions": library_versions(),
         },
-        prototypes=[[readable_train[i].pk for i in row] for row in order.tolist()],
+        prototypes=[
+            [[readable_train[i].pk for i in row] for row in per_model]
+            for per_model in order.tolist()
+        ],
+        accepted_weak_fit=report.accepted_weak_fit,
+        diversity=report.diversity,
     )
     state = io.BytesIO()
     torch.save(xnn.state_dict(), state)
@@ -200,34 +210,42 @@ def concept_model_load(concept_model: ConceptModel) -> XNN:
 
 
 @lru_cache(maxsize=8)
-def _prototype_tiles(concept_model_id: int, name: str) -> tuple[tuple[PIL.Image.Image, ...], ...]:
+def _prototype_tiles(
+    concept_model_id: int, name: str, column: int
+) -> tuple[tuple[PIL.Image.Image, ...], ...]:
     concept_model = ConceptModel.objects.select_related("classifier").get(pk=concept_model_id)
     xnn = concept_model_load(concept_model)
     model, preprocessing = classifier_model(concept_model.classifier)
-    ids = sorted({pk for row in concept_model.prototypes for pk in row})
+    rows = concept_model.prototype_ids(column)
+    ids = sorted({pk for row in rows for pk in row})
     by_id = Image.objects.in_bulk(ids)
     pictures = {}
     for pk in ids:
         with by_id[pk].file.open("rb") as handle, PIL.Image.open(handle) as pil:
             pictures[pk] = pil.convert("RGB")
     batch = torch.stack([preprocessing.to_tensor(pictures[pk]) for pk in ids])
-    heatmaps = xnn.explain(model, batch).heatmaps.numpy()
+    # the concepts of explained class `column` (its own SRAE's in per-class mode)
+    targets = torch.full((len(ids),), concept_model.classes[column], dtype=torch.long)
+    heatmaps = xnn.explain(model, batch, targets).heatmaps.numpy()
     row_of = {pk: row for row, pk in enumerate(ids)}
     return tuple(
         tuple(
             render.heatmap_overlay(pictures[pk], heatmaps[row_of[pk], concept], legend=False)
             for pk in row
         )
-        for concept, row in enumerate(concept_model.prototypes)
+        for concept, row in enumerate(rows)
     )
 
 
-def concept_model_prototype_tiles(concept_model: ConceptModel) -> list[list[PIL.Image.Image]]:
-    """Per concept, its prototype training images with that concept's heatmap over them.
+def concept_model_prototype_tiles(
+    concept_model: ConceptModel, column: int = 0
+) -> list[list[PIL.Image.Image]]:
+    """Per concept shown for explained class `column` (an index into ``classes``), its
+    prototype training images with that concept's heatmap over them.
 
     Recomputed from the record (the heatmaps are deterministic) and cached per process.
     """
-    tiles = _prototype_tiles(concept_model.pk, concept_model.file.name)
+    tiles = _prototype_tiles(concept_model.pk, concept_model.file.name, column)
     return [list(row) for row in tiles]
 
 
@@ -252,11 +270,12 @@ def concept_model_explain(
     targets = None if target_index is None else torch.tensor([target_index])
     result = xnn.explain(model, preprocessing.to_tensor(stimulus).unsqueeze(0), targets)
     labels = {label.source_name: label for label in classifier.image_set.classes.all()}
+    column = int(result.targets[0])
     return render.xnn_concept_item(
         result,
         0,
         stimulus,
-        concept_model_prototype_tiles(concept_model),
+        concept_model_prototype_tiles(concept_model, column),
         class_names=[labels[name].display_name for name in classifier.class_order],
-        prototype_ids=concept_model.prototypes,
+        prototype_ids=concept_model.prototype_ids(column),
     )

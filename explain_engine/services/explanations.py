@@ -200,18 +200,18 @@ def _method_and_artifacts(
     if slug != "xnn":
         return method_for(classifier=classifier, slug=slug, params=params), artifacts_for
     concept_model = concept_model_fitted(classifier=classifier, **params)
-    prototypes = concept_model_prototype_tiles(concept_model)
     labels = {label.source_name: label for label in classifier.image_set.classes.all()}
     class_names = [labels[name].display_name for name in classifier.class_order]
 
     def concept_artifacts_for(result, index: int, stimulus: PIL.Image.Image):
+        column = int(result.targets[index])  # per-class mode: that class's own concepts
         item = render.xnn_concept_item(
             result,
             index,
             stimulus,
-            prototypes,
+            concept_model_prototype_tiles(concept_model, column),
             class_names=class_names,
-            prototype_ids=concept_model.prototypes,
+            prototype_ids=concept_model.prototype_ids(column),
         )
         return concept_artifacts(item, concept_model_id=concept_model.pk)
 

@@ -82,16 +82,6 @@
       record(hidden ? "heatmap_hidden" : "heatmap_shown");
     });
   }
-  const zoom = document.getElementById("zoom-toggle");
-  if (zoom) {
-    const figure = zoom.closest(".wide-explanation");
-    zoom.addEventListener("click", () => {
-      const zoomed = figure.classList.toggle("zoomed");
-      zoom.textContent = zoomed ? "Fit to the screen" : "Show at full size";
-      zoom.setAttribute("aria-pressed", String(zoomed));
-      record(zoomed ? "explanation_zoomed" : "explanation_unzoomed");
-    });
-  }
   const gallery = document.querySelector(".gallery-toggle");
   if (gallery) {
     gallery.addEventListener("toggle", () => record(gallery.open ? "gallery_opened" : "gallery_closed"));

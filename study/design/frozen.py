@@ -25,7 +25,7 @@ from study.design.question_types import (
     Choice,
     Comparison,
     item_correct_value,
-    sag_comparison,
+    sag_comparisons,
 )
 from study.design.stimuli import GalleryEntry, explanations_for, reference_gallery_from_database
 from study.models import Condition, Participant, Study, StudyItem
@@ -146,13 +146,12 @@ def study_choices(study: Study) -> list[Choice]:
 
 
 def _comparisons(study: Study, items) -> dict[int, Comparison]:
-    """The comparative question's pair for each item's image that has one, by image id."""
-    comparisons = {}
-    for item in items:
-        comparison = sag_comparison(classifier=study.classifier, image=item.image)
-        if comparison is not None:
-            comparison.explanation.image = item.image
-            comparisons[item.image_id] = comparison
+    """The comparative question's pair for each item's image that has one, by image id,
+    drawn so that the larger picture is the more confident in about half (`sag_comparisons`)."""
+    images = {item.image_id: item.image for item in items}
+    comparisons = sag_comparisons(classifier=study.classifier, items=items)
+    for image_id, comparison in comparisons.items():
+        comparison.explanation.image = images[image_id]
     return comparisons
 
 

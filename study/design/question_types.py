@@ -7,8 +7,10 @@ Answers are stored as the chosen value (a string), so every type fits one Respon
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from explain_engine.methods.sag import PAIR_KINDS, pair_kind_counts
 from explain_engine.models import Classifier, ClassLabel, Explanation, Image, Prediction
 from explain_engine.services.explanations import method_for
 from study.models import StudyItem
@@ -62,14 +64,13 @@ class Comparison:
     answer: str
 
 
-def sag_comparison(*, classifier: Classifier, image: Image) -> Comparison | None:
-    """The comparison for an image: its SAG search (default parameters, explaining the
-    model's prediction) and the first pair with a clear confidence gap; None if there is
-    no finished search or it found no pair."""
+def sag_search(*, classifier: Classifier, image: Image) -> Explanation | None:
+    """An image's finished SAG search (default parameters, explaining the model's
+    prediction), whose pairs the comparative question draws from; None if there is none."""
     prediction = Prediction.objects.filter(classifier=classifier, image=image).first()
     if prediction is None:
         return None
-    explanation = Explanation.objects.filter(
+    return Explanation.objects.filter(
         classifier=classifier,
         image=image,
         method="sag",
@@ -77,9 +78,77 @@ def sag_comparison(*, classifier: Classifier, image: Image) -> Comparison | None
         target_index=prediction.predicted_index,
         status=Explanation.Status.DONE,
     ).first()
-    if explanation is None or not explanation.data.get("pairs"):
+
+
+def sag_comparison(
+    *, classifier: Classifier, image: Image, prefer: Sequence[str] = PAIR_KINDS
+) -> Comparison | None:
+    """The comparison for an image: the first pair of its SAG search that is valid under
+    the pair rule (`explain_engine.methods.sag`, step 5: never a node of the SAG shown in
+    the same study, never one set inside the other), of the first kind in `prefer` that it
+    has; None if there is no finished search or no valid pair."""
+    explanation = sag_search(classifier=classifier, image=image)
+    if explanation is None:
         return None
-    return Comparison(explanation, 0, explanation.data["pairs"][0]["answer"])
+    pairs = explanation.data.get("pairs", [])
+    for kind in prefer:
+        for index, pair in enumerate(pairs):
+            if pair.get("kind") == kind:
+                return Comparison(explanation, index, pair["answer"])
+    return None
+
+
+def sag_comparisons(*, classifier: Classifier, items: Iterable[StudyItem]) -> dict[int, Comparison]:
+    """Each item's comparison (by image id), drawn so that among the items of each role the
+    picture showing more of the photo is the more confident one in about half: item by
+    item (in id order), the kind that brings the two counts closer comes first."""
+    chosen: dict[int, Comparison] = {}
+    by_role: dict[str, list[StudyItem]] = {}
+    for item in sorted(items, key=lambda item: item.pk):
+        by_role.setdefault(item.role, []).append(item)
+    for role_items in by_role.values():
+        larger = smaller = 0
+        for item in role_items:
+            if larger > smaller:
+                prefer = ("smaller_more_confident", "same_size", "larger_more_confident")
+            elif larger < smaller:
+                prefer = ("larger_more_confident", "same_size", "smaller_more_confident")
+            else:
+                prefer = PAIR_KINDS
+            comparison = sag_comparison(classifier=classifier, image=item.image, prefer=prefer)
+            if comparison is None:
+                continue
+            kind = comparison.explanation.data["pairs"][comparison.pair_index]["kind"]
+            larger += kind == "larger_more_confident"
+            smaller += kind == "smaller_more_confident"
+            chosen[item.image_id] = comparison
+    return chosen
+
+
+def comparative_pair_counts(*, study) -> dict:
+    """What the classifier's SAG searches offer a comparative study, for the launch audit
+    (JSON-safe): ``items`` (main items), ``items_without_pair``, ``items_with_kind`` (main
+    items offering a kept pair of each kind), ``chosen`` (the kinds the study draws for its
+    main items, see `sag_comparisons`) and ``per_image``: per main item its image's public
+    id and `pair_kind_counts` (kept pairs by kind; every valid pair the search held)."""
+    main = list(study.items.filter(role=StudyItem.Role.MAIN).select_related("image"))
+    per_image = []
+    for item in sorted(main, key=lambda item: item.pk):
+        explanation = sag_search(classifier=study.classifier, image=item.image)
+        counts = pair_kind_counts(explanation.data if explanation is not None else {})
+        per_image.append({"image": str(item.image.public_id), **counts})
+    chosen = dict.fromkeys(PAIR_KINDS, 0)
+    for comparison in sag_comparisons(classifier=study.classifier, items=main).values():
+        chosen[comparison.explanation.data["pairs"][comparison.pair_index]["kind"]] += 1
+    return {
+        "items": len(main),
+        "items_without_pair": sum(row["valid"] == 0 for row in per_image),
+        "items_with_kind": {
+            kind: sum(row["stored"][kind] > 0 for row in per_image) for kind in PAIR_KINDS
+        },
+        "chosen": chosen,
+        "per_image": per_image,
+    }
 
 
 class PredictAI:

@@ -11,7 +11,12 @@ from study.design.frozen import (
     frozen_study_by_hash,
     participant_assignment,
 )
-from study.design.question_types import QUESTION_TYPES, Choice, attention_check_choice
+from study.design.question_types import (
+    QUESTION_TYPES,
+    Choice,
+    Comparison,
+    attention_check_choice,
+)
 from study.design.stimuli import GalleryEntry
 from study.flow.stimulus_tokens import stimulus_resolve
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
@@ -177,13 +182,14 @@ def participant_explanation(
 
 def participant_comparison(
     *, assignment: ParticipantAssignment, code: str, token: str
-) -> Explanation | None:
-    """The SAG search the participant's `token` stands for, if one of their comparative
-    trials draws its pair from it."""
+) -> Comparison | None:
+    """The comparison the participant's `token` stands for (by its SAG search), if one of
+    their comparative trials draws its pair from it."""
     comparisons = assignment.frozen.comparisons
-    candidates = [
-        comparisons[image_id].explanation
-        for image_id in assignment.trial_image_ids
-        if image_id in comparisons
-    ]
-    return stimulus_resolve(code=code, kind="comparison", token=token, candidates=candidates)
+    for image_id in assignment.trial_image_ids:
+        comparison = comparisons.get(image_id)
+        if comparison is not None and stimulus_resolve(
+            code=code, kind="comparison", token=token, candidates=[comparison.explanation]
+        ):
+            return comparison
+    return None

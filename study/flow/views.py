@@ -171,12 +171,14 @@ def participant_explanation(request: HttpRequest, slug: str, code: str, token: s
 def participant_comparison(request: HttpRequest, slug: str, code: str, token: str) -> HttpResponse:
     """The A/B stimulus of a comparative question, drawn from the item's SAG search."""
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_comparison(assignment=assignment, code=code, token=token)
-    if explanation is None:
+    comparison = selectors.participant_comparison(assignment=assignment, code=code, token=token)
+    if comparison is None:
         raise Http404("No such comparison.")
-    photo_file = explanation.image.file  # the snapshot's, shared: open a handle of its own
+    photo_file = comparison.explanation.image.file  # the snapshot's: a handle of its own
     with photo_file.storage.open(photo_file.name, "rb") as handle, PILImage.open(handle) as photo:
-        png = render_figure.sag_pair_png(photo.convert("RGB"), explanation.data, 0)
+        png = render_figure.sag_pair_png(
+            photo.convert("RGB"), comparison.explanation.data, comparison.pair_index
+        )
     response = HttpResponse(png, "image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -63,3 +63,22 @@ def stimulus_url_tag(context, kind: str, stimulus) -> str:
         kind=kind,
         public_id=stimulus.public_id,
     )
+
+
+@register.simple_tag
+def figure_words(condition, prediction=None):
+    """The declared words of `condition`'s explanation figure (`study.disclosure`); pass the
+    trial's shown AI prediction, if any, for a figure that may name the AI's answer."""
+    from study.design.disclosure import condition_figure_captions
+
+    class_name = prediction.predicted_label.display_name if prediction else None
+    return condition_figure_captions(condition=condition, class_name=class_name)
+
+
+@register.simple_tag
+def figure_parts(explanation, condition, prediction=None):
+    """A SAG or XNN explanation as the parts its page lays out (`study.figures`)."""
+    from study.flow.figures import explanation_parts
+
+    class_name = prediction.predicted_label.display_name if prediction else None
+    return explanation_parts(explanation=explanation, condition=condition, class_name=class_name)

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explain_engine.datasets.cub import CubFormatError, display_name, read_cub
+from explain_engine.datasets.cub import (
+    CUB_DISPLAY_NAMES,
+    CubFormatError,
+    display_name,
+    read_cub,
+)
 from explain_engine.datasets.synthetic_birds import (
     PART_NAMES,
     SPECIES,
@@ -445,10 +450,27 @@ def test_read_cub_reports_malformed_input_with_file_and_line(copy_of_birds, case
     assert isinstance(raised.value, ValueError)
 
 
-def test_display_name():
+def test_display_name_keeps_cubs_hyphens_and_apostrophes():
     assert display_name("059.California_Gull") == "California Gull"
-    assert display_name("060.Glaucous_winged_Gull") == "Glaucous winged Gull"
+    assert display_name("060.Glaucous_winged_Gull") == "Glaucous-winged Gull"
+    assert display_name("061.Heermann_Gull") == "Heermann's Gull"
+    assert display_name("022.Chuck_will_Widow") == "Chuck-will's-widow"
+    assert display_name("146.Forsters_Tern") == "Forster's Tern"
     assert display_name("Herring_Gull") == "Herring Gull"
+    # Only punctuation changes (and CUB's misspelling of Arctic).
+    assert len(CUB_DISPLAY_NAMES) == 69
+    for source, shown in CUB_DISPLAY_NAMES.items():
+        words = shown.replace("-", " ").replace("'s", "").replace("'", "").lower().split()
+        expected = source.replace("Forsters", "Forster").replace("Artic", "Arctic")
+        assert words == expected.lower().split("_"), source
+
+
+def test_classes_are_found_by_folder_or_display_name(tiny_birds_dir):
+    for spelling in ("Glaucous-winged Gull", "Glaucous winged Gull", "Glaucous_winged_Gull"):
+        dataset = read_cub(tiny_birds_dir, classes=[spelling])
+        assert dataset.class_names == ["060.Glaucous_winged_Gull"]
+    dataset = read_cub(tiny_birds_dir, classes=["Heermann's Gull"])
+    assert dataset.class_names == ["061.Heermann_Gull"]
 
 
 def test_datasets_package_does_not_import_django():

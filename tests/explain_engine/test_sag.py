@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from explain_engine.methods import REGISTRY, SAG, SAGGraph, get_method
-from explain_engine.methods.sag import diverse_subset
+from explain_engine.methods.sag import (
+    PAIR_KINDS,
+    diverse_subset,
+    larger_picture,
+    pair_kind_counts,
+    shown_share,
+)
 
 from .test_methods import (
     assert_state_restored,
@@ -271,15 +277,19 @@ def test_only_confident_nodes_with_several_patches_expand():
 # ---------------------------------------------------------------------------- pairs
 
 
-def test_pairs_have_the_gap_and_the_models_probabilities():
-    model = PatchReader(triple)
-    graph = SAG(max_depth=4, pair_gap=30, max_pairs=8, **PLAIN).explain(model, ones()).graphs[0]
+def test_pairs_are_scored_sets_never_drawn_nodes_nor_nested_with_the_models_probabilities():
+    model = PatchReader(weighted_triple)
+    sag = SAG(max_depth=4, pair_gap=10, max_pairs=8, **PLAIN)
+    graph = sag.explain(model, ones()).graphs[0]
     assert len(graph.pairs) == 8
+    drawn = {node.patches for node in graph.nodes}
     image = ones()[0]
     for pair in graph.pairs:
-        a, b = graph.nodes[pair.a_node], graph.nodes[pair.b_node]
-        assert (a.patches, b.patches) == (pair.a_patches, pair.b_patches)
-        assert pair.gap >= 30 and pair.gap == pytest.approx(abs(a.confidence - b.confidence))
+        a, b = set(pair.a_patches), set(pair.b_patches)
+        # Not read off the SAG shown beside the question, and no pair inside the other.
+        assert pair.a_patches not in drawn and pair.b_patches not in drawn
+        assert not a <= b and not b <= a
+        assert abs(len(a) - len(b)) <= sag.pair_size_difference
         pa = revealed_probability(model, image, pair.a_patches)
         pb = revealed_probability(model, image, pair.b_patches)
         assert (pair.a_probability, pair.b_probability) == (
@@ -287,18 +297,58 @@ def test_pairs_have_the_gap_and_the_models_probabilities():
             pytest.approx(pb, abs=1e-6),
         )
         assert pair.answer == ("A" if pa > pb else "B")
-    # Root -> child edges differ by only ~17 points here: no pair; child -> grandchild ones do.
-    edges = [p for p in graph.pairs if p.kind == "edge"]
-    assert len(edges) == 6
-    assert all(len(p.a_patches) + len(p.b_patches) == 3 for p in edges)
-    assert {p.answer for p in graph.pairs} == {"A", "B"}  # the more confident is not always A
-    assert len({(p.a_node, p.b_node) for p in graph.pairs}) == len(graph.pairs)
+        full = graph.full_probability
+        assert pair.gap >= 10 and pair.gap == pytest.approx(100 * abs(pa - pb) / full, abs=1e-3)
+    # Each set is in one pair only; the more confident one is not always A.
+    sets = [p.a_patches for p in graph.pairs] + [p.b_patches for p in graph.pairs]
+    assert len(set(sets)) == len(sets)
+    assert {p.answer for p in graph.pairs} == {"A", "B"}
+
+
+def test_pairs_take_the_kinds_in_turn_so_the_larger_picture_wins_about_half():
+    graph = (
+        SAG(max_depth=4, pair_gap=10, max_pairs=9, **PLAIN)
+        .explain(PatchReader(weighted_triple), ones())
+        .graphs[0]
+    )
+    kinds = [pair.kind for pair in graph.pairs]
+    assert kinds == list(PAIR_KINDS) * 3
+    for pair in graph.pairs:
+        larger = larger_picture(pair, GRID)
+        if pair.kind == "same_size":
+            assert larger is None
+        else:
+            assert (larger == pair.answer) == (pair.kind == "larger_more_confident")
+    counts = pair_kind_counts(graph.to_dict())
+    assert counts["valid"] == 9 and counts["stored"] == dict.fromkeys(PAIR_KINDS, 3)
+    assert all(counts["candidates"][kind] >= 3 for kind in PAIR_KINDS)
+    # Pairs stored under the earlier rule (a node and its child) are not valid.
+    old = {**graph.to_dict(), "pairs": [{**graph.to_dict()["pairs"][0], "kind": "edge"}]}
+    assert pair_kind_counts(old)["valid"] == 0
+
+
+def test_shown_share_is_the_mean_of_the_mask_the_model_sees():
+    for patches in ([0], [24], [3], [0, 1, 7, 8], list(range(49))):
+        grid = torch.zeros(GRID * GRID)
+        grid[patches] = 1.0
+        up = F.interpolate(
+            grid.view(1, 1, GRID, GRID), size=(SIZE, SIZE), mode="bilinear", align_corners=True
+        )
+        # The pixel grid samples the tents exactly at 7 px per grid step, so the trapezoid
+        # mean of the samples is the tents' area.
+        weights = torch.ones(SIZE)
+        weights[[0, -1]] = 0.5
+        area = (up[0, 0] * weights[:, None] * weights[None, :]).sum() / (SIZE - 1) ** 2
+        assert shown_share(patches, GRID) == pytest.approx(float(area), abs=1e-6)
+    assert shown_share([0], GRID) == pytest.approx(0.25 / 36)
+    assert shown_share(range(49), GRID) == pytest.approx(1.0)
 
 
 def test_no_pairs_when_no_gap_is_large_enough():
     model = PatchReader(triple)
     graph = SAG(max_depth=4, pair_gap=95, **PLAIN).explain(model, ones()).graphs[0]
     assert graph.pairs == ()
+    assert pair_kind_counts(graph)["candidates"] == dict.fromkeys(PAIR_KINDS, 0)
 
 
 # ---------------------------------------------------------------------------- contract

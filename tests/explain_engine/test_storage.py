@@ -15,6 +15,7 @@ from moto import mock_aws
 from PIL import Image as PILImage
 
 from explain_engine.models import Explanation
+from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.services.precompute import precompute_job_create
 from explain_engine.tasks import precompute_job_run
 
@@ -93,8 +94,10 @@ def test_setting_a_bucket_switches_the_default_storage_to_s3():
 def test_concept_models_are_fitted_stored_and_read_back_from_the_bucket(
     s3_storage, classifier, settings
 ):
-    fast = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "batch_size": 8}
+    fast = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "mode": "shared"}
     images = list(classifier.image_set.images.filter(split="test"))[:2]
+    # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
+    concept_model_fit(classifier=classifier, accept_weak_fit=True, **fast)
     job = precompute_job_create(classifier=classifier, methods=[("xnn", fast)], images=images)
     precompute_job_run.delay(job.pk)
 

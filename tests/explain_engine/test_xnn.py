@@ -16,11 +16,11 @@ from explain_engine.classifiers import SmallCNN
 from explain_engine.methods import REGISTRY, get_method
 from explain_engine.methods.base import params_hash
 from explain_engine.methods.xnn import (
-    LOSS_WEIGHTS,
-    PAPER_LOSS_WEIGHTS,
+    AUTHORS_LOSS_WEIGHTS,
     XNN,
     LossWeights,
-    cmwp_chain,
+    WeakFitError,
+    mean_abs_correlation,
 )
 from explain_engine.render import xnn_concept_item, xnn_concept_panel
 
@@ -51,6 +51,7 @@ def _fitted(pull_away: str) -> tuple[XNN, object, torch.Tensor, torch.Tensor]:
         weights = LossWeights(sparse=True, q=100.0, pred=1.0, rec=0.01, pt=0.0)
     xnn = XNN(
         k=LATENT,
+        mode="shared",
         seed=0,
         epochs=60,
         pretrain_epochs=10,
@@ -59,7 +60,11 @@ def _fitted(pull_away: str) -> tuple[XNN, object, torch.Tensor, torch.Tensor]:
         loss_weights=weights,
     )
     report = xnn.fit_features(
-        features, logits, holdout_features=held_features, holdout_logits=held_logits
+        features,
+        logits,
+        holdout_features=held_features,
+        holdout_logits=held_logits,
+        accept_weak_fit=True,
     )
     return xnn, report, held_features, held_logits
 
@@ -92,8 +97,8 @@ def _plain_cnn(num_classes: int = 4) -> nn.Module:
     )
 
 
-def _small_xnn(k: int = 3) -> XNN:
-    return XNN(k=k, seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, batch_size=10)
+def _small_xnn(k: int = 3, mode: str = "shared") -> XNN:
+    return XNN(k=k, mode=mode, seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, batch_size=10)
 
 
 def _images(n: int = 12, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -120,10 +125,12 @@ def test_registry_gives_an_unfitted_xnn_whose_explain_says_to_fit_it():
     assert REGISTRY["xnn"] is XNN and XNN.needs_fit
     assert not any(cls.needs_fit for slug, cls in REGISTRY.items() if slug != "xnn")
     xnn = get_method("xnn", k=4, classes=[2, 0])
-    assert isinstance(xnn, XNN) and xnn.k == 4 and xnn.module is None
+    assert isinstance(xnn, XNN) and xnn.k == 4 and xnn.modules is None
     with pytest.raises(RuntimeError, match=r"not fitted: fit it .* or load a fitted concept"):
         xnn.explain(_plain_cnn(), _images(2))
-    with pytest.raises(ValueError, match="unknown parameter.*colour.*its parameters: k, layer"):
+    with pytest.raises(
+        ValueError, match="unknown parameter.*colour.*its parameters: batch_size, k, layer"
+    ):
         get_method("xnn", colour="red")
     with pytest.raises(ValueError, match="k must be an integer in 3..8"):
         get_method("xnn", k=9)
@@ -141,26 +148,28 @@ def test_params_hash_is_stable_and_follows_every_parameter():
         XNN(k=4, layer="features"),
         XNN(k=4, seed=1),
         XNN(k=4, epochs=121),
-        XNN(k=4, loss_weights=PAPER_LOSS_WEIGHTS["images"]),
+        XNN(k=4, loss_weights=AUTHORS_LOSS_WEIGHTS["features"]),
+        XNN(k=4, mode="shared"),
+        XNN(k=4, heatmap="gradcam"),
+        XNN(k=4, min_r2=0.5),
     ]
     hashes = {other.params_hash() for other in others}
     assert len(hashes) == len(others) and xnn.params_hash() not in hashes
 
 
-def test_default_loss_weights_are_the_papers_with_rec_and_pt_scaled_down():
-    for axis, paper in PAPER_LOSS_WEIGHTS.items():
-        ours = LOSS_WEIGHTS[axis]
-        assert (ours.sparse, ours.q, ours.pred) == (paper.sparse, paper.q, paper.pred)
-        assert ours.rec == pytest.approx(paper.rec / 1000)
-        assert ours.pt == pytest.approx(paper.pt / 1000)
-    assert PAPER_LOSS_WEIGHTS["images"] == LossWeights(True, 100.0, 1.0, 10.0, 10.0)
+def test_default_loss_weights_are_the_authors():
+    assert XNN().starting_loss_weights() == LossWeights(True, 100.0, 1.0, 10.0, 10.0)
+    assert XNN(pull_away="features").starting_loss_weights() == LossWeights(
+        True, 100.0, 1.0, 15.0, 5.0
+    )
+    assert XNN().mode == "per_class" and XNN().heatmap == "cmwp"
 
 
 def test_fit_reports_progress_after_every_epoch_of_every_attempt():
     features, logits = _synthetic(40, seed=3)
     seen = []
-    xnn = XNN(k=3, seed=0, epochs=3, pretrain_epochs=2, max_attempts=2, batch_size=10)
-    report = xnn.fit_features(features, logits, progress=seen.append)
+    xnn = XNN(k=3, mode="shared", seed=0, epochs=3, pretrain_epochs=2, max_attempts=2)
+    report = xnn.fit_features(features, logits, progress=seen.append, accept_weak_fit=True)
     per_attempt = 4 * 2 + 3
     assert len(seen) == per_attempt * len(report.attempts)
     first = seen[:per_attempt]
@@ -169,6 +178,8 @@ def test_fit_reports_progress_after_every_epoch_of_every_attempt():
     assert [entry["stage"] for entry in first] == ["pretrain"] * 6 + ["head"] * 2 + ["finetune"] * 3
     assert first[5]["epoch"] == first[5]["epochs"] == 6
     assert first[-1] == {
+        "model": 1,
+        "models": 1,
         "attempt": 1,
         "max_attempts": 2,
         "stage": "finetune",
@@ -200,14 +211,13 @@ def test_pull_away_term_decorrelates_the_concepts():
 def test_contributions_sum_with_the_bias_to_the_rebuilt_scores():
     xnn, _, held, _ = _fitted("images")
     activations, contributions, rebuilt = xnn.concepts(held)
-    assert activations.shape == (len(held), LATENT)
+    (module,) = xnn.modules
+    assert activations.shape == (len(held), 1, LATENT)
     assert contributions.shape == (len(held), 4, LATENT)
-    torch.testing.assert_close(contributions.sum(dim=2) + xnn.module.head.bias, rebuilt)
+    torch.testing.assert_close(contributions.sum(dim=2) + module.head.bias, rebuilt)
     with torch.no_grad():
-        torch.testing.assert_close(xnn.module(held)[2], rebuilt, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(
-        contributions, activations[:, None, :] * xnn.module.head.weight[None]
-    )
+        torch.testing.assert_close(module(held)[2], rebuilt, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(contributions, activations * module.head.weight[None])
 
 
 # --------------------------------------------------------------------------- on a CNN
@@ -216,7 +226,7 @@ def test_contributions_sum_with_the_bias_to_the_rebuilt_scores():
 def test_explain_gives_one_map_per_concept_in_unit_range_with_cmwp_on_a_plain_cnn():
     model, images = _plain_cnn(), _images()
     xnn = _small_xnn(k=4)
-    xnn.fit(model, images, holdout=_images(6, seed=1))
+    xnn.fit(model, images, holdout=_images(6, seed=1), accept_weak_fit=True)
     result = xnn.explain(model, images[:5])
     assert result.heatmap_method == "cmwp"
     assert result.heatmaps.shape == (5, 4, 32, 32)
@@ -230,28 +240,22 @@ def test_explain_gives_one_map_per_concept_in_unit_range_with_cmwp_on_a_plain_cn
     assert bool(active.any()) and bool((peaks[active] == 1).all())
 
 
-def test_explain_falls_back_to_gradcam_for_residual_networks():
+def test_explain_reads_cmwp_maps_of_residual_networks_at_an_eighth_of_the_input():
     model, images = SmallCNN(num_classes=3), _images(8, size=64)
-    assert cmwp_chain(model, images[:1]) is None
-    assert cmwp_chain(_plain_cnn(), _images(1)) is not None
     xnn = _small_xnn()
-    xnn.fit(model, images)
+    xnn.fit(model, images, accept_weak_fit=True)
     result = xnn.explain(model, images[:2])
-    assert result.heatmap_method == "gradcam" and result.heatmap_layer == "features"
+    assert result.heatmap_method == "cmwp" and result.heatmap_layer == "features_2_relu_1"
     assert result.heatmaps.shape == (2, 3, 64, 64)
     assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
-    with pytest.raises(ValueError, match="c-MWP needs a plain feed-forward CNN"):
-        XNN(k=3, heatmap="cmwp").from_state_dict(
-            {**xnn.state_dict(), "params": {**xnn.params(), "heatmap": "cmwp"}}
-        ).explain(model, images[:1])
 
 
 def test_prototypes_are_the_most_activating_of_the_train_images_passed():
     model = _plain_cnn()
     train, other = _images(12, seed=0), _images(12, seed=5)
     xnn = _small_xnn()
-    xnn.fit(model, train)
-    protos = xnn.prototypes(model, train, top_n=3)
+    xnn.fit(model, train, accept_weak_fit=True)
+    (protos,) = xnn.prototypes(model, train, top_n=3)
     assert protos.shape == (3, 3) and protos.dtype == torch.int64
     assert int(protos.min()) >= 0 and int(protos.max()) < len(train)
     activations = xnn.explain(model, train).activations
@@ -260,6 +264,7 @@ def test_prototypes_are_the_most_activating_of_the_train_images_passed():
         assert protos[j].tolist() == top.tolist()
     # indices refer to the images passed, never to another set
     subset = xnn.prototypes(model, other[:4], top_n=2)
+    assert subset.shape == (1, 3, 2)
     assert int(subset.max()) < 4
     with pytest.raises(ValueError, match="top_n"):
         xnn.prototypes(model, train[:2], top_n=3)
@@ -267,8 +272,8 @@ def test_prototypes_are_the_most_activating_of_the_train_images_passed():
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     model, images = _plain_cnn(), _images()
-    xnn = _small_xnn()
-    xnn.fit(model, images)
+    xnn = _small_xnn(mode="per_class")
+    xnn.fit(model, images, accept_weak_fit=True)
     path = tmp_path / "xnn.pt"
     xnn.save(path)
     loaded = XNN.load(path)
@@ -292,7 +297,7 @@ def test_fit_and_explain_leave_model_hooks_flags_and_inputs_unchanged(make_model
     original = images.clone()
 
     xnn = XNN(k=3, classes=[0, 2], seed=0, epochs=2, pretrain_epochs=1, max_attempts=1)
-    xnn.fit(model, images)
+    xnn.fit(model, images, accept_weak_fit=True)
     result = xnn.explain(model, images[:2], targets=torch.tensor([2, 0]))
     xnn.prototypes(model, images, top_n=2)
 
@@ -315,6 +320,99 @@ def test_hooks_are_removed_when_the_forward_pass_fails():
         xnn.fit(model, torch.randn(4, 3, 1, 1))  # too small for the pooling layers
     for module in model.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+# ------------------------------------------------------------------ success rule and modes
+
+
+def _weak(**params) -> XNN:
+    """One epoch of fine-tuning, no pre-training: certain to fail the rule or the R² bar."""
+    return XNN(k=3, seed=0, epochs=1, pretrain_epochs=0, max_attempts=2, min_r2=0.99, **params)
+
+
+def test_a_weak_fit_is_refused_with_the_rule_and_the_r2_named():
+    features, logits = _synthetic(60, seed=3)
+    held_features, held_logits = _synthetic(30, seed=4)
+    xnn = _weak(mode="shared")
+    with pytest.raises(WeakFitError) as error:
+        xnn.fit_features(
+            features, logits, holdout_features=held_features, holdout_logits=held_logits
+        )
+    message = str(error.value)
+    assert "\n" not in message
+    assert "success rule (>= 2 x-features with positive mean contribution" in message
+    assert "0.3 x the largest, R² >= 0.99" in message and "test R² " in message
+    assert "--accept-weak-fit" in message
+    assert xnn.modules is None  # nothing kept
+
+
+def test_accept_weak_fit_keeps_the_fit_and_records_it():
+    features, logits = _synthetic(60, seed=3)
+    xnn = _weak(mode="shared")
+    report = xnn.fit_features(features, logits, accept_weak_fit=True)
+    assert report.accepted_weak_fit and not report.success
+    assert xnn.modules is not None and xnn.report is report
+
+
+def test_a_failed_attempt_is_retried_with_the_authors_reweighting():
+    features, logits = _synthetic(60, seed=3)
+    report = _weak(mode="shared").fit_features(features, logits, accept_weak_fit=True)
+    first, second = (attempt["weights"] for attempt in report.attempts)
+    assert (first["rec"], first["pt"]) == (10.0, 10.0)
+    assert second["rec"] == pytest.approx(12.0) and second["pt"] == pytest.approx(8.0)
+
+
+def test_per_class_mode_fits_one_srae_per_class_and_shows_the_targets_concepts():
+    model, images = _plain_cnn(), _images()
+    xnn = XNN(k=3, classes=[1, 3], seed=0, epochs=3, pretrain_epochs=1, max_attempts=1)
+    report = xnn.fit(model, images, accept_weak_fit=True)
+    assert xnn.mode == "per_class" and len(xnn.modules) == 2
+    assert [module.head.out_features for module in xnn.modules] == [1, 1]
+    assert [attempt["classes"] for attempt in report.attempts] == [[0], [1]]
+    result = xnn.explain(model, images[:4], targets=torch.tensor([1, 3, 3, 1]))
+    features, _ = xnn.extract(model, images[:4])
+    activations = xnn.concepts(features)[0]  # (4, 2, 3): each class's own concepts
+    torch.testing.assert_close(result.activations, activations[torch.arange(4), [0, 1, 1, 0]])
+    torch.testing.assert_close(result.contributions.sum(dim=2) + result.bias, result.rebuilt_scores)
+    assert xnn.prototypes(model, images, top_n=2).shape == (2, 3, 2)
+
+
+def test_fit_measures_concept_diversity_of_activations_and_heatmaps():
+    model, images = _plain_cnn(), _images()
+    report = _small_xnn().fit(model, images, holdout=_images(6, seed=1), accept_weak_fit=True)
+    assert set(report.diversity) == {"activations", "heatmaps"}
+    assert all(0 <= value <= 1 for value in report.diversity.values())
+    perfectly_correlated = torch.arange(10.0)[None, :, None].expand(1, 10, 3)
+    assert mean_abs_correlation(perfectly_correlated + torch.zeros(1, 10, 3)) == pytest.approx(1)
+
+
+def test_a_concept_model_file_of_the_first_format_still_loads():
+    model, images = _plain_cnn(), _images()
+    xnn = _small_xnn()
+    xnn.fit(model, images, accept_weak_fit=True)
+    state = xnn.state_dict()
+    old_params = {
+        "k": 3,
+        "layer": None,
+        "classes": None,
+        "pull_away": "images",
+        "seed": 0,
+        "epochs": 3,
+        "pretrain_epochs": 1,
+        "batch_size": 50,
+        "max_attempts": 1,
+        "heatmap": "auto",
+        "inference_batch_size": 10,
+        "loss_weights": None,
+        "lr_step_epochs": 40,
+    }
+    old = {**state, "format": "xnn/1", "params": old_params, "weights": state["weights"][0]}
+    loaded = XNN.from_state_dict(old)
+    assert loaded.mode == "shared" and loaded.batch_size == 10 and loaded.train_batch_size == 50
+    assert loaded.starting_loss_weights().rec == pytest.approx(0.01)
+    assert torch.equal(
+        loaded.explain(model, images[:2]).heatmaps, xnn.explain(model, images[:2]).heatmaps
+    )
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -361,8 +459,8 @@ def test_concept_panel_rejects_mismatched_inputs():
 
 def _fitted_cnn_result(k: int = 3):
     model, images = _plain_cnn(), _images()
-    xnn = XNN(k=k, classes=[1, 3], seed=0, epochs=3, pretrain_epochs=1, max_attempts=1)
-    xnn.fit(model, images)
+    xnn = XNN(k=k, classes=[1, 3], mode="shared", seed=0, epochs=3, pretrain_epochs=1)
+    xnn.fit(model, images, accept_weak_fit=True)
     return xnn.explain(model, images[:4], targets=torch.tensor([1, 3, 3, 1]))
 
 
@@ -399,7 +497,7 @@ def test_concept_item_data_adds_up_and_gives_one_map_per_concept():
     with Image.open(io.BytesIO(item.panel_png)) as panel:
         assert panel.format == "PNG"
         expected = xnn_concept_panel(
-            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, "class 3"
+            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, None
         )
         assert np.array_equal(np.asarray(panel.convert("RGB")), np.asarray(expected))
 

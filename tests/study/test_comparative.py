@@ -7,9 +7,17 @@ import pytest
 from django.urls import reverse
 from PIL import Image as PILImage
 
+from explain_engine.methods.sag import larger_picture
 from explain_engine.models import Explanation
+from explain_engine.tasks import precompute_job_run
+from study.design.creation import study_precompute_job
+from study.design.frozen import frozen_study
 from study.design.launch import study_launch_problems
-from study.design.question_types import sag_comparison
+from study.design.question_types import (
+    comparative_pair_counts,
+    sag_comparison,
+    sag_comparisons,
+)
 from study.models import Participant, Response, Study
 from tests.study.conftest import make_study
 
@@ -67,7 +75,8 @@ def test_participant_sees_the_pair_without_confidences_and_is_scored_by_the_sear
     assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
     width, height = PILImage.open(io.BytesIO(picture.content)).size
     assert width > 2 * height * 0.8  # two images side by side
-    pair = trial.comparison.data["pairs"][0]
+    chosen = frozen_study(comparative).comparisons[trial.item.image_id]
+    pair = trial.comparison.data["pairs"][chosen.pair_index]
     for probability in (pair["a_probability"], pair["b_probability"]):
         assert f"{probability:.2f}" not in html and f"{100 * probability:.0f}%" not in html
 
@@ -104,3 +113,71 @@ def test_another_participant_or_study_cannot_fetch_the_comparison(
         Participant.objects.get(platform_identity__worker_id="cmp-2").code, "x" * 32
     )
     assert client.get(stranger).status_code == 404
+
+
+def test_no_pair_is_drawn_in_the_sag_shown_with_it(comparative):
+    comparisons = frozen_study(comparative).comparisons
+    assert len(comparisons) == comparative.items.count()
+    for comparison in comparisons.values():
+        graph = comparison.explanation.data
+        pair = graph["pairs"][comparison.pair_index]
+        drawn = [node["patches"] for node in graph["nodes"]]
+        assert pair["a_patches"] not in drawn and pair["b_patches"] not in drawn
+        assert not set(pair["a_patches"]) <= set(pair["b_patches"])
+        assert not set(pair["b_patches"]) <= set(pair["a_patches"])
+
+
+def _pair(a, b, answer, kind):
+    return {
+        "a_node": -1,
+        "b_node": -1,
+        "a_patches": a,
+        "b_patches": b,
+        "a_probability": 0.9 if answer == "A" else 0.1,
+        "b_probability": 0.1 if answer == "A" else 0.9,
+        "gap": 80.0,
+        "answer": answer,
+        "kind": kind,
+    }
+
+
+def test_items_draw_pairs_so_the_larger_picture_wins_about_half(trained_classifier):
+    study = make_study(
+        trained_classifier, slug="balance", question_type="sag_comparative", n_items=4, launch=False
+    )
+    precompute_job_run.delay(study_precompute_job(study=study).pk)
+    images = [item.image for item in study.items.order_by("pk")]
+    # Every search offers both kinds, the larger picture winning first (as every pair of a
+    # node and its child did); the last image has only a pair of the earlier rule.
+    for image in images:
+        search = sag_comparison(classifier=study.classifier, image=image).explanation
+        larger_wins = _pair([1, 2, 24], [3, 4], "A", "larger_more_confident")
+        smaller_wins = _pair([10, 11, 24], [12, 13], "B", "smaller_more_confident")
+        pairs = [larger_wins, smaller_wins]
+        if image == images[-1]:
+            pairs = [{**larger_wins, "kind": "edge"}]
+        search.data = {**search.data, "pairs": pairs, "pair_candidates": {}}
+        search.save(update_fields=["data"])
+
+    comparisons = sag_comparisons(classifier=study.classifier, items=study.items.all())
+    assert set(comparisons) == {image.pk for image in images[:3]}
+    larger_is_right = [
+        larger_picture(c.explanation.data["pairs"][c.pair_index], 7) == c.answer
+        for c in comparisons.values()
+    ]
+    # Always the larger picture: 1 of 3 (it was 3 of 3 with the first pair of each search).
+    assert sorted(larger_is_right) == [False, False, True]
+
+    counts = comparative_pair_counts(study=study)
+    assert counts["items"] == 4 and counts["items_without_pair"] == 1
+    assert counts["items_with_kind"] == {
+        "smaller_more_confident": 3,
+        "larger_more_confident": 3,
+        "same_size": 0,
+    }
+    assert counts["chosen"] == {
+        "smaller_more_confident": 2,
+        "larger_more_confident": 1,
+        "same_size": 0,
+    }
+    assert [row["valid"] for row in counts["per_image"]] == [2, 2, 2, 0]

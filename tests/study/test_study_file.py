@@ -62,7 +62,7 @@ def test_the_example_file_creates_the_study_it_describes(demo_like, capsys):
     main = list(study.items.filter(role=StudyItem.Role.MAIN).select_related("image"))
     assert len(main) == 8  # 2 per class x 4 classes
     classes = {item.image.class_label.display_name for item in main}
-    assert classes == {"California Gull", "Herring Gull", "Ring billed Gull", "Western Gull"}
+    assert classes == {"California Gull", "Herring Gull", "Ring-billed Gull", "Western Gull"}
     predictions = {p.image_id: p for p in Prediction.objects.all()}
     wrong = [i for i in main if not predictions[i.image_id].is_correct]
     assert len(wrong) == 2  # 0.25 of 8

@@ -26,13 +26,28 @@ class Command(BaseCommand):
         )
         parser.add_argument("--epochs", type=int, help="Fine-tuning epochs.")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--mode",
+            choices=["per_class", "shared"],
+            default="per_class",
+            help="One concept model per class (one-vs-all, the authors' gull set-up; the "
+            "default, for species studies) or one shared by all explained classes.",
+        )
+        parser.add_argument(
+            "--accept-weak-fit",
+            action="store_true",
+            help="Keep a fit that fails XNN's success rule or R² bar (recorded on the concept "
+            "model and shown by the study's launch checks) instead of refusing it.",
+        )
 
-    def handle(self, *args, classifier, k, classes, layer, epochs, seed, **options):
+    def handle(
+        self, *args, classifier, k, classes, layer, epochs, seed, mode, accept_weak_fit, **options
+    ):
         try:
             chosen = Classifier.objects.select_related("image_set").get(name=classifier)
         except Classifier.DoesNotExist:
             raise CommandError(f"no classifier named {classifier!r}") from None
-        params = {"k": k, "seed": seed, "layer": layer}
+        params = {"k": k, "seed": seed, "layer": layer, "mode": mode}
         if epochs is not None:
             params["epochs"] = epochs
         indices = None if classes is None else [_class_index(chosen, name) for name in classes]
@@ -43,7 +58,8 @@ class Command(BaseCommand):
             share = entry["step"] / entry["steps"]
             filled = round(BAR_WIDTH * share)
             self.stdout.write(
-                f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] attempt "
+                f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] model "
+                f"{entry['model']}/{entry['models']}, attempt "
                 f"{entry['attempt']}/{entry['max_attempts']}, {entry['stage']} epoch "
                 f"{entry['epoch']}/{entry['epochs']}   ",
                 ending="",
@@ -52,9 +68,15 @@ class Command(BaseCommand):
 
         try:
             concept_model = concept_model_fit(
-                classifier=chosen, classes=indices, progress=progress, **params
+                classifier=chosen,
+                classes=indices,
+                progress=progress,
+                accept_weak_fit=accept_weak_fit,
+                **params,
             )
         except EngineInputError as error:
+            if trained:
+                self.stdout.write("")
             raise CommandError(str(error)) from error
         self.stdout.write("" if trained else "already fitted with these parameters: reused")
         report = concept_model.fit_report
@@ -68,6 +90,18 @@ class Command(BaseCommand):
             f"{len(report['attempts'])} attempt(s), success rule "
             f"{'met' if report['success'] else 'not met'})"
         )
+        diversity = concept_model.diversity
+        if diversity:
+            self.stdout.write(
+                "concept diversity (mean pairwise |correlation|, lower is more diverse): "
+                f"activations {diversity['activations']:.3f}, heatmaps "
+                f"{diversity['heatmaps']:.3f}"
+            )
+        if concept_model.accepted_weak_fit:
+            self.stdout.write(
+                "weak fit accepted (--accept-weak-fit): recorded on the concept model and "
+                "shown by the study's launch checks"
+            )
 
 
 def _class_index(classifier: Classifier, name: str) -> int:
