@@ -37,7 +37,7 @@ def _planted(classifier, *, larger_is_right):
     assert searches.count() == len(main_images) == 4
     for index, search in enumerate(searches):
         answer = "AB"[index % 2]
-        bigger, smaller = [0, 1, 2, 3], [0, 1, 2]
+        bigger, smaller = [0, 1, 2, 3], [4, 5, 6]
         right_is_bigger = larger_is_right or index < 2
         right, wrong = (bigger, smaller) if right_is_bigger else (smaller, bigger)
         a, b = (right, wrong) if answer == "A" else (wrong, right)
@@ -53,7 +53,9 @@ def _planted(classifier, *, larger_is_right):
                     "b_probability": 0.4 if answer == "A" else 0.9,
                     "gap": 50.0,
                     "answer": answer,
-                    "kind": "edge",
+                    "kind": "larger_more_confident"
+                    if right_is_bigger
+                    else "smaller_more_confident",
                 }
             ],
         }
