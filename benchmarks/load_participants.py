@@ -50,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+CONFIDENCE_ASKED = 'name="confidence"'
 TRIAL_POSITION = re.compile(r'name="trial_position" value="(\d+)"')
 ANSWER_VALUE = re.compile(r'name="answer" value="([^"]+)"')
 PAGE_NAME = re.compile(r'name="page" value="([a-z_]+)"')
@@ -221,7 +222,12 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
     think = args.think_ms / 1000
     # Participants arrive spread over the ramp, as a crowd platform fills a study's places.
     await asyncio.sleep(index * args.ramp_seconds / args.participants)
-    query = {"PROLIFIC_PID": f"load-{index}", "STUDY_ID": "load", "SESSION_ID": f"s{index}"}
+    query = {
+        "js": "1",  # what static/js/entry.js adds in a browser
+        "PROLIFIC_PID": f"load-{index}",
+        "STUDY_ID": "load",
+        "SESSION_ID": f"s{index}",
+    }
     failures = 0
     for _ in range(RETRIES):
         status, _, location = await timed(
@@ -267,10 +273,11 @@ async def participant(session, base: str, slug: str, index: int, args, stats: St
                 "page": "trials",
                 "trial_position": str(position),
                 "answer": answer,
-                "confidence": str(rng.randint(1, 5)),
                 "client_response_ms": str(rng.randint(800, 6000)),
                 "viewport": "390x844",
             }
+            if CONFIDENCE_ASKED in html:  # attention checks ask none
+                form["confidence"] = str(rng.randint(1, 5))
             sends = 2 if rng.random() < args.double_rate else 1
             results = await asyncio.gather(
                 *[
@@ -301,14 +308,16 @@ def first_choice_answer(html: str) -> dict | None:
     position = TRIAL_POSITION.search(html)
     if position is None:
         return None
-    return {
+    form = {
         "page": "trials",
         "trial_position": position.group(1),
         "answer": ANSWER_VALUE.findall(html)[0],
-        "confidence": "3",
         "client_response_ms": "1000",
         "viewport": "1280x800",
     }
+    if CONFIDENCE_ASKED in html:  # attention checks ask none
+        form["confidence"] = "3"
+    return form
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -383,7 +392,7 @@ async def capacity(
             if time.perf_counter() >= stop:
                 return
             pid = f"capacity-{index}-{run}"
-            query = {"PROLIFIC_PID": pid, "STUDY_ID": "load", "SESSION_ID": pid}
+            query = {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "load", "SESSION_ID": pid}
             status, _, location = await timed(
                 session, stats, "entry", "GET", f"{base}/s/{slug}/", params=query
             )

@@ -78,7 +78,7 @@ class Site:
 
 
 def participant(site: Site, slug: str, name: str) -> None:
-    query = urlencode({"PROLIFIC_PID": name, "STUDY_ID": "load", "SESSION_ID": name})
+    query = urlencode({"js": "1", "PROLIFIC_PID": name, "STUDY_ID": "load", "SESSION_ID": name})
     headers, _ = site.request("entry", "GET", f"/s/{slug}/", query)
     url = headers["Location"]
     site.request("consent POST", "POST", url, form={"page": "consent", "consent": "yes"})

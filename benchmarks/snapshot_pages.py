@@ -215,7 +215,7 @@ def _walk(rec: Recorder, Client, out: Path, work: Path) -> None:
 
     for pid, wrong_comprehension in (("pid-1", False), ("pid-2", True)):
         client = Client()
-        query = {"PROLIFIC_PID": pid, "STUDY_ID": "st", "SESSION_ID": f"se-{pid}"}
+        query = {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "st", "SESSION_ID": f"se-{pid}"}
         entered = client.get("/s/snap/", query)
         rec.write(f"{pid}-entry", entered)
         url = entered["Location"]
@@ -265,14 +265,16 @@ def _participant(rec: Recorder, client, url: str, pid: str, wrong_comprehension:
             break
         trial = context["trial"]
         choices = [c.value for c in trial.choices]
+        # An attention check asks no confidence.
+        confidence = {} if trial.item.role == "attention" else {"confidence": 1 + step % 5}
         post(
             f"trial{step}",
             page="trials",
             trial_position=trial.position,
             answer=choices[step % len(choices)],
-            confidence=1 + step % 5,
             client_response_ms=1000 + step,
             viewport="390x844",
+            **confidence,
         )
     post(
         "questionnaire",

@@ -29,12 +29,13 @@ class ParticipantAdmin(admin.ModelAdmin):
         "condition",
         "status",
         "is_pilot",
+        "simulated",
         "excluded",
         "page",
         "trial_position",
         "started_at",
     ]
-    list_filter = ["study", "status", "condition", "is_pilot", "excluded"]
+    list_filter = ["study", "status", "condition", "is_pilot", "simulated", "excluded"]
     exclude = ["code"]
 
 

@@ -57,6 +57,16 @@ class Study(models.Model):
         blank=True,
         help_text="Declared before launch and frozen by it; see study.services.EXCLUSION_RULES.",
     )
+    shortcut_margin_points = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Launch is refused when a strategy that needs no understanding beats chance "
+        "by more than this many percentage points (see study.design.shortcut_audit).",
+    )
+    shortcut_override_reason = models.TextField(
+        blank=True,
+        help_text="Why the study launched although the shortcut audit failed; frozen into "
+        "the design.",
+    )
     show_accuracy = models.BooleanField(
         default=False,
         help_text="Show accuracy so far on the dashboard while live (off: no peeking).",
@@ -176,6 +186,9 @@ class Participant(models.Model):
     excluded = models.BooleanField(
         default=False, help_text="By the study's exclusion rules, or a researcher's override."
     )
+    simulated = models.BooleanField(
+        default=False, help_text="A bot of simulate_participants, not a person."
+    )
     exclusion_reasons = models.JSONField(default=list, blank=True)
     exclusion_override = models.CharField(
         max_length=10, choices=Override.choices, default=Override.NONE, blank=True
@@ -229,7 +242,9 @@ class Response(models.Model):
     answer_text = models.CharField(max_length=200, help_text="What the participant read.")
     correct_answer = models.CharField(max_length=100)
     is_correct = models.BooleanField()
-    confidence = models.PositiveSmallIntegerField(help_text="1 (guessing) .. 5 (certain).")
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1 (guessing) .. 5 (certain); none on attention checks."
+    )
     client_response_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="From stimulus paint to answer, measured in the browser."
     )
@@ -237,6 +252,10 @@ class Response(models.Model):
     server_received_at = models.DateTimeField(auto_now_add=True)
     explanation_shown = models.ForeignKey(
         Explanation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stimulus_missing = models.BooleanField(
+        default=False,
+        help_text="Answered while a photo or figure of the trial had not loaded in the browser.",
     )
     viewport = models.CharField(max_length=20, blank=True, help_text='"WIDTHxHEIGHT" in CSS px.')
     interactions = models.JSONField(
@@ -317,6 +336,24 @@ class StudyEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug}: {self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SimulatedDeletion(models.Model):
+    """Audit entry of a study's simulated participants deleted by a researcher: how many,
+    with how many answers, who did it, when and why."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="simulated_deletions")
+    participants_deleted = models.PositiveIntegerField()
+    responses_deleted = models.PositiveIntegerField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M}"
+        return f"simulated participants deleted from {self.study.slug} at {when}"
 
 
 class PreparationStep(models.Model):

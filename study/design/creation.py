@@ -36,6 +36,7 @@ def study_create(spec: StudySpec) -> Study:
             no_consent_code=spec.no_consent_code,
             failed_comprehension_code=spec.failed_comprehension_code,
             exclusion_rules=spec.exclusion_rules,
+            shortcut_margin_points=spec.shortcut_margin_points,
         )
         _fields_checked(study, "study")
         study.save()

@@ -24,7 +24,7 @@ from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
 from study.design.demo_workers import precompute_job_compute
 from study.design.items import main_items_draw
-from study.design.launch import study_launch
+from study.design.launch import study_launch, study_shortcut_audit
 from study.design.preparation import StepPlan, StepProgress, preparation_begin, step_skip
 from study.design.question_types import sag_comparison
 from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
@@ -41,6 +41,11 @@ DEMO_MAIN_ITEMS = 8
 # The share of main items the AI gets wrong (drawn from its errors on the test split), so
 # that following the AI is not always right and the reliance analysis has both halves.
 DEMO_AI_WRONG_SHARE = 0.25
+# The demo's declared shortcut-audit margin. Its 8 main items over 8 species have uneven
+# counts (no elimination), so one species comes twice: "always that species" scores 2 of 8,
+# 12.5 points above chance, which a 10-point margin would refuse. 15 points still refuses
+# every larger shortcut; a real study draws more items instead (16 items: 3 of 16 at most).
+DEMO_SHORTCUT_MARGIN_POINTS = 15
 DEMO_PRACTICE_TRIALS = 2
 DEMO_ATTENTION_CHECKS = 2
 DEMO_COMPARE_MIN_ITEMS = 4
@@ -256,7 +261,7 @@ def demo_prepare(
         return DemoSite(study=study, compare_study=compare)
     with StepProgress("demo-launch", show=show):
         if study.status == Study.Status.DRAFT:
-            study_launch(study=study)
+            _launch(study, log)
         if compare is None:
             compare = _demo_compare_create(demo=study, owner=owner, log=log)
         if compare is not None:
@@ -264,8 +269,18 @@ def demo_prepare(
             if compare.status == Study.Status.DRAFT:
                 # The same photos, classifier and parameters as the demo: every row exists.
                 precompute_job_run.delay(study_precompute_job(study=compare).pk)
-                study_launch(study=compare)
+                _launch(compare, log)
     return DemoSite(study=study, compare_study=compare)
+
+
+def _launch(study: Study, log: Callable[[str], None]) -> None:
+    """Launch with the shortcut audit shown; a study that fails it stays a draft, saying why
+    (the demo never overrides the audit)."""
+    log(f"{study.slug}: " + study_shortcut_audit(study=study).table())
+    try:
+        study_launch(study=study)
+    except StudyConfigError as error:
+        log(f"{study.slug} stays a draft: {error}")
 
 
 def _demo_explain(
@@ -357,6 +372,7 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
                 debrief_text=DEBRIEF_TEXT,
                 owners=[owner],
                 exclusion_rules=EXCLUSION_RULES,
+                shortcut_margin_points=DEMO_SHORTCUT_MARGIN_POINTS,
             )
         )
 

@@ -1,11 +1,14 @@
-"""Launching a study: what stops it (`study_launch_problems`), the frozen design its hash
-covers (`study_design`, shipped as design.json), and the launch itself."""
+"""Launching a study: what stops it (`study_launch_problems`, and the shortcut audit,
+`study_shortcut_audit`), the frozen design its hash covers (`study_design`, shipped as
+design.json), and the launch itself."""
 
 import hashlib
 import json
 
 from explain_engine.models import Explanation, Prediction
+from study.design.frozen import FrozenStudy, frozen_study
 from study.design.question_types import QUESTION_TYPES, sag_comparison
+from study.design.shortcut_audit import AuditCondition, AuditItem, AuditReport, shortcut_audit
 from study.design.spec import StudyConfigError
 from study.design.stimuli import explanation_for
 from study.models import Study, StudyItem
@@ -68,6 +71,63 @@ def study_launch_problems(*, study: Study) -> list[str]:
     return problems
 
 
+def study_shortcut_audit(*, study: Study) -> AuditReport:
+    """The shortcut audit of the study's main items as they stand (study.design.shortcut_audit).
+
+    Items whose correct answer a draft cannot decide yet (no prediction, no pair) are left
+    out; the launch problems name them."""
+    frozen = frozen_study(study)
+    question_type = QUESTION_TYPES[study.question_type]
+    items = [
+        _audit_item(frozen, item)
+        for item in sorted(frozen.items.values(), key=lambda item: item.pk)
+        if item.role == StudyItem.Role.MAIN and frozen.correct_answers.get(item.pk) is not None
+    ]
+    conditions = [
+        AuditCondition(
+            name=condition.name,
+            shows_ai_answer=condition.show_ai_prediction or question_type.shows_ai_prediction,
+            has_figure=bool(condition.explanation_method),
+        )
+        for condition in sorted(frozen.conditions.values(), key=lambda c: c.pk)
+    ]
+    return shortcut_audit(
+        choices=[choice.value for choice in frozen.choices],
+        choice_names=[choice.text for choice in frozen.choices],
+        items=items,
+        conditions=conditions,
+        comparative=question_type.needs_comparison,
+        margin_points=study.shortcut_margin_points,
+    )
+
+
+def _audit_item(frozen: FrozenStudy, item: StudyItem) -> AuditItem:
+    """What the audit's strategies see of one main item: its right answer, the AI's answer
+    (when it is one of the choices), and for a comparative item the pair's sizes and the SAG
+    conditions whose graph draws both pictures of the pair (with their confidences)."""
+    prediction = frozen.predictions.get(item.image_id)
+    ai_answer = str(prediction.predicted_label_id) if prediction else None
+    pair_sizes, readable_in = None, set()
+    comparison = frozen.comparisons.get(item.image_id)
+    if comparison is not None:
+        pair = comparison.explanation.data["pairs"][comparison.pair_index]
+        pair_sets = {frozenset(pair["a_patches"]), frozenset(pair["b_patches"])}
+        pair_sizes = (len(pair["a_patches"]), len(pair["b_patches"]))
+        for condition in frozen.conditions.values():
+            shown = frozen.explanations.get((condition.pk, item.image_id))
+            if condition.explanation_method != "sag" or shown is None:
+                continue
+            drawn = {frozenset(node["patches"]) for node in shown.data.get("nodes", [])}
+            if pair_sets <= drawn:
+                readable_in.add(condition.name)
+    return AuditItem(
+        correct=frozen.correct_answers[item.pk],
+        ai_answer=ai_answer if ai_answer in {c.value for c in frozen.choices} else None,
+        pair_sizes=pair_sizes,
+        readable_in=frozenset(readable_in),
+    )
+
+
 def study_design(*, study: Study) -> dict:
     """Everything that defines what participants see and how they are judged: the frozen
     design. Its hash is the study's config hash; the export ships it as design.json.
@@ -115,6 +175,10 @@ def study_design(*, study: Study) -> dict:
             "failed_comprehension": study.failed_comprehension_code,
         },
         "exclusion_rules": study.exclusion_rules,
+        "shortcut_audit": {
+            "margin_points": study.shortcut_margin_points,
+            "override_reason": study.shortcut_override_reason,
+        },
     }
 
 
@@ -155,11 +219,17 @@ def study_config_hash(*, study: Study) -> str:
     return hashlib.sha256(design.encode()).hexdigest()
 
 
-def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
-    """Open a study to participants once its item bank is complete; freeze its design.
+def study_launch(
+    *, study: Study, status: str = Study.Status.LIVE, shortcut_override_reason: str = ""
+) -> Study:
+    """Open a study to participants once its item bank is complete and no strategy that
+    needs no understanding beats chance by more than the study's margin (the shortcut
+    audit); freeze its design.
 
-    A draft goes to pilot or live, a pilot or a paused study to live. The config hash covers
-    everything participants see and the exclusion rules, and is stamped on every participant.
+    A draft goes to pilot or live, a pilot or a paused study to live. A failed audit is
+    overridden only with a reason, which the design keeps. The config hash covers
+    everything participants see, the exclusion rules and the audit's margin and override,
+    and is stamped on every participant.
     """
     if status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise StudyConfigError(f"a study is launched as pilot or live, not {status!r}")
@@ -172,7 +242,17 @@ def study_launch(*, study: Study, status: str = Study.Status.LIVE) -> Study:
     problems = study_launch_problems(study=study)
     if problems:
         raise StudyConfigError("cannot launch: " + "; ".join(problems))
+    override = shortcut_override_reason.strip() or study.shortcut_override_reason
+    audit = study_shortcut_audit(study=study)
+    if audit.failures and not override:
+        raise StudyConfigError(
+            f"cannot launch: the shortcut audit finds answers that need no understanding "
+            f"beating chance by more than {audit.margin_points:g} points: "
+            + "; ".join(row.line() for row in audit.failures)
+            + ". Change the items, or override with a reason (kept in the design)"
+        )
+    study.shortcut_override_reason = override
     study.config_hash = study_config_hash(study=study)
     study.status = status
-    study.save(update_fields=["config_hash", "status"])
+    study.save(update_fields=["shortcut_override_reason", "config_hash", "status"])
     return study

@@ -2,6 +2,8 @@
 
 from django import forms
 
+from study.design.condition_texts import explanation_texts
+
 LIKERT_7 = [(str(value), str(value)) for value in range(1, 8)]
 
 
@@ -39,7 +41,7 @@ class QuestionnaireForm(forms.Form):
         widget=forms.RadioSelect,
     )
     explanation_helpfulness = forms.ChoiceField(
-        label="How helpful were the pictures of where the AI looked? (1 = not at all, 7 = very)",
+        label="How helpful were the AI's explanations? (1 = not at all, 7 = very)",
         choices=LIKERT_7,
         widget=forms.RadioSelect,
     )
@@ -50,10 +52,15 @@ class QuestionnaireForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args, shows_explanations: bool, **kwargs):
+    def __init__(self, *args, explanation_method: str, **kwargs):
+        """`explanation_method`: the engine method of the participant's condition ("" for
+        none), whose kind of figure the question about the explanation names."""
         super().__init__(*args, **kwargs)
-        if not shows_explanations:
+        texts = explanation_texts(explanation_method)
+        if texts is None:
             del self.fields["explanation_helpfulness"]
+        else:
+            self.fields["explanation_helpfulness"].label = texts.helpfulness_question
 
 
-QUESTIONNAIRE_FIELDS = tuple(QuestionnaireForm(shows_explanations=True).fields)
+QUESTIONNAIRE_FIELDS = tuple(QuestionnaireForm.base_fields)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from explain_engine.models import Classifier, Image
 from study.design.question_types import QUESTION_TYPES
+from study.design.shortcut_audit import DEFAULT_MARGIN_POINTS
 from study.models import Study
 
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,60}")
@@ -34,7 +35,8 @@ EXCLUSION_RULES = {
     ),
     "min_median_response_ms": (
         int,
-        "exclude a participant whose median client response time on main trials is below this",
+        "exclude a participant whose median response time on main trials is below this "
+        "(the server's time, refined by the browser's where consistent with it)",
     ),
     "max_same_answer_share": (
         float,
@@ -100,6 +102,7 @@ class StudySpec:
     no_consent_code: str = ""
     failed_comprehension_code: str = ""
     exclusion_rules: dict = field(default_factory=dict)
+    shortcut_margin_points: int = DEFAULT_MARGIN_POINTS  # see study.design.shortcut_audit
 
     def __post_init__(self):
         self._check_shape()
@@ -142,6 +145,11 @@ class StudySpec:
         if not 1 <= self.comprehension_max_attempts <= MAX_COMPREHENSION_ATTEMPTS:
             raise StudyConfigError(
                 f"comprehension_max_attempts must lie in 1..{MAX_COMPREHENSION_ATTEMPTS}"
+            )
+        margin = self.shortcut_margin_points
+        if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= 100:
+            raise StudyConfigError(
+                "shortcut_margin_points must be a whole number of points, 0..100"
             )
 
     def _check_questions_and_images(self) -> None:

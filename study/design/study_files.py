@@ -19,6 +19,7 @@ from explain_engine.methods import get_method
 from explain_engine.models import Classifier, ClassLabel, Image, Prediction
 from explain_engine.services.predictions import predictions_compute
 from study.design.creation import study_create
+from study.design.shortcut_audit import DEFAULT_MARGIN_POINTS
 from study.design.spec import ConditionSpec, StudyConfigError, StudySpec, exclusion_rules_check
 from study.models import Study
 
@@ -39,6 +40,7 @@ TOP_KEYS = {
     "platform": (str, REQUIRED),
     "participants_per_condition": (int, REQUIRED),
     "time_limit_minutes": (int, 60),
+    "shortcut_margin_points": (int, DEFAULT_MARGIN_POINTS),
     "owners": (list, []),
     "comprehension_max_attempts": (int, 2),
     "items": (dict, REQUIRED),
@@ -310,6 +312,7 @@ def study_spec_from_data(data: dict) -> StudySpec:
         attention_images=selection.attention,
         participants_per_condition=top["participants_per_condition"],
         time_limit_minutes=top["time_limit_minutes"],
+        shortcut_margin_points=top["shortcut_margin_points"],
         consent_text=texts["consent"],
         consent_version=texts["consent_version"],
         instructions_text=texts["instructions"],

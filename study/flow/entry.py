@@ -85,8 +85,11 @@ def participant_enter(
     platform_study_id: str = "",
     session_id: str = "",
     submit_to: str = "",
+    simulated: bool = False,
 ) -> Participant:
-    """Admit a participant, or return the one this platform id already has in the study."""
+    """Admit a participant, or return the one this platform id already has in the study.
+
+    `simulated` marks a bot of study.flow.simulation, flagged in every export."""
     if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
         raise EntryRefused("This study is not open at the moment.", status=403)
     if study.platform != Study.Platform.OPEN and not worker_id:
@@ -122,6 +125,7 @@ def participant_enter(
                     trial_item_ids=item_ids,
                     study_config_hash=study.config_hash,
                     is_pilot=study.status == Study.Status.PILOT,
+                    simulated=simulated,
                 )
         except IntegrityError:
             # The same worker arrived twice at once (two tabs); the other request won.

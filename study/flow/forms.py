@@ -119,8 +119,18 @@ class ComprehensionForm(forms.Form):
 class TrialAnswerForm(forms.Form):
     trial_position = IntegerField(min_value=0, max_value=MAX_TRIAL_POSITION)
     answer = forms.CharField(max_length=200, strip=False)
-    confidence = IntegerField(min_value=min(CONFIDENCE_SCALE), max_value=max(CONFIDENCE_SCALE))
+    # Required on every trial but attention checks, which ask none (the service decides).
+    confidence = IntegerField(
+        min_value=min(CONFIDENCE_SCALE), max_value=max(CONFIDENCE_SCALE), required=False
+    )
     client_response_ms = MillisecondsField()
+    # "1" when the page's script saw the photo or figure fail to load before the answer.
+    stimulus_missing = forms.TypedChoiceField(
+        choices=[("0", "0"), ("1", "1")],
+        coerce=lambda value: value == "1",
+        required=False,
+        empty_value=False,
+    )
     viewport = forms.CharField(max_length=20, required=False)
     # At most 200 events of a few dozen characters each, a list of flat objects.
     interactions = BoundedJSONField(max_length=20_000, max_depth=2, empty_value=[])

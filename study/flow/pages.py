@@ -9,6 +9,7 @@ wherever they now are, or a response of its own (a 400 page, the platform's URL)
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from study.design.condition_texts import explanation_texts
 from study.design.question_types import CONFIDENCE_SCALE
 from study.design.questionnaire import QuestionnaireForm
 from study.flow import selectors, sequence, services
@@ -75,7 +76,10 @@ class Instructions(Page):
     name = sequence.PAGE_INSTRUCTIONS
 
     def context(self, participant):
-        return {"gallery": selectors.reference_gallery(study=participant.study)}
+        return {
+            "gallery": selectors.reference_gallery(study=participant.study),
+            "explanation_texts": explanation_texts(participant.condition.explanation_method),
+        }
 
     def submit(self, request, participant):
         services.participant_finish_instructions(participant=participant)
@@ -133,8 +137,7 @@ class Questionnaire(Page):
     form = QuestionnaireForm
 
     def questionnaire(self, participant: Participant, data=None) -> QuestionnaireForm:
-        shows_explanations = bool(participant.condition.explanation_method)
-        return self.form(data, shows_explanations=shows_explanations)
+        return self.form(data, explanation_method=participant.condition.explanation_method)
 
     def context(self, participant):
         return {"form": self.questionnaire(participant)}

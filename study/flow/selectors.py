@@ -18,6 +18,7 @@ from study.design.question_types import (
     attention_check_choice,
 )
 from study.design.stimuli import GalleryEntry
+from study.flow.stimulus_tokens import stimulus_resolve
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
 
@@ -155,44 +156,40 @@ def participant_assignment_by_code(*, slug: str, code: str) -> ParticipantAssign
     return assignment
 
 
-def participant_image(*, assignment: ParticipantAssignment, public_id: str) -> Image | None:
-    """The image with `public_id` if the participant is shown it: one of their trials' or
-    the reference gallery's."""
+def participant_image(*, assignment: ParticipantAssignment, code: str, token: str) -> Image | None:
+    """The image the participant's `token` stands for, if the participant is shown it: one
+    of their trials' or the reference gallery's (see study.flow.stimulus_tokens)."""
     frozen = assignment.frozen
-    image = frozen.images.get(str(public_id))
-    if image is None:
-        return None
-    in_gallery = any(entry.image.pk == image.pk for entry in frozen.gallery)
-    if in_gallery or image.pk in assignment.trial_image_ids:
-        return image
-    return None
+    candidates = [
+        item.image for item in frozen.items.values() if item.image_id in assignment.trial_image_ids
+    ] + [entry.image for entry in frozen.gallery]
+    return stimulus_resolve(code=code, kind="image", token=token, candidates=candidates)
 
 
 def participant_explanation(
-    *, assignment: ParticipantAssignment, public_id: str
+    *, assignment: ParticipantAssignment, code: str, token: str
 ) -> Explanation | None:
-    """The explanation with `public_id` if the participant's condition shows it on one of
-    their trials."""
+    """The explanation the participant's `token` stands for, if their condition shows it on
+    one of their trials."""
     frozen = assignment.frozen
-    explanation = frozen.explanations_by_public_id.get(str(public_id))
-    if explanation is None:
-        return None
-    shown = frozen.explanations.get((assignment.condition_id, explanation.image_id))
-    shown_here = shown is not None and shown.pk == explanation.pk
-    if shown_here and explanation.image_id in assignment.trial_image_ids:
-        return explanation
-    return None
+    candidates = [
+        frozen.explanations[key]
+        for key in ((assignment.condition_id, image_id) for image_id in assignment.trial_image_ids)
+        if key in frozen.explanations
+    ]
+    return stimulus_resolve(code=code, kind="explanation", token=token, candidates=candidates)
 
 
 def participant_comparison(
-    *, assignment: ParticipantAssignment, public_id: str
+    *, assignment: ParticipantAssignment, code: str, token: str
 ) -> Comparison | None:
-    """The comparison whose SAG search has `public_id` if one of the participant's
-    comparative trials draws its pair from it."""
-    for image_id, comparison in assignment.frozen.comparisons.items():
-        if (
-            str(comparison.explanation.public_id) == str(public_id)
-            and image_id in assignment.trial_image_ids
+    """The comparison the participant's `token` stands for (by its SAG search), if one of
+    their comparative trials draws its pair from it."""
+    comparisons = assignment.frozen.comparisons
+    for image_id in assignment.trial_image_ids:
+        comparison = comparisons.get(image_id)
+        if comparison is not None and stimulus_resolve(
+            code=code, kind="comparison", token=token, candidates=[comparison.explanation]
         ):
             return comparison
     return None

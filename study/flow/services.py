@@ -110,10 +110,11 @@ def response_record(
     participant: Participant,
     trial_position: int,
     answer: str,
-    confidence: int,
+    confidence: int | None,
     client_response_ms: int | None,
     viewport: str = "",
     interactions: list[dict] = (),
+    stimulus_missing: bool = False,
 ) -> Response | None:
     """Save the answer to the participant's current trial and move on.
 
@@ -124,13 +125,17 @@ def response_record(
         participant = _locked(participant)
         if participant.page != PAGE_TRIALS or trial_position != participant.trial_position:
             return None
-        if confidence not in CONFIDENCE_SCALE:
-            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
         if client_response_ms is not None and not 0 <= client_response_ms < 24 * 3600 * 1000:
             raise InvalidAnswer("client response time out of range")
         _check_interactions(interactions)
         frozen = frozen_study(participant.study)
         item = frozen.items[participant.trial_item_ids[trial_position]]
+        if item.role == StudyItem.Role.ATTENTION:
+            # An instructed answer has nothing to be confident about: the check asks none.
+            if confidence is not None:
+                raise InvalidAnswer("an attention check asks no confidence")
+        elif confidence not in CONFIDENCE_SCALE:
+            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
         choices = {c.value: c for c in frozen.choices}
         if answer not in choices:
             raise InvalidAnswer("the answer is not one of the offered choices")
@@ -150,6 +155,7 @@ def response_record(
             explanation_shown=frozen.explanations.get((participant.condition_id, item.image_id)),
             viewport=viewport[:20],
             interactions=list(interactions),
+            stimulus_missing=stimulus_missing,
         )
         participant.trial_position += 1
         participant.trial_shown_at = None

@@ -6,6 +6,9 @@ answer per trial), so assignment, recording and export are exercised end to end.
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
 
 from study.flow.entry import participant_enter
 from study.flow.selectors import trial_current
@@ -26,7 +29,7 @@ from study.flow.services import (
     trial_correct_answer,
     trial_mark_shown,
 )
-from study.models import Participant, Study
+from study.models import Participant, Study, StudyItem
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,19 @@ def participants_simulate(
     default_behaviour: BotBehaviour,
     seed: int = 0,
     id_prefix: str = "bot",
+    allow_live: bool = False,
 ) -> list[Participant]:
-    """Run `n` bots through the whole study; returns the participants they became."""
+    """Run `n` bots through the whole study; returns the participants they became.
+
+    Bots are flagged (`Participant.simulated`, `participant_simulated` in the exports). A
+    live study's places are for people: bots take them only with `allow_live`."""
+    if n < 0:
+        raise ValueError(f"the number of simulated participants must be 0 or more, not {n}")
+    if study.status == Study.Status.LIVE and not allow_live:
+        raise ValueError(
+            f"study {study.slug!r} is live: simulated participants would take its places "
+            "(allow it explicitly to do so anyway)"
+        )
     unknown = set(behaviour_by_condition) - set(study.conditions.values_list("name", flat=True))
     if unknown:
         raise ValueError(f"no condition named {sorted(unknown)} in study {study.slug!r}")
@@ -54,7 +68,9 @@ def participants_simulate(
     rng = random.Random(seed)
     participants = []
     for index in range(n):
-        participant = participant_enter(study=study, worker_id=f"{id_prefix}-{seed}-{index}")
+        participant = participant_enter(
+            study=study, worker_id=f"{id_prefix}-{seed}-{index}", simulated=True
+        )
         participant = participant_consent(participant=participant, agreed=True)
         behaviour = behaviour_by_condition.get(participant.condition.name, default_behaviour)
         while participant.status == Participant.Status.ACTIVE:
@@ -78,12 +94,18 @@ def _act_on_page(participant: Participant, behaviour: BotBehaviour, rng: random.
         correct = trial_correct_answer(study=participant.study, item=trial.item)
         wrong = [choice.value for choice in trial.choices if choice.value != correct]
         answer = correct if rng.random() < behaviour.accuracy or not wrong else rng.choice(wrong)
+        response_ms = max(1, round(rng.expovariate(1 / behaviour.mean_response_ms)))
+        # A bot answers at once; its simulated time passes on the server's clock too, which
+        # is the one exclusions and analyses trust (study.results.timing).
+        Participant.objects.filter(pk=participant.pk).update(
+            trial_shown_at=timezone.now() - timedelta(milliseconds=response_ms)
+        )
         response_record(
             participant=participant,
             trial_position=trial.position,
             answer=answer,
-            confidence=rng.randint(1, 5),
-            client_response_ms=max(1, round(rng.expovariate(1 / behaviour.mean_response_ms))),
+            confidence=None if trial.item.role == StudyItem.Role.ATTENTION else rng.randint(1, 5),
+            client_response_ms=response_ms,
             viewport="simulated",
         )
     elif page == PAGE_FEEDBACK:

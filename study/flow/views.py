@@ -29,6 +29,8 @@ from study.flow.pages import PAGES
 from study.models import Participant, Study
 
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+# Set on the entry link by static/js/entry.js: the browser runs the study's scripts.
+JS_PARAM = "js"
 BEING_PREPARED_RETRY_SECONDS = 15
 
 
@@ -76,13 +78,6 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         return _framable(_being_prepared(request))
     if study is None:
         raise Http404("No such study.")
-    if entry_rate_limited(request):
-        refusal = EntryRefused(
-            "Too many people started this study from your network in the last minute. "
-            "Please wait a minute and open the link again.",
-            status=429,
-        )
-        return _framable(_refusal(request, study, refusal))
     try:
         arrival = platforms.arrival_from_query(study.platform, request.GET)
     except platforms.ArrivalError as error:
@@ -90,6 +85,18 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     if arrival.is_preview:
         # MTurk shows the page before the worker accepts: describe, create nothing.
         return _framable(render(request, "study/mturk_preview.html", {"study": study}))
+    if request.GET.get(JS_PARAM) != "1":
+        # Only a browser that runs the study's scripts comes back with the flag; without
+        # them the trials can be neither timed nor answered, so no one is admitted and no
+        # place is taken until it does.
+        return _framable(render(request, "study/enable_javascript.html", {"study": study}))
+    if entry_rate_limited(request):
+        refusal = EntryRefused(
+            "Too many people started this study from your network in the last minute. "
+            "Please wait a minute and open the link again.",
+            status=429,
+        )
+        return _framable(_refusal(request, study, refusal))
     if study.platform == Study.Platform.OPEN and not arrival.worker_id:
         # An open link has no id; the session remembers who this browser is.
         code = request.session.get(_session_key(study))
@@ -143,9 +150,9 @@ def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> FileResponse:
+def participant_image(request: HttpRequest, slug: str, code: str, token: str) -> FileResponse:
     assignment = _assignment_or_404(slug, code)
-    image = selectors.participant_image(assignment=assignment, public_id=image_id)
+    image = selectors.participant_image(assignment=assignment, code=code, token=token)
     if image is None:
         raise Http404("No such image.")
     return _private_file(image.file)
@@ -153,11 +160,9 @@ def participant_image(request: HttpRequest, slug: str, code: str, image_id) -> F
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_explanation(
-    request: HttpRequest, slug: str, code: str, explanation_id
-) -> FileResponse:
+def participant_explanation(request: HttpRequest, slug: str, code: str, token: str) -> FileResponse:
     assignment = _assignment_or_404(slug, code)
-    explanation = selectors.participant_explanation(assignment=assignment, public_id=explanation_id)
+    explanation = selectors.participant_explanation(assignment=assignment, code=code, token=token)
     if explanation is None:
         raise Http404("No such explanation.")
     return _private_file(explanation.overlay)
@@ -165,12 +170,11 @@ def participant_explanation(
 
 @transaction.non_atomic_requests
 @require_http_methods(["GET"])
-def participant_comparison(
-    request: HttpRequest, slug: str, code: str, explanation_id
-) -> HttpResponse:
-    """The A/B stimulus of a comparative question, stored with the item's SAG search."""
+def participant_comparison(request: HttpRequest, slug: str, code: str, token: str) -> HttpResponse:
+    """The A/B stimulus of a comparative question, read from the pictures stored with the
+    item's SAG search."""
     assignment = _assignment_or_404(slug, code)
-    comparison = selectors.participant_comparison(assignment=assignment, public_id=explanation_id)
+    comparison = selectors.participant_comparison(assignment=assignment, code=code, token=token)
     if comparison is None:
         raise Http404("No such comparison.")
     png = explanation_comparison_png(

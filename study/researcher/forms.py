@@ -14,6 +14,8 @@ MAX_SUBMISSIONS_BYTES = 20 * 1024 * 1024
 
 class LaunchForm(forms.Form):
     status = forms.ChoiceField(choices=[(Study.Status.PILOT, "pilot"), (Study.Status.LIVE, "live")])
+    # Kept in the design when it overrides a failed shortcut audit.
+    shortcut_override_reason = forms.CharField(required=False, max_length=2000)
 
 
 class ShowAccuracyForm(forms.Form):

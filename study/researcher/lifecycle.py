@@ -69,7 +69,14 @@ def _status_before(study: Study, action: str) -> str:
     return event.status_before
 
 
-def study_change(*, study: Study, action: str, actor=None, reason: str = "") -> Study:
+def study_change(
+    *,
+    study: Study,
+    action: str,
+    actor=None,
+    reason: str = "",
+    shortcut_override_reason: str = "",
+) -> Study:
     """Apply a lifecycle `action` and log it; LifecycleError (nothing changed) if the study's
     status does not allow it, StudyConfigError if launch checks fail."""
     if action not in ALLOWED_FROM:
@@ -87,9 +94,17 @@ def study_change(*, study: Study, action: str, actor=None, reason: str = "") -> 
             )
         before = locked.status
         if action == Action.LAUNCH_PILOT:
-            study_launch(study=locked, status=Status.PILOT)
+            study_launch(
+                study=locked,
+                status=Status.PILOT,
+                shortcut_override_reason=shortcut_override_reason,
+            )
         elif action == Action.LAUNCH_LIVE:
-            study_launch(study=locked, status=Status.LIVE)
+            study_launch(
+                study=locked,
+                status=Status.LIVE,
+                shortcut_override_reason=shortcut_override_reason,
+            )
         elif action == Action.ARCHIVE:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["archived_at"])

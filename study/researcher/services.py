@@ -1,9 +1,9 @@
-"""Writes a researcher makes on a running study: showing accuracy so far, and a
-participant's withdrawal (their data deleted, an audit entry kept)."""
+"""Writes a researcher makes on a running study: showing accuracy so far, a participant's
+withdrawal and the deletion of simulated participants (data deleted, an audit entry kept)."""
 
 from django.db import transaction
 
-from study.models import Participant, Response, Study, Withdrawal
+from study.models import Participant, Response, SimulatedDeletion, Study, Withdrawal
 from study.platforms import platform_pseudonym
 
 
@@ -50,3 +50,28 @@ def participant_withdraw(
         )
         participant.delete()  # its PlatformIdentity (the raw id) goes with it
     return withdrawal
+
+
+class SimulatedDeletionError(ValueError):
+    """There is nothing to delete; the message says why."""
+
+
+def simulated_participants_delete(
+    *, study: Study, requested_by=None, reason: str = ""
+) -> SimulatedDeletion:
+    """Delete every simulated participant of the study with their answers, and leave an
+    audit entry. People's data are not touched."""
+    with transaction.atomic():
+        simulated = Participant.objects.select_for_update().filter(study=study, simulated=True)
+        participant_ids = list(simulated.values_list("pk", flat=True))
+        if not participant_ids:
+            raise SimulatedDeletionError(f"study {study.slug!r} has no simulated participants")
+        responses_deleted, _ = Response.objects.filter(participant_id__in=participant_ids).delete()
+        Participant.objects.filter(pk__in=participant_ids).delete()
+        return SimulatedDeletion.objects.create(
+            study=study,
+            participants_deleted=len(participant_ids),
+            responses_deleted=responses_deleted,
+            requested_by=requested_by,
+            reason=reason,
+        )

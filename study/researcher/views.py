@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from study.design import launch
 from study.design.spec import EXCLUSION_RULES, StudyConfigError
 from study.models import Study
 from study.researcher import dashboard, lifecycle
@@ -88,6 +89,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "notices": request.session.pop("notices", []),
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
+        "shortcut_audit": launch.study_shortcut_audit(study=study),
         "rules": [
             {"name": name, "value": value, "description": EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()
@@ -134,6 +136,7 @@ def study_launch(request: HttpRequest, slug: str) -> HttpResponse:
             study=study,
             action=lifecycle.launch_action(study=study, status=form.cleaned_data["status"]),
             actor=request.user,
+            shortcut_override_reason=form.cleaned_data["shortcut_override_reason"],
         )
     except StudyConfigError as error:
         request.session["launch_error"] = str(error)

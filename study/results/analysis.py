@@ -376,7 +376,7 @@ class ResponseCollector:
             agrees = raw.get("answer") == raw.get("ai_prediction")
         else:
             agrees = is_correct == ai_correct
-        response_ms = raw.get("client_response_ms")
+        response_ms = raw.get("response_ms")
         columns = self._columns
         columns["participant"].append(self._participants.code(participant))
         columns["condition"].append(self._conditions.code(str(raw["condition"])))
@@ -643,7 +643,7 @@ def analyze_responses(
     """Analyse main-phase responses; attention checks and training are left out.
 
     `rows` carry the export's columns participant, condition, item, phase, is_correct,
-    confidence, ai_correct, ai_prediction, answer, client_response_ms, participant_pilot and
+    confidence, ai_correct, ai_prediction, answer, response_ms, participant_pilot and
     participant_excluded. Conditions are reported in `condition_order` (the first is the
     model's reference), then any others by name. `fit_model=False` skips the GEE model (and
     so the Wald test and the pairwise comparisons).

@@ -12,7 +12,7 @@ class Column:
     description: str
 
 
-_QUESTIONNAIRE = QuestionnaireForm(shows_explanations=True).fields
+_QUESTIONNAIRE = QuestionnaireForm.base_fields  # the generic wording: see condition_texts
 
 
 QUESTIONNAIRE_COLUMNS = tuple(
@@ -25,6 +25,10 @@ EXCLUSION_COLUMNS = (
     Column(
         "participant_pilot",
         "1 if the participant entered while the study was a pilot; left out of analyses by default",
+    ),
+    Column(
+        "participant_simulated",
+        "1 if a bot of simulate_participants, not a person (never a real participant's data)",
     ),
     Column("participant_excluded", "1 if the study's declared exclusion rules exclude them"),
     Column("exclusion_reasons", "why they are excluded, '; '-separated (blank: not excluded)"),
@@ -53,12 +57,24 @@ RESPONSE_COLUMNS = (
     Column("answer", "the answer as the participant read it"),
     Column("correct_answer", "the value that counted as correct (a label id, yes/no, ...)"),
     Column("is_correct", "1 if the answer was correct"),
-    Column("confidence", "the participant's confidence, 1 (guessing) to 5 (certain)"),
+    Column(
+        "confidence",
+        "the participant's confidence, 1 (guessing) to 5 (certain); blank on attention checks",
+    ),
     Column(
         "client_response_ms",
         "ms from the stimulus being painted to the answer, measured in the browser",
     ),
     Column("server_response_ms", "ms from the server sending the trial to receiving the answer"),
+    Column(
+        "response_ms",
+        "the response time analyses and exclusions use: client_response_ms where consistent "
+        "with the server's (present and not longer), else server_response_ms",
+    ),
+    Column(
+        "client_time_inconsistent",
+        "1 if client_response_ms is missing or longer than server_response_ms (then ignored)",
+    ),
     Column("ai_prediction", "the classifier's predicted class for the image"),
     Column("ai_confidence", "the classifier's softmax probability of its prediction"),
     Column("ai_correct", "1 if the classifier's prediction is the true class"),
@@ -66,6 +82,10 @@ RESPONSE_COLUMNS = (
     Column("server_shown_at", "when the server sent the trial (ISO 8601, UTC)"),
     Column("server_received_at", "when the server received the answer (ISO 8601, UTC)"),
     Column("viewport", "browser viewport, WIDTHxHEIGHT in CSS px"),
+    Column(
+        "stimulus_missing",
+        "1 if the answer was given while a photo or figure of the trial had not loaded",
+    ),
     Column(
         "interactions",
         'JSON list of explanation interactions, [{"event": ..., "ms": ...}], ms from paint',
@@ -103,7 +123,10 @@ PARTICIPANT_COLUMNS = (
     Column("main_trials", "main trials answered"),
     Column("main_correct", "main trials answered correctly"),
     Column("main_accuracy", "main_correct / main_trials (blank: none answered)"),
-    Column("median_client_response_ms", "median client response time on main trials"),
+    Column(
+        "median_response_ms",
+        "median response_ms on main trials (the server's time, refined by a consistent client's)",
+    ),
     Column("attention_checks", "attention checks answered"),
     Column("attention_checks_failed", "attention checks answered wrongly"),
     Column("study_config_hash", "hash of the frozen study design the participant saw"),

@@ -8,15 +8,17 @@ from collections import Counter
 from django.db.models import Count, Q, QuerySet
 
 from study.models import Participant, Response, Study, StudyItem
+from study.results import timing
 
 
 def exclusion_reasons(*, rules: dict, failed_attention: int, main_answers: list) -> list[str]:
-    """Why the rules exclude a participant; `main_answers` holds (answer, client ms) pairs."""
+    """Why the rules exclude a participant; `main_answers` holds (answer, response ms) pairs,
+    the time as study.results.timing.response_ms gives it."""
     reasons = []
     limit = rules.get("max_failed_attention_checks")
     if limit is not None and failed_attention > limit:
         reasons.append(f"failed {failed_attention} attention checks (more than {limit})")
-    times = [ms for _, ms in main_answers if ms is not None]
+    times = [ms for _, ms in main_answers]
     fastest = rules.get("min_median_response_ms")
     if fastest is not None and times and statistics.median(times) < fastest:
         reasons.append(
@@ -66,7 +68,13 @@ def participants_apply_exclusions(
     answers = (
         Response.objects.filter(participant__in=chosen.values("pk"), phase=StudyItem.Role.MAIN)
         .order_by("participant_id", "trial_position")
-        .values_list("participant_id", "answer", "client_response_ms")
+        .values_list(
+            "participant_id",
+            "answer",
+            "client_response_ms",
+            "server_shown_at",
+            "server_received_at",
+        )
         .iterator(chunk_size=chunk_size)
     )
     pending = next(answers, None)
@@ -76,7 +84,9 @@ def participants_apply_exclusions(
         main_answers = []
         while pending is not None and pending[0] <= participant.pk:
             if pending[0] == participant.pk:
-                main_answers.append((pending[1], pending[2]))
+                _, answer, client_ms, shown_at, received_at = pending
+                server_ms = timing.server_response_ms(shown_at, received_at)
+                main_answers.append((answer, timing.response_ms(client_ms, server_ms)))
             pending = next(answers, None)
         excluded, reasons = exclusion_verdict(
             participant,

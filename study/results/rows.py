@@ -10,11 +10,13 @@ from django.db.models import Count, Q
 from explain_engine.models import Prediction
 from study.design.questionnaire import QUESTIONNAIRE_FIELDS
 from study.models import Participant, Response, Study, StudyItem
+from study.results import timing
 
 
 def _exclusion_values(participant: Participant) -> dict:
     return {
         "participant_pilot": int(participant.is_pilot),
+        "participant_simulated": int(participant.simulated),
         "participant_excluded": int(participant.excluded),
         "exclusion_reasons": "; ".join(participant.exclusion_reasons),
     }
@@ -47,6 +49,7 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
         "participant_id", "item_id", "phase", "trial_position", "answer_text",
         "correct_answer", "is_correct", "confidence", "client_response_ms", "server_shown_at",
         "server_received_at", "viewport", "interactions", "explanation_shown__public_id",
+        "stimulus_missing",
     )  # fmt: skip
     responses = (
         Response.objects.filter(participant__study=study)
@@ -92,8 +95,10 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
     for (
         participant_id, item_id, phase, position, answer_text, correct_answer, is_correct,
         confidence, client_ms, shown_at, received_at, viewport, interactions, explanation_id,
+        stimulus_missing,
     ) in chunk:  # fmt: skip
         participant = participants[participant_id]
+        server_ms = timing.server_response_ms(shown_at, received_at)
         image = items[item_id]
         prediction = predictions.get(image.pk)
         yield {
@@ -108,7 +113,11 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "is_correct": int(is_correct),
             "confidence": confidence,
             "client_response_ms": client_ms,
-            "server_response_ms": round((received_at - shown_at).total_seconds() * 1000),
+            "server_response_ms": server_ms,
+            "response_ms": timing.response_ms(client_ms, server_ms),
+            "client_time_inconsistent": int(
+                not timing.client_time_consistent(client_ms, server_ms)
+            ),
             "ai_prediction": prediction.predicted_label.display_name if prediction else "",
             "ai_confidence": round(prediction.confidence, 4) if prediction else "",
             "ai_correct": int(prediction.predicted_label_id == image.class_label_id)
@@ -118,6 +127,7 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "server_shown_at": shown_at.isoformat(),
             "server_received_at": received_at.isoformat(),
             "viewport": viewport,
+            "stimulus_missing": int(stimulus_missing),
             "interactions": json.dumps(interactions, separators=(",", ":")),
             "study_config_hash": participant.study_config_hash,
             **_questionnaire_values(participant),
@@ -170,11 +180,12 @@ def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[d
 
 def _participant_row(study: Study, participant: Participant) -> dict:
     """One participant's row, from a participant annotated as in `study_participant_rows`."""
-    times = list(
-        participant.responses.filter(phase=StudyItem.Role.MAIN, client_response_ms__isnull=False)
-        .order_by("client_response_ms")
-        .values_list("client_response_ms", flat=True)
-    )
+    times = [
+        timing.response_ms(client_ms, timing.server_response_ms(shown_at, received_at))
+        for client_ms, shown_at, received_at in participant.responses.filter(
+            phase=StudyItem.Role.MAIN
+        ).values_list("client_response_ms", "server_shown_at", "server_received_at")
+    ]
     answered = participant.practice_trials + participant.main_trials
     completed_at = participant.completed_at
     return {
@@ -203,7 +214,7 @@ def _participant_row(study: Study, participant: Participant) -> dict:
         "main_accuracy": round(participant.main_correct / participant.main_trials, 4)
         if participant.main_trials
         else "",
-        "median_client_response_ms": round(statistics.median(times)) if times else "",
+        "median_response_ms": round(statistics.median(times)) if times else "",
         "attention_checks": participant.attention_checks,
         "attention_checks_failed": participant.attention_checks_failed,
         "study_config_hash": participant.study_config_hash,

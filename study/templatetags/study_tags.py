@@ -3,6 +3,7 @@
 from django import template
 from django.utils.safestring import SafeString
 
+from study.flow.stimulus_tokens import stimulus_url
 from study.texts import markdown_html
 
 register = template.Library()
@@ -49,6 +50,18 @@ def accuracy_interval(accuracy) -> str:
     return (
         f"{percent(accuracy.estimate)} [{percent(accuracy.low)}–{percent(accuracy.high)}] "
         f"n={accuracy.n_responses}"
+    )
+
+
+@register.simple_tag(takes_context=True, name="stimulus_url")
+def stimulus_url_tag(context, kind: str, stimulus) -> str:
+    """The URL of a photo, explanation or comparison for the participant on this page only
+    (see study.flow.stimulus_tokens)."""
+    return stimulus_url(
+        study_slug=context["study"].slug,
+        code=context["participant"].code,
+        kind=kind,
+        public_id=stimulus.public_id,
     )
 
 

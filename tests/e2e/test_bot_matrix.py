@@ -121,7 +121,10 @@ def _answer_trial(frame, participant: Participant, shows_explanation: bool) -> N
             else next(value for value in values if value != right)
         )
     frame.locator(f"input[name=answer][value='{answer}']").check()
-    frame.locator("input[name=confidence][value='3']").check()
+    if item.role == StudyItem.Role.ATTENTION:
+        assert frame.locator("input[name=confidence]").count() == 0  # none asked
+    else:
+        frame.locator("input[name=confidence][value='3']").check()
     with frame.expect_navigation():
         frame.get_by_role("button", name="Next").click()
 
@@ -132,7 +135,8 @@ def _check_stored(participant: Participant) -> None:
     responses = Response.objects.filter(participant=participant).select_related("item")
     assert responses.count() == len(participant.trial_item_ids)
     for response in responses:
-        assert response.confidence == 3
+        is_attention = response.item.role == StudyItem.Role.ATTENTION
+        assert response.confidence == (None if is_attention else 3)
         assert response.client_response_ms is not None and response.client_response_ms > 0
         assert response.viewport
         assert (response.explanation_shown_id is not None) == bool(
@@ -156,6 +160,7 @@ def test_prolific_bots_complete_every_condition(browser, live_server, request, q
     for index in range(study.conditions.count()):
         pid = f"prolific-{index}"
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         conditions.add(participant.condition.name)
         seen = _walk(page, participant)
@@ -230,6 +235,7 @@ def test_open_link_bots_complete_every_condition(browser, live_server, request, 
         page = context.new_page()
         before = set(Participant.objects.filter(study=study).values_list("pk", flat=True))
         page.goto(f"{live_server.url}/s/{study.slug}/")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.filter(study=study).exclude(pk__in=before).get()
         conditions.add(participant.condition.name)
         seen = _walk(page, participant)

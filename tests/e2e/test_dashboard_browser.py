@@ -20,6 +20,7 @@ def test_researcher_reads_the_dashboard(
         exclusion_rules={"max_failed_attention_checks": 1, "min_median_response_ms": 800},
     )
     participants_simulate(
+        allow_live=True,
         study=study,
         n=5,
         behaviour_by_condition={},
@@ -58,6 +59,7 @@ def test_researcher_reads_the_analysis(
     never scrolls sideways."""
     study = make_study(classifier, owners=[researcher_owner], per_condition=6, n_items=5)
     participants_simulate(
+        allow_live=True,
         study=study,
         n=12,
         behaviour_by_condition={

@@ -26,6 +26,7 @@ def test_participant_completes_the_study_in_a_browser(
 
     for pid in ("bot-none", "bot-gradcam"):
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         condition = participant.condition.name
         snap(f"{condition}-1-consent")
@@ -87,6 +88,7 @@ def test_participant_completes_the_study_in_a_browser(
             assert response.confidence == 4
         # Coming back after the redirect shows the completion page with the code.
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}")
+        page.wait_for_url("**/p/**")
         assert "C0DE42" in page.content()
         snap(f"{condition}-5-complete")
     context.close()

@@ -54,6 +54,7 @@ def test_sag_and_xnn_figures_are_legible_on_a_phone_and_a_laptop(
             participants_per_condition=1,
             consent_text="Consent",
             instructions_text="Pick the species.",
+            shortcut_margin_points=100,  # a few items: the audit is tested elsewhere
         )
     )
     # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
@@ -66,6 +67,7 @@ def test_sag_and_xnn_figures_are_legible_on_a_phone_and_a_laptop(
         context = browser.new_context(viewport=PHONE)
         page = context.new_page()
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
+        page.wait_for_url("**/p/**")  # the entry page's script admits the browser
         participant = Participant.objects.get(platform_identity__worker_id=pid)
         method = participant.condition.explanation_method
         # Each click waits for its own page: a navigation still loading when the next click

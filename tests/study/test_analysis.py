@@ -54,7 +54,7 @@ def simulate_rows(rng, accuracies, *, per_condition, n_items, spread=0.15):
                         "is_correct": int(correct),
                         "confidence": int(rng.integers(1, 6)),
                         "ai_correct": int(ai_correct),
-                        "client_response_ms": int(rng.exponential(3000)) + 200,
+                        "response_ms": int(rng.exponential(3000)) + 200,
                         "participant_pilot": False,
                         "participant_excluded": False,
                     }
@@ -214,6 +214,7 @@ def test_analyze_study_command_on_simulated_participants(classifier, tmp_path, m
     with pytest.raises(CommandError, match="no main-phase responses"):
         call_command("analyze_study", study.slug)
     participants_simulate(
+        allow_live=True,
         study=study,
         n=12,
         behaviour_by_condition={
@@ -290,7 +291,7 @@ def test_results_match_those_of_the_row_by_row_analysis():
         if index % 7 == 0:
             row["ai_correct"] = ""
         if index % 5 == 0:
-            row["client_response_ms"] = None
+            row["response_ms"] = None
     report = analyze(rows[1::2] + rows[::2], condition_order=["b", "a"])
 
     expected = {

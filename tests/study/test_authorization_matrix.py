@@ -31,6 +31,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from explain_engine.models import ConceptModel, PrecomputeJob
+from study.flow.stimulus_tokens import stimulus_token, stimulus_url
 from study.models import Participant, Study
 from tests.study.conftest import make_study
 from tests.study.test_participant_flow import answer_current_trial, enter, post
@@ -172,13 +173,31 @@ def outcome(response):
 
 
 def participant_url(name, file=None):
-    """A's URL, with the persona's own code in it."""
+    """A's URL, with the persona's own code in it (a stimulus keeps A's token)."""
 
     def build(world, persona):
         args = [world["study"].slug, code_for(world, persona)]
         if file is not None:
-            args.append(world[file].public_id)
+            kind = name.split(":")[1]
+            args.append(
+                stimulus_token(code=world["a"].code, kind=kind, public_id=world[file].public_id)
+            )
         return reverse(name, args=args)
+
+    return build
+
+
+def own_stimulus_url(name, file):
+    """The persona's own URL for A's stimulus: its code and the token made for it."""
+
+    def build(world, persona):
+        code = code_for(world, persona)
+        return stimulus_url(
+            study_slug=world["study"].slug,
+            code=code,
+            kind=name.split(":")[1],
+            public_id=world[file].public_id,
+        )
 
     return build
 
@@ -201,7 +220,7 @@ GET_ONLY_LOGGED_IN_405 = every(LOGIN, **dict.fromkeys(LOGGED_IN, 405))
 ROWS = {
     "healthz": [("get", None, plain_url("healthz"), every(200))],
     # Without the platform's parameters no one enters (and nothing is created).
-    "study:entry": [("get", None, study_url("study:entry"), every(400))],
+    "study:entry": [("get", {"js": "1"}, study_url("study:entry"), every(400))],
     "study:participant": [
         (
             "get",
@@ -218,23 +237,36 @@ ROWS = {
         ),
         ("put", None, participant_url("study:participant"), every(405)),
     ],
-    # Every participant of a study sees the same items: A's image is B's too.
+    # Stimulus URLs are valid for one participant only: B may not use A's URL of a photo
+    # both are shown, but reaches it by B's own.
     "study:image": [
         (
             "get",
             None,
             participant_url("study:image", "image"),
+            every(404, participant_a=200),
+        ),
+        (
+            "get",
+            None,
+            own_stimulus_url("study:image", "image"),
             every(404, participant_a=200, participant_b=200),
-        )
+        ),
     ],
-    # B (no explanations) may not fetch A's Grad-CAM with B's code.
+    # B (no explanations) may not fetch A's Grad-CAM with B's code, with A's token or B's.
     "study:explanation": [
         (
             "get",
             None,
             participant_url("study:explanation", "explanation"),
             every(404, participant_a=200),
-        )
+        ),
+        (
+            "get",
+            None,
+            own_stimulus_url("study:explanation", "explanation"),
+            every(404, participant_a=200),
+        ),
     ],
     # Not a comparative study: there is no A/B picture for anyone (a SAG study's comparison
     # is served in tests/study/test_comparative.py).

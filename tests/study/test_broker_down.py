@@ -62,7 +62,7 @@ def test_participants_finish_a_whole_study_while_the_broker_is_down(client, stud
         socket.create_connection(("127.0.0.1", broker_down), timeout=1)
     url = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": "p-outage", "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": "p-outage", "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
     assert post(client, url, page="consent", consent="yes").status_code == 302
     assert post(client, url, page="instructions").status_code == 302

@@ -96,7 +96,8 @@ def test_attention_checks_are_mixed_in_and_scored_by_the_instruction(client, cla
             answer = trial.choices[0].value
         if trial.item.role == "attention" and seen_attention == 2:
             answer = next(c.value for c in trial.choices if c.value != answer)  # fail one
-        post(client, url, page="trials", trial_position=position, answer=answer, confidence=3)
+        confidence = {} if trial.item.role == "attention" else {"confidence": 3}  # none asked
+        post(client, url, page="trials", trial_position=position, answer=answer, **confidence)
     post(client, url, **QUESTIONNAIRE)
     assert seen_attention == 2
     attention = Response.objects.filter(participant=participant, phase="attention")

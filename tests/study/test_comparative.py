@@ -35,9 +35,9 @@ def comparative(trained_classifier):
 
 
 def _to_trial(client, study, pid):
-    url = client.get(reverse("study:entry", args=[study.slug]), {**QUERY, "PROLIFIC_PID": pid})[
-        "Location"
-    ]
+    url = client.get(
+        reverse("study:entry", args=[study.slug]), {"js": "1", **QUERY, "PROLIFIC_PID": pid}
+    )["Location"]
     client.post(url, {"page": "consent", "consent": "yes"})
     client.post(url, {"page": "instructions"})
     return url

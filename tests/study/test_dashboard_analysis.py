@@ -27,6 +27,7 @@ PLOTS = ("accuracy_by_condition.svg", "accuracy_by_ai_correctness.svg")
 def simulate(study, n=12, mean_response_ms=2000):
     """Bots with planted accuracies: 30% without explanations, 90% with Grad-CAM."""
     participants_simulate(
+        allow_live=True,
         study=study,
         n=n,
         behaviour_by_condition={
@@ -143,7 +144,12 @@ def test_toggles_and_the_message_when_nothing_is_analysable(client, classifier, 
     simulate(study, n=6, mean_response_ms=30_000)  # slow enough: not excluded
     simulate_fast = BotBehaviour(accuracy=0.5, mean_response_ms=50)
     participants_simulate(
-        study=study, n=2, behaviour_by_condition={}, default_behaviour=simulate_fast, seed=9
+        allow_live=True,
+        study=study,
+        n=2,
+        behaviour_by_condition={},
+        default_behaviour=simulate_fast,
+        seed=9,
     )
     page = dashboard(client, study)
     assert "Pilot participants included" in page and "excluded participants left out" in page

@@ -144,7 +144,7 @@ def test_the_site_answers_while_the_demo_is_prepared(small_demo, tmp_path, clien
     assert 'http-equiv="refresh"' in listing and "No studies of yours yet" not in listing
     assert PreparationStep.objects.exclude(status="done").count() == 0
 
-    entered = client.get(link)
+    entered = client.get(link + "&js=1")  # as static/js/entry.js sends a browser on
     assert entered.status_code == 302 and Participant.objects.count() == 1
     assert 'http-equiv="refresh"' not in client.get("/researcher/").content.decode()
 

@@ -75,7 +75,7 @@ def test_zip_holds_both_csvs_the_codebook_and_the_design(study_with_people, tmp_
     by_status = {row["participant_status"]: row for row in participants}
     done = by_status["completed"]
     assert done["main_trials"] == "4" and done["main_correct"] == "4"
-    assert done["main_accuracy"] == "1.0" and done["median_client_response_ms"] == "1234"
+    assert done["main_accuracy"] == "1.0" and done["median_response_ms"] == "1234"
     assert done["attention_checks"] == "1" and done["q_trust_ai"] == "5"
     assert done["exclusion_reasons"] == "median response time 1234 ms (below 2000 ms)"
     assert float(done["duration_s"]) >= 0

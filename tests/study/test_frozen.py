@@ -6,12 +6,12 @@ import time
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from explain_engine.models import ClassLabel, Explanation
 from study.design import frozen
 from study.design.frozen import frozen_study, frozen_study_by_hash
 from study.flow.entry import participant_enter
+from study.flow.stimulus_tokens import stimulus_url
 from study.models import Study
 from tests.study.conftest import make_study
 
@@ -87,7 +87,9 @@ def test_two_requests_for_the_same_photo_at_once_each_get_all_of_it(client, clas
     study = make_study(classifier)
     participant = participant_enter(study=study, worker_id="w1")
     image = next(iter(frozen_study(study).items.values())).image
-    url = reverse("study:image", args=[study.slug, participant.code, image.public_id])
+    url = stimulus_url(
+        study_slug=study.slug, code=participant.code, kind="image", public_id=image.public_id
+    )
     with image.file.storage.open(image.file.name, "rb") as handle:
         photo = handle.read()
     first, second = client.get(url), client.get(url)  # both streams open, neither read yet
@@ -97,7 +99,9 @@ def test_two_requests_for_the_same_photo_at_once_each_get_all_of_it(client, clas
 
 def _image_url(study, participant) -> str:
     image = frozen_study(study).items[participant.trial_item_ids[0]].image
-    return reverse("study:image", args=[study.slug, participant.code, image.public_id])
+    return stimulus_url(
+        study_slug=study.slug, code=participant.code, kind="image", public_id=image.public_id
+    )
 
 
 def test_a_participants_image_requests_are_authorized_without_a_query_once_kept(client, classifier):

@@ -124,7 +124,7 @@ def _valid_step(participant: Participant, client, url) -> dict:
 def _walk_to(client, study, page: str, role: str | None = None, pid: str = "fuzz") -> str:
     url = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
     participant = Participant.objects.get(platform_identity__worker_id=pid)
     for _ in range(40):
@@ -281,7 +281,7 @@ def test_any_entry_query_is_answered_without_a_server_error_and_refusals_save_no
     )
     def enter_with(query):
         before = PlatformIdentity.objects.count()
-        response = client.get(entry, query)
+        response = client.get(entry, {**query, "js": "1"})
         COUNTS["requests"] += 1
         assert response.status_code in (302, 400, 403, 409, 410, 429), response.status_code
         if response.status_code != 302:

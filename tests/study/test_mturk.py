@@ -14,7 +14,13 @@ SANDBOX = "https://workersandbox.mturk.com"
 
 
 def accepted(worker="W1", assignment="A1"):
-    return {"workerId": worker, "assignmentId": assignment, "hitId": "H1", "turkSubmitTo": SANDBOX}
+    return {
+        "js": "1",
+        "workerId": worker,
+        "assignmentId": assignment,
+        "hitId": "H1",
+        "turkSubmitTo": SANDBOX,
+    }
 
 
 @pytest.fixture
@@ -25,7 +31,7 @@ def mturk_study(classifier):
 def test_preview_describes_the_task_and_creates_nothing(client, mturk_study):
     response = client.get(
         reverse("study:entry", args=[mturk_study.slug]),
-        {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"},
+        {"js": "1", "assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"},
     )
     assert response.status_code == 200
     assert "Accept the HIT to start" in response.content.decode()
@@ -64,9 +70,9 @@ def test_a_returned_and_reaccepted_hit_resumes_with_the_new_assignment(client, m
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ({}, "must be opened from Amazon Mechanical Turk"),
+        ({"js": "1"}, "must be opened from Amazon Mechanical Turk"),
         ({**accepted(), "turkSubmitTo": "https://evil.example"}, "not an MTurk address"),
-        ({"workerId": "W1", "hitId": "H1"}, "lacks assignmentId"),
+        ({"js": "1", "workerId": "W1", "hitId": "H1"}, "lacks assignmentId"),
     ],
 )
 def test_bad_mturk_links_are_refused(client, mturk_study, query, message):
@@ -76,5 +82,7 @@ def test_bad_mturk_links_are_refused(client, mturk_study, query, message):
 
 
 def test_prolific_pages_stay_unframable(client, study):
-    url = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "p"})["Location"]
+    url = client.get(reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "p"})[
+        "Location"
+    ]
     assert client.get(url)["X-Frame-Options"] == "DENY"

@@ -4,16 +4,18 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from study.flow.services import PROLIFIC_COMPLETION_URL
+from study.flow.stimulus_tokens import stimulus_url
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
 from tests.study.conftest import make_study
 
 pytestmark = pytest.mark.django_db
 
-PROLIFIC_QUERY = {"PROLIFIC_PID": "pid-aaa", "STUDY_ID": "st-1", "SESSION_ID": "se-1"}
+PROLIFIC_QUERY = {"js": "1", "PROLIFIC_PID": "pid-aaa", "STUDY_ID": "st-1", "SESSION_ID": "se-1"}
 
 
 def enter(client, study, pid="pid-aaa"):
@@ -48,6 +50,11 @@ def answer_current_trial(
     participant.refresh_from_db()
     page = client.get(url)
     assert page.status_code == 200
+    # The participant looks at the trial for two seconds before answering, on the server's
+    # clock too (the client's 1234 ms is then consistent with it).
+    Participant.objects.filter(pk=participant.pk).update(
+        trial_shown_at=F("trial_shown_at") - timedelta(seconds=2)
+    )
     trial = page.context["trial"]
     if trial.item.role == StudyItem.Role.ATTENTION:
         right = next(c.value for c in trial.choices if f"\u201c{c.text}\u201d" in trial.prompt)
@@ -56,16 +63,16 @@ def answer_current_trial(
         right = str(trial.item.image.class_label_id)
     values = [choice.value for choice in trial.choices]
     answer = right if correct else next(v for v in values if v != right)
-    return post(
-        client,
-        url,
-        page="trials",
-        trial_position=trial.position,
-        answer=answer,
-        confidence=confidence,
-        client_response_ms=1234,
-        viewport="390x844",
-    )
+    form = {
+        "page": "trials",
+        "trial_position": trial.position,
+        "answer": answer,
+        "client_response_ms": 1234,
+        "viewport": "390x844",
+    }
+    if trial.item.role != StudyItem.Role.ATTENTION:  # an attention check asks no confidence
+        form["confidence"] = confidence
+    return client.post(url, form)
 
 
 def test_prolific_participant_walks_the_whole_flow(client, study):
@@ -191,14 +198,16 @@ def test_full_study_says_so(client, classifier):
     study = make_study(classifier, per_condition=1)
     enter(client, study, pid="one")
     enter(client, study, pid="two")
-    response = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "three"})
+    response = client.get(
+        reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "three"}
+    )
     assert response.status_code == 409
     assert "full" in response.content.decode()
     assert Participant.objects.count() == 2
 
 
 def test_prolific_study_without_pid_is_refused(client, study):
-    response = client.get(reverse("study:entry", args=[study.slug]))
+    response = client.get(reverse("study:entry", args=[study.slug]), {"js": "1"})
     assert response.status_code == 400
     assert "Prolific" in response.content.decode()
     assert not Participant.objects.exists()
@@ -213,8 +222,8 @@ def test_draft_study_is_closed_to_participants(client, classifier):
 
 def test_open_study_resumes_by_session(client, classifier):
     study = make_study(classifier, platform=Study.Platform.OPEN)
-    first = client.get(reverse("study:entry", args=[study.slug]))["Location"]
-    second = client.get(reverse("study:entry", args=[study.slug]))["Location"]
+    first = client.get(reverse("study:entry", args=[study.slug]), {"js": "1"})["Location"]
+    second = client.get(reverse("study:entry", args=[study.slug]), {"js": "1"})["Location"]
     assert first == second
     assert Participant.objects.get().platform_pseudonym == ""
 
@@ -254,7 +263,9 @@ def test_participant_sees_only_their_own_images(client, classifier):
         .first()
     )
     owner = Participant.objects.get()
-    forbidden = reverse("study:image", args=[study.slug, owner.code, outside.public_id])
+    forbidden = stimulus_url(
+        study_slug=study.slug, code=owner.code, kind="image", public_id=outside.public_id
+    )
     assert client.get(forbidden).status_code == 404
     wrong_code = image_url.replace(owner.code, "not-a-participant")
     assert client.get(wrong_code).status_code == 404
@@ -272,7 +283,12 @@ def test_no_label_is_revealed_before_the_answer(client, study):
     assert image.source_path not in html
     assert image.file.name.split("/")[-1] not in html  # even the opaque stored name stays private
     image_response = client.get(
-        reverse("study:image", args=[study.slug, Participant.objects.get().code, image.public_id])
+        stimulus_url(
+            study_slug=study.slug,
+            code=Participant.objects.get().code,
+            kind="image",
+            public_id=image.public_id,
+        )
     )
     content_disposition = image_response["Content-Disposition"]
     assert "Gull" not in content_disposition and image_response["Content-Type"] == "image/jpeg"
@@ -294,7 +310,9 @@ def test_time_out_frees_the_place_and_records_nothing_more(client, classifier):
     post(client, late_url, page="instructions")
     trial = client.get(late_url).context["trial"]
     enter(client, study, pid="other")
-    refused = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "third"})
+    refused = client.get(
+        reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "third"}
+    )
     assert refused.status_code == 409
 
     started = timezone.now() - timedelta(minutes=study.time_limit_minutes + 1)
@@ -311,7 +329,9 @@ def test_time_out_frees_the_place_and_records_nothing_more(client, classifier):
     late = Participant.objects.get(platform_identity__worker_id="late")
     assert late.status == Participant.Status.TIMED_OUT
 
-    third = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "third"})
+    third = client.get(
+        reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "third"}
+    )
     assert third.status_code == 302
     assert Participant.objects.get(platform_identity__worker_id="third").condition == late.condition
 
@@ -339,7 +359,9 @@ def test_reference_gallery_shows_one_training_example_per_species(client, study)
     item_images = set(study.items.values_list("image_id", flat=True))
     assert all(e.image.split == "train" and e.image.pk not in item_images for e in gallery)
     code = Participant.objects.get().code
-    example = reverse("study:image", args=[study.slug, code, gallery[0].image.public_id])
+    example = stimulus_url(
+        study_slug=study.slug, code=code, kind="image", public_id=gallery[0].image.public_id
+    )
     assert client.get(example).status_code == 200
     post(client, url, page="instructions")
     assert "Show an example of each species" in client.get(url).content.decode()
@@ -373,8 +395,13 @@ def test_the_next_trial_images_are_prefetched(client, study):
     post(client, url, page="instructions")
     page = client.get(url)
     next_item = page.context["trial"].next_item
-    assert f'rel="prefetch" href="/s/{study.slug}/p/' in page.content.decode()
-    assert str(next_item.image.public_id) in page.content.decode()
+    prefetched = stimulus_url(
+        study_slug=study.slug,
+        code=Participant.objects.get().code,
+        kind="image",
+        public_id=next_item.image.public_id,
+    )
+    assert f'rel="prefetch" href="{prefetched}"' in page.content.decode()
 
 
 def test_someone_from_an_excluded_study_is_turned_away(client, classifier):
@@ -382,13 +409,15 @@ def test_someone_from_an_excluded_study_is_turned_away(client, classifier):
     second = make_study(classifier, slug="second")
     second.excluded_studies.add(first)
     enter(client, first, pid="veteran")
-    refused = client.get(reverse("study:entry", args=[second.slug]), {"PROLIFIC_PID": "veteran"})
+    refused = client.get(
+        reverse("study:entry", args=[second.slug]), {"js": "1", "PROLIFIC_PID": "veteran"}
+    )
     assert refused.status_code == 409
     assert "already taken part in a related study" in refused.content.decode()
     assert not Participant.objects.filter(study=second).exists()
     # The exclusion works both ways, and newcomers are welcome in either.
     enter(client, second, pid="newcomer")
     refused_back = client.get(
-        reverse("study:entry", args=[first.slug]), {"PROLIFIC_PID": "newcomer"}
+        reverse("study:entry", args=[first.slug]), {"js": "1", "PROLIFIC_PID": "newcomer"}
     )
     assert refused_back.status_code == 409

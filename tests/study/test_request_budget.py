@@ -32,7 +32,7 @@ def _gradcam_participant_url(client, study) -> str:
     for pid in ("first", "second"):
         client.get(
             reverse("study:entry", args=[study.slug]),
-            {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": pid},
+            {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": pid},
         )
     participant = Participant.objects.get(condition__name="gradcam")
     url = reverse("study:participant", args=[study.slug, participant.code])

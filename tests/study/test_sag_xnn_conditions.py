@@ -40,6 +40,7 @@ def study(trained_classifier):
             participants_per_condition=5,
             consent_text="Consent",
             instructions_text="Pick the species.",
+            shortcut_margin_points=100,  # a few items: the audit is tested elsewhere
         )
     )
     # two epochs fit a weak concept model: kept as `fit_xnn --accept-weak-fit` keeps one
@@ -78,7 +79,7 @@ def test_participants_see_the_figure_laid_out_by_the_page(client, study):
     for index in range(2):
         url = client.get(
             reverse("study:entry", args=[study.slug]),
-            {"PROLIFIC_PID": f"w-{index}", "STUDY_ID": "s", "SESSION_ID": "x"},
+            {"js": "1", "PROLIFIC_PID": f"w-{index}", "STUDY_ID": "s", "SESSION_ID": "x"},
         )["Location"]
         client.post(url, {"page": "consent", "consent": "yes"})
         client.post(url, {"page": "instructions"})

@@ -10,12 +10,13 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
+from explain_engine.models import Explanation
 from study.flow.entry import client_address
 from study.models import Participant, Study
 from tests.study.conftest import make_study
 
 ROOT = Path(__file__).resolve().parents[2]
-PROLIFIC_QUERY = {"STUDY_ID": "st-1", "SESSION_ID": "se-1"}
+PROLIFIC_QUERY = {"js": "1", "STUDY_ID": "st-1", "SESSION_ID": "se-1"}
 
 
 def _enter(client, study, pid, **extra):
@@ -40,6 +41,7 @@ def test_mturk_pages_may_be_framed_by_mturk_only_and_keep_the_script_policy(clie
     response = client.get(
         reverse("study:entry", args=[study.slug]),
         {
+            "js": "1",
             "assignmentId": "A1",
             "hitId": "H1",
             "workerId": "W1",
@@ -126,10 +128,21 @@ def test_nothing_served_before_an_answer_tells_the_label_apart(client, classifie
     (first, first_label, first_code), (second, second_label, second_code) = list(by_label.values())[
         :2
     ]
-    blank = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    # Stimuli are addressed by per-participant tokens: no page holds a public id that would
+    # be the same for everyone (a leaked "id -> species" list would serve them all).
+    public_ids = [str(image.public_id) for image in classifier.image_set.images.all()] + [
+        str(public_id) for public_id in Explanation.objects.values_list("public_id", flat=True)
+    ]
+    for response in (first, second):
+        html = response.content.decode()
+        assert not [public_id for public_id in public_ids if public_id in html]
+    first_tokens = set(re.findall(r"/image/([0-9a-f]{32})/", first.content.decode()))
+    second_tokens = set(re.findall(r"/image/([0-9a-f]{32})/", second.content.decode()))
+    assert first_tokens and second_tokens and not first_tokens & second_tokens
+    blank = re.compile(r"/(image|explanation|comparison)/[0-9a-f]{32}/")
 
     def normalized(response, code):
-        return blank.sub("ID", response.content.decode().replace(code, "CODE"))
+        return blank.sub("/STIMULUS/", response.content.decode().replace(code, "CODE"))
 
     assert normalized(first, first_code) == normalized(second, second_code)
     labels = [first_label, second_label]

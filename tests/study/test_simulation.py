@@ -22,6 +22,7 @@ def test_bots_complete_with_the_accuracy_they_were_given(classifier):
     call_command(
         "simulate_participants",
         study.slug,
+        "--allow-live",
         "--n",
         "20",
         "--accuracy",
@@ -47,13 +48,25 @@ def test_bots_complete_with_the_accuracy_they_were_given(classifier):
 def test_bots_stop_at_a_full_study_and_bad_arguments_are_named(classifier):
     study = make_study(classifier, per_condition=1)
     with pytest.raises(CommandError, match="full"):
-        call_command("simulate_participants", study.slug, "--n", "3")
+        call_command("simulate_participants", study.slug, "--allow-live", "--n", "3")
     assert Participant.objects.count() == 2
     with pytest.raises(CommandError, match="no condition named"):
         call_command(
-            "simulate_participants", study.slug, "--n", "1", "--condition-accuracy", "lime=0.5"
+            "simulate_participants",
+            study.slug,
+            "--allow-live",
+            "--n",
+            "1",
+            "--condition-accuracy",
+            "lime=0.5",
         )
     with pytest.raises(CommandError, match="expected CONDITION=NUMBER"):
         call_command(
-            "simulate_participants", study.slug, "--n", "1", "--condition-accuracy", "gradcam=high"
+            "simulate_participants",
+            study.slug,
+            "--allow-live",
+            "--n",
+            "1",
+            "--condition-accuracy",
+            "gradcam=high",
         )

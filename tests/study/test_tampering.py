@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 def _in_trials(client, study, pid):
     url = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
     client.post(url, {"page": "consent", "consent": "yes"})
     client.post(url, {"page": "instructions"})
@@ -65,6 +65,7 @@ def test_forged_condition_fields_are_ignored(client, study):
     entry = client.get(
         reverse("study:entry", args=[study.slug]),
         {
+            "js": "1",
             "PROLIFIC_PID": "forger",
             "STUDY_ID": "s",
             "SESSION_ID": "x",

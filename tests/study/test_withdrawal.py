@@ -20,7 +20,12 @@ pytestmark = pytest.mark.django_db
 def _finished(study, n=3):
     behaviour = BotBehaviour(accuracy=0.8, mean_response_ms=2000)
     return participants_simulate(
-        study=study, n=n, behaviour_by_condition={}, default_behaviour=behaviour, id_prefix="w"
+        allow_live=True,
+        study=study,
+        n=n,
+        behaviour_by_condition={},
+        default_behaviour=behaviour,
+        id_prefix="w",
     )
 
 

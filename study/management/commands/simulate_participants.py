@@ -38,6 +38,11 @@ class Command(BaseCommand):
             metavar="CONDITION=MS",
         )
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--allow-live",
+            action="store_true",
+            help="Let bots take a live study's places (they stay flagged as simulated).",
+        )
 
     def handle(
         self,
@@ -49,12 +54,20 @@ class Command(BaseCommand):
         condition_accuracy,
         condition_response_ms,
         seed,
+        allow_live,
         **options,
     ):
         try:
             study = Study.objects.get(slug=slug)
         except Study.DoesNotExist:
             raise CommandError(f"no study with slug {slug!r}") from None
+        if n < 1:
+            raise CommandError(f"--n must be at least 1, not {n}")
+        if study.status == Study.Status.LIVE and not allow_live:
+            raise CommandError(
+                f"study {slug!r} is live: simulated participants would take its places; "
+                "pass --allow-live to run them anyway"
+            )
         accuracies = _condition_values(condition_accuracy, "--condition-accuracy", float)
         times = _condition_values(condition_response_ms, "--condition-response-ms", int)
         behaviours = {
@@ -71,6 +84,7 @@ class Command(BaseCommand):
                 behaviour_by_condition=behaviours,
                 default_behaviour=BotBehaviour(accuracy=accuracy, mean_response_ms=response_ms),
                 seed=seed,
+                allow_live=allow_live,
             )
         except (ValueError, EntryRefused) as error:
             raise CommandError(str(error)) from error

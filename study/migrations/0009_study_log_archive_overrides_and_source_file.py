@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('study', '0004_preparation_step'),
+        ('study', '0008_shortcut_audit_margin_and_override'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
