@@ -31,6 +31,34 @@ class ItemDraw:
     rest: list[Image]
 
 
+def _groups_by_ai_error(
+    classifier: Classifier, pool: list[Image], *, n_main: int, ai_wrong_share: float
+) -> list[tuple[list[Image], int]]:
+    """The images the classifier gets wrong and those it gets right, each with how many of
+    the main items to draw from it."""
+    failures = predictions_compute(classifier=classifier, images=pool)
+    if failures:
+        raise StudyConfigError(
+            f"{len(failures)} test image(s) could not be read to predict them, e.g. "
+            f"{next(iter(failures.values()))}"
+        )
+    predicted = dict(
+        Prediction.objects.filter(classifier=classifier, image__in=pool).values_list(
+            "image_id", "predicted_label_id"
+        )
+    )
+    wrong = [image for image in pool if predicted[image.pk] != image.class_label_id]
+    right = [image for image in pool if predicted[image.pk] == image.class_label_id]
+    n_wrong = round(ai_wrong_share * n_main)
+    if len(wrong) < n_wrong or len(right) < n_main - n_wrong:
+        raise StudyConfigError(
+            f"ai_wrong_share {ai_wrong_share:g} of {n_main} main items needs {n_wrong} "
+            f"test images the AI gets wrong and {n_main - n_wrong} it gets right; the "
+            f"test split has {len(wrong)} and {len(right)}"
+        )
+    return [(wrong, n_wrong), (right, n_main - n_wrong)]
+
+
 def main_items_draw(
     *,
     classifier: Classifier,
@@ -54,30 +82,11 @@ def main_items_draw(
     pool = list(Image.objects.filter(class_label__in=labels, split=Image.Split.TEST).order_by("pk"))
     if len(pool) < n_main:
         raise StudyConfigError(f"{n_main} main items asked for, {len(pool)} test images exist")
-    if ai_wrong_share is None:
-        groups = [(pool, n_main)]
-    else:
-        failures = predictions_compute(classifier=classifier, images=pool)
-        if failures:
-            raise StudyConfigError(
-                f"{len(failures)} test image(s) could not be read to predict them, e.g. "
-                f"{next(iter(failures.values()))}"
-            )
-        predicted = dict(
-            Prediction.objects.filter(classifier=classifier, image__in=pool).values_list(
-                "image_id", "predicted_label_id"
-            )
-        )
-        wrong = [image for image in pool if predicted[image.pk] != image.class_label_id]
-        right = [image for image in pool if predicted[image.pk] == image.class_label_id]
-        n_wrong = round(ai_wrong_share * n_main)
-        if len(wrong) < n_wrong or len(right) < n_main - n_wrong:
-            raise StudyConfigError(
-                f"ai_wrong_share {ai_wrong_share:g} of {n_main} main items needs {n_wrong} "
-                f"test images the AI gets wrong and {n_main - n_wrong} it gets right; the "
-                f"test split has {len(wrong)} and {len(right)}"
-            )
-        groups = [(wrong, n_wrong), (right, n_main - n_wrong)]
+    groups = (
+        [(pool, n_main)]
+        if ai_wrong_share is None
+        else _groups_by_ai_error(classifier, pool, n_main=n_main, ai_wrong_share=ai_wrong_share)
+    )
     rng = random.Random(seed)
     for _ in range(MAX_DRAWS):
         main = [image for images, n in groups for image in rng.sample(images, n)]

@@ -78,6 +78,17 @@ def _condition_assign(*, study: Study) -> Condition:
     return random.SystemRandom().choice([c for c in open_conditions if c.filled == least])
 
 
+def _check_open(study: Study, *, worker_id: str) -> None:
+    if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
+        raise EntryRefused("This study is not open at the moment.", status=403)
+    if study.platform != Study.Platform.OPEN and not worker_id:
+        platform_name = Study.Platform(study.platform).label
+        raise EntryRefused(
+            f"This study must be opened from {platform_name} (the link carries your worker ID).",
+            status=400,
+        )
+
+
 def participant_enter(
     *,
     study: Study,
@@ -90,14 +101,7 @@ def participant_enter(
     """Admit a participant, or return the one this platform id already has in the study.
 
     `simulated` marks a bot of study.flow.simulation, flagged in every export."""
-    if study.status not in (Study.Status.PILOT, Study.Status.LIVE):
-        raise EntryRefused("This study is not open at the moment.", status=403)
-    if study.platform != Study.Platform.OPEN and not worker_id:
-        platform_name = Study.Platform(study.platform).label
-        raise EntryRefused(
-            f"This study must be opened from {platform_name} (the link carries your worker ID).",
-            status=400,
-        )
+    _check_open(study, worker_id=worker_id)
     pseudonym = (
         platform_pseudonym(platform=study.platform, worker_id=worker_id) if worker_id else ""
     )

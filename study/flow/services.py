@@ -105,6 +105,21 @@ def trial_mark_shown(*, participant: Participant) -> Participant:
     return participant
 
 
+def _checked_choices(frozen, *, item, answer: str, confidence: int | None) -> dict:
+    """The study's choices by value, once the answer is one of them and the confidence is
+    what the trial asks (none on an attention check)."""
+    if item.role == StudyItem.Role.ATTENTION:
+        # An instructed answer has nothing to be confident about: the check asks none.
+        if confidence is not None:
+            raise InvalidAnswer("an attention check asks no confidence")
+    elif confidence not in CONFIDENCE_SCALE:
+        raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
+    choices = {choice.value: choice for choice in frozen.choices}
+    if answer not in choices:
+        raise InvalidAnswer("the answer is not one of the offered choices")
+    return choices
+
+
 def response_record(
     *,
     participant: Participant,
@@ -130,15 +145,7 @@ def response_record(
         _check_interactions(interactions)
         frozen = frozen_study(participant.study)
         item = frozen.items[participant.trial_item_ids[trial_position]]
-        if item.role == StudyItem.Role.ATTENTION:
-            # An instructed answer has nothing to be confident about: the check asks none.
-            if confidence is not None:
-                raise InvalidAnswer("an attention check asks no confidence")
-        elif confidence not in CONFIDENCE_SCALE:
-            raise InvalidAnswer(f"confidence must be one of {CONFIDENCE_SCALE}")
-        choices = {c.value: c for c in frozen.choices}
-        if answer not in choices:
-            raise InvalidAnswer("the answer is not one of the offered choices")
+        choices = _checked_choices(frozen, item=item, answer=answer, confidence=confidence)
         correct_answer = frozen.correct_answers[item.pk]
         response = Response.objects.create(
             participant=participant,

@@ -193,7 +193,11 @@ def _simulated_rows(
     exclusion_reasons: ExclusionReasons,
 ) -> tuple[list[dict], int, int]:
     """One simulated study's main responses as export-shaped rows, with how many
-    participants were simulated and how many the rules excluded."""
+    participants were simulated and how many the rules excluded.
+
+    Longer than 60 lines: one participant's simulation, draw by draw (ability, inattention,
+    each item's answer and time, the rules' verdict); split, the order of the random draws,
+    which the seeds reproduce, would be spread over several functions."""
     ease = rng.normal(0, assumptions.item_sd, design.main_items)
     # Each item shows one of the answer choices' classes; wrong answers are any other choice.
     truth = np.arange(design.main_items) % design.n_choices
@@ -280,7 +284,11 @@ def simulate_studies(
     exclusion_reasons: ExclusionReasons,
 ) -> SimulatedStudies:
     """`sims` studies with `n` analysed participants per condition, each analysed by
-    study.analysis; each seeded on its own, so the result does not depend on the order."""
+    study.analysis; each seeded on its own, so the result does not depend on the order.
+
+    Longer than 60 lines: one loop that simulates, analyses and tallies each study; its
+    counters (rejections per test and pair, failures, exclusions) would otherwise travel
+    between functions."""
     check_inputs(design, assumptions)
     if n < 2:
         raise PlanError(f"n: {n} participants per condition are too few to test (at least 2)")
@@ -467,7 +475,11 @@ def plan_study(
     confirm: bool = False,
 ) -> StudyPlan:
     """Power at the planned n (or at each of `n_values`), simulated; the n needed for
-    `target` power per test, projected from there; with `confirm`, simulated there too."""
+    `target` power per test, projected from there; with `confirm`, simulated there too.
+
+    Longer than 60 lines: the plan's steps in order (check, simulate at the quota, project,
+    search the n for 80%, confirm), each a call; split up, the order would be harder to
+    follow."""
     check_inputs(design, assumptions)
     if not 10 <= sims <= 5000:
         raise PlanError(f"sims: {sims} is not in 10..5000")

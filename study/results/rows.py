@@ -65,8 +65,8 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
     yield from _export_chunk(study, chunk, items, predictions)
 
 
-def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: dict):
-    participant_ids = {values[0] for values in chunk}
+def _participant_columns(study: Study, participant_ids: set) -> tuple[dict, dict]:
+    """The chunk's participants by pk, and the columns each of their rows repeats."""
     participants = {
         participant.pk: participant
         for participant in Participant.objects.filter(pk__in=participant_ids)
@@ -92,6 +92,11 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "explanation_method": condition.explanation_method or "none",
             "explanation_params_hash": condition.explanation_params_hash,
         }
+    return participants, columns
+
+
+def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: dict):
+    participants, columns = _participant_columns(study, {values[0] for values in chunk})
     for (
         participant_id, item_id, phase, position, answer_text, correct_answer, is_correct,
         confidence, client_ms, shown_at, received_at, viewport, interactions, explanation_id,
