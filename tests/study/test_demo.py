@@ -117,7 +117,8 @@ def test_the_site_answers_while_the_demo_is_prepared(small_demo, tmp_path, clien
     each step; once prepared, the same link enters the study."""
     from study.models import Participant, PreparationStep
 
-    link = "/s/demo/?PROLIFIC_PID=early-bird&STUDY_ID=demo&SESSION_ID=s1"
+    # (js=1: what the entry page's script adds once it runs)
+    link = "/s/demo/?js=1&PROLIFIC_PID=early-bird&STUDY_ID=demo&SESSION_ID=s1"
     seen = {}
     real_fit = demo.concept_model_fit
 

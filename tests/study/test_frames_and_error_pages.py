@@ -16,6 +16,7 @@ from tests.study.test_participant_flow import answer_current_trial, post
 pytestmark = pytest.mark.django_db
 
 MTURK_QUERY = {
+    "js": "1",
     "workerId": "W1",
     "assignmentId": "A1",
     "hitId": "H1",
@@ -72,7 +73,9 @@ def test_the_questionnaire_error_page_of_an_mturk_study_shows_in_mturks_frame(cl
 
 
 def test_a_prolific_studys_error_page_stays_unframable(client, study):
-    url = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "p"})["Location"]
+    url = client.get(reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "p"})[
+        "Location"
+    ]
     post(client, url, page="consent", consent="yes")
     post(client, url, page="instructions")
     response = post(client, url, page="trials", trial_position="0", answer="x", confidence="9")

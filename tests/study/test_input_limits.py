@@ -24,7 +24,7 @@ def _saved(study) -> list:
 def _in_trials(client, study):
     url = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": "limits", "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": "limits", "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
     client.post(url, {"page": "consent", "consent": "yes"})
     client.post(url, {"page": "instructions"})
@@ -103,7 +103,9 @@ def test_comprehension_answers_that_are_no_choice_are_refused(client, classifier
         classifier,
         comprehension_questions=[{"question": "Birds?", "choices": ["no", "yes"], "answer": 1}],
     )
-    url = client.get(reverse("study:entry", args=[study.slug]), {"PROLIFIC_PID": "c"})["Location"]
+    url = client.get(reverse("study:entry", args=[study.slug]), {"js": "1", "PROLIFIC_PID": "c"})[
+        "Location"
+    ]
     client.post(url, {"page": "consent", "consent": "yes"})
     client.post(url, {"page": "instructions"})
     before = _saved(study)

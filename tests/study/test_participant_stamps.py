@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _enter(client, study, pid: str) -> str:
     return client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": pid, "STUDY_ID": "s", "SESSION_ID": "x"},
     )["Location"]
 
 

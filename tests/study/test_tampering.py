@@ -57,7 +57,7 @@ def test_forged_condition_fields_are_ignored(client, study):
     # arrival the other one, whatever the link says.
     first = client.get(
         reverse("study:entry", args=[study.slug]),
-        {"PROLIFIC_PID": "first", "STUDY_ID": "s", "SESSION_ID": "x"},
+        {"js": "1", "PROLIFIC_PID": "first", "STUDY_ID": "s", "SESSION_ID": "x"},
     )
     assert first.status_code == 302
     filled = Participant.objects.get().condition
