@@ -95,6 +95,7 @@ def test_researcher_excludes_a_participant_on_the_monitor(
     )
     participants_simulate(
         study=study,
+        allow_live=True,
         n=4,
         behaviour_by_condition={"gradcam": BotBehaviour(accuracy=0.5, mean_response_ms=1)},
         default_behaviour=BotBehaviour(accuracy=0.8, mean_response_ms=5000),

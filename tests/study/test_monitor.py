@@ -30,6 +30,7 @@ def watched(classifier, researcher_owner):
     )
     participants_simulate(
         study=study,
+        allow_live=True,
         n=6,
         behaviour_by_condition={"gradcam": BotBehaviour(accuracy=0.5, mean_response_ms=1)},
         default_behaviour=BotBehaviour(accuracy=0.8, mean_response_ms=5000),
