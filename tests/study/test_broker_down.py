@@ -40,12 +40,15 @@ def _forget_connections():
 
 
 @pytest.fixture
-def broker_down(settings):
+def broker_down(settings, monkeypatch):
     """The broker URL names a port nobody listens on, as in an outage; the port it names."""
     port = _closed_port()
     url = f"redis://127.0.0.1:{port}/0"
     previous = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
     settings.CELERY_BROKER_URL = url
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets
+    # it to the real broker), so the outage must be named there too.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     # The app read the settings when it was configured: point it at the same URL.
     celery_app.conf.broker_url = url
     celery_app.conf.task_always_eager = False
