@@ -244,6 +244,17 @@ def study_create_from_toml(*, path: Path) -> Study:
     return study_create_from_text(text=text, where=str(path))
 
 
+def _holds_nul(value) -> bool:
+    """Whether any key or string in the parsed file holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def study_create_from_text(*, text: str, where: str = "the file", owner=None) -> Study:
     """The draft study a TOML document describes, keeping the document (to edit and export
     it later); `owner` joins the owners the file names."""
@@ -253,6 +264,9 @@ def study_create_from_text(*, text: str, where: str = "the file", owner=None) ->
         raise StudyFileError(f"{where} is not valid TOML: {error}") from error
     except RecursionError:
         raise StudyFileError(f"{where}: arrays or tables nested too deeply") from None
+    if "\x00" in text or _holds_nul(data):
+        # PostgreSQL stores no NUL character in text; a study file has no use for one.
+        raise StudyFileError(f"{where} contains a NUL character (\\u0000)")
     with transaction.atomic():
         try:
             study = study_create(study_spec_from_data(data))

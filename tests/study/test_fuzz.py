@@ -112,12 +112,10 @@ def _valid_step(participant: Participant, client, url) -> dict:
         return {"page": page, **{f"q{i}": str(q["answer"]) for i, q in enumerate(questions)}}
     if page == "trials":
         trial = client.get(url).context["trial"]
-        return {
-            "page": page,
-            "trial_position": trial.position,
-            "answer": trial.choices[0].value,
-            "confidence": "3",
-        }
+        form = {"page": page, "trial_position": trial.position, "answer": trial.choices[0].value}
+        if trial.item.role != "attention":  # an attention check asks no confidence
+            form["confidence"] = "3"
+        return form
     return {"page": page}
 
 
