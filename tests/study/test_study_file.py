@@ -73,7 +73,7 @@ def test_the_example_file_creates_the_study_it_describes(demo_like, capsys):
 
     conditions = {c.name: c for c in study.conditions.all()}
     assert set(conditions) == {"no-explanation", "gradcam", "igospp"}
-    assert conditions["gradcam"].show_ai_prediction and conditions["igospp"].quota == 40
+    assert not conditions["gradcam"].show_ai_prediction and conditions["igospp"].quota == 40
     assert conditions["gradcam"].explanation_params_hash
     out = capsys.readouterr().out
     assert "before launch" in out and "warning" not in out
@@ -83,12 +83,14 @@ def test_conditions_that_differ_in_what_they_show_are_created_with_a_warning(
     demo_like, tmp_path, capsys
 ):
     text = EXAMPLE.read_text().replace(
-        'method = "igospp"\nshow_ai_prediction = true', 'method = "igospp"', 1
+        'method = "igospp"\nshow_ai_prediction = false',
+        'method = "igospp"\nshow_ai_prediction = true',
+        1,
     )
     call_command("create_study", "--from", str(write(tmp_path, text)))
     assert (
         "warning: conditions differ in whether they show the AI's answer (shown: "
-        "no-explanation, gradcam; not shown: igospp)" in capsys.readouterr().out
+        "igospp; not shown: no-explanation, gradcam)" in capsys.readouterr().out
     )
     assert Study.objects.filter(slug="gulls-from-file").exists()
 
@@ -112,7 +114,7 @@ ERRORS = [
     ('classifier = "demo-classifier"', 'classifier = "nope"', "classifier: no classifier named"),
     ('method = "igospp"', 'method = "igospq"', "conditions[2].method: unknown explanation method"),
     ("params = {}", "params = { nope = 1 }", "conditions[1].params:"),
-    ("show_ai_prediction = true", 'show_ai_prediction = "yes"', "conditions[0].show_ai_predi"),
+    ("show_ai_prediction = false", 'show_ai_prediction = "yes"', "conditions[0].show_ai_predi"),
     ('slug = "gulls-from-file"', 'slug = "Walk Bad Slug!"', "slug: 'Walk Bad Slug!' is not a"),
     ('name = "igospp"', 'name = "igos pp"', "condition name 'igos pp' is not a slug"),
     ('"Western Gull"]', '"Western Goose"]', "items.classes[3]: no class 'Western Goose'"),
@@ -184,7 +186,21 @@ def test_the_example_creates_precomputes_and_launches_as_the_readme_says(demo_li
             prediction.save()
     call_command("create_study", "--from", str(EXAMPLE))
     call_command("precompute", "--study", "gulls-from-file")
-    call_command("study_lifecycle", "gulls-from-file", "launch_pilot", "--by", "researcher")
+    # Its items come from 4 of the 8 species offered, so "always California Gull" scores 2 of
+    # 8 against a chance of 1 in 8: the audit refuses the launch until a reason is given.
+    with pytest.raises(CommandError, match="shortcut audit"):
+        call_command("study_lifecycle", "gulls-from-file", "launch_pilot", "--by", "researcher")
+    reason = "a pilot of the page flow on four species; not analysed"
+    call_command(
+        "study_lifecycle",
+        "gulls-from-file",
+        "launch_pilot",
+        "--by",
+        "researcher",
+        "--shortcut-override-reason",
+        reason,
+    )
     study = Study.objects.get(slug="gulls-from-file")
     assert study.status == Study.Status.PILOT and study.config_hash
+    assert study.shortcut_override_reason == reason
     assert study.events.get().actor.username == "researcher"

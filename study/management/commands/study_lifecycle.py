@@ -17,12 +17,23 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=list(ALLOWED_FROM))
         parser.add_argument("--reason", default="", help="Kept in the study's log.")
         parser.add_argument("--by", default="", help="Username to log as the actor.")
+        parser.add_argument(
+            "--shortcut-override-reason",
+            default="",
+            help="Launch although the shortcut audit fails; the reason is kept in the design.",
+        )
 
-    def handle(self, *args, slug, action, reason, by, **options):
+    def handle(self, *args, slug, action, reason, by, shortcut_override_reason, **options):
         study = _study(slug)
         actor = _user(by)
         try:
-            study = study_change(study=study, action=action, actor=actor, reason=reason[:500])
+            study = study_change(
+                study=study,
+                action=action,
+                actor=actor,
+                reason=reason[:500],
+                shortcut_override_reason=shortcut_override_reason[:2000],
+            )
         except StudyConfigError as error:
             raise CommandError(f"study {slug!r}: {error}") from error
         self.stdout.write(
