@@ -581,9 +581,12 @@ def sag_figure(
     # An edge to the next row runs through the gap between rows and goes under the pictures;
     # one that skips a row (a wrapped layer, or a node deeper in the DAG) is drawn over them,
     # so it is not mistaken for an edge from the row it crosses.
-    skipping = [e for e in data["edges"] if row_of[int(e["child"])] > row_of[int(e["parent"])] + 1]
+    def skips_a_row(edge: Mapping[str, Any]) -> bool:
+        return row_of[int(edge["child"])] > row_of[int(edge["parent"])] + 1
+
+    skipping = [edge for edge in data["edges"] if skips_a_row(edge)]
     for edge in data["edges"]:
-        if edge not in skipping:
+        if not skips_a_row(edge):
             draw_edge(edge)
 
     removed: dict[int, list[tuple[int, float]]] = {}

@@ -274,6 +274,18 @@ def test_only_confident_nodes_with_several_patches_expand():
     assert any(len(n.patches) > 1 and n.id in parents and not n.is_root for n in graph.nodes)
 
 
+def test_the_graph_grows_breadth_first_and_stops_at_max_nodes():
+    # Every patch helps a little, so the MSEs hold 40 patches and, expanded without a bound,
+    # the graph would reach thousands of nodes (2,228 here): no person reads that figure.
+    model = PatchReader(linear)
+    capped = SAG(**PLAIN).explain(model, ones()).graphs[0]
+    wider = SAG(max_nodes=120, **PLAIN).explain(model, ones()).graphs[0]
+    assert len(capped.nodes) == 40 and len(wider.nodes) == 120
+    assert [n.patches for n in wider.nodes[:40]] == [n.patches for n in capped.nodes]
+    ids = {n.id for n in capped.nodes}
+    assert all(e.parent in ids and e.child in ids for e in capped.edges)
+
+
 # ---------------------------------------------------------------------------- pairs
 
 
@@ -366,6 +378,7 @@ def test_registered_with_defaults_and_hash():
     assert params["candidates"] == 15 and params["max_num_roots"] == 10
     assert params["max_depth"] == 49 and params["overlap"] == 1 and params["num_roots"] == 3
     assert params["children"] == 3 and params["node_threshold"] == 0.4
+    assert params["max_nodes"] == 40
     assert params["ranking_iterations"] == 2 and params["ranking_steps"] == 20
     # Parameters saved as JSON come back with lists: the same method, the same hash.
     again = get_method("sag", **json.loads(json.dumps(params)))
@@ -394,6 +407,7 @@ def test_black_baseline_is_black_in_pixel_space():
         ({"overlap": -1}, "overlap must be an integer >= 0"),
         ({"probability_threshold": 0}, r"probability_threshold must be a number in \(0, 1\]"),
         ({"node_threshold": 1.5}, r"node_threshold must be a number in \[0, 1\]"),
+        ({"max_nodes": 0}, "max_nodes"),
         ({"pair_gap": float("nan")}, r"pair_gap must be a number in \[0, 100\]"),
         ({"pixel_std": (1, 0, 1)}, "pixel_std must be 3 finite numbers"),
         ({"pixel_mean": (0.5, 0.5)}, "pixel_mean must be 3 numbers"),
