@@ -117,7 +117,12 @@ def test_the_job_page_shows_done_of_total_per_method_and_an_eta(
 def test_no_eta_before_anything_is_done(draft, started):
     job, _ = precompute.study_precompute_start(study=draft)
     precompute_job_plan(job=job)
+    first = job.explanations.order_by("pk").first()
+    Explanation.objects.filter(pk=first.pk).update(
+        status=Explanation.Status.RUNNING, started_at=timezone.now() - timedelta(seconds=60)
+    )
     (gradcam,) = precompute_job_method_progress(job=job)
+    assert (gradcam.running, gradcam.done) == (1, 0)
     assert gradcam.eta_seconds is None and gradcam.eta == ""
 
 
