@@ -14,6 +14,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from study.design.launch import study_launch_problems
 from study.flow.sequence import PAGE_SEQUENCE, PAGE_TIMED_OUT
 from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import platform_pseudonym
@@ -181,9 +182,15 @@ def participant_preview_start(*, study: Study, condition: Condition) -> Particip
 
     It walks the real pages but takes no place (`_condition_assign` counts no preview),
     never reaches the exports or the analysis, and has no platform (its ending sends no one
-    to Prolific or MTurk). Previews older than PREVIEW_KEPT_FOR are deleted first."""
+    to Prolific or MTurk). Previews older than PREVIEW_KEPT_FOR are deleted first. A draft
+    that could not launch yet (an item without its prediction or explanation) is refused
+    with EntryRefused naming what is missing."""
     if condition.study_id != study.pk:
         raise ValueError(f"condition {condition.name!r} is not in study {study.slug!r}")
+    problems = study_launch_problems(study=study) if study.status == Study.Status.DRAFT else []
+    if problems:
+        # Its trials would lack what they show: the same gap that blocks the launch.
+        raise EntryRefused(f"no preview until the draft is complete: {problems[0]}", status=409)
     with transaction.atomic():
         participants_preview_delete(study=study, started_before=timezone.now() - PREVIEW_KEPT_FOR)
         seed = secrets.randbits(32)

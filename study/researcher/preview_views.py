@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from explain_engine import selectors as engine_selectors
-from study.flow.entry import participant_preview_start
+from study.flow.entry import EntryRefused, participant_preview_start
 from study.researcher import dashboard
 from study.researcher.forms import PrecomputeStartForm, PreviewForm
 from study.researcher.precompute import study_precompute_start
@@ -29,7 +29,13 @@ def study_preview(request: HttpRequest, slug: str) -> HttpResponse:
     form = PreviewForm(request.POST, study=study)
     if not form.is_valid():
         return form_refused(request, study, form)
-    participant = participant_preview_start(study=study, condition=form.cleaned_data["condition"])
+    try:
+        participant = participant_preview_start(
+            study=study, condition=form.cleaned_data["condition"]
+        )
+    except EntryRefused as error:
+        request.session["launch_error"] = error.reason
+        return redirect("researcher-study", slug=study.slug)
     return redirect("study:participant", slug=study.slug, code=participant.code)
 
 

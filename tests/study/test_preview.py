@@ -148,6 +148,18 @@ def test_a_preview_runs_before_and_after_launch(classifier, researcher_owner, st
     assert Participant.objects.get().is_pilot is False
 
 
+def test_a_draft_missing_its_explanations_has_no_preview_yet(classifier, researcher_owner):
+    study = make_study(classifier, owners=[researcher_owner], launch=False)
+    client = researcher_client(researcher_owner)
+    response = client.post(
+        reverse("researcher-preview", args=[study.slug]), {"condition": "gradcam"}
+    )
+    assert response["Location"] == reverse("researcher-study", args=[study.slug])
+    assert not Participant.objects.exists()
+    dashboard_html = client.get(response["Location"]).content.decode()
+    assert "no preview until the draft is complete" in dashboard_html
+
+
 def test_the_monitor_flags_previews(classifier, researcher_owner):
     study = make_study(classifier, owners=[researcher_owner])
     participant_preview_start(study=study, condition=study.conditions.get(name="none"))
@@ -160,6 +172,7 @@ def test_old_previews_go_when_a_new_one_starts_and_all_go_with_a_draft(
     classifier, researcher_owner
 ):
     study = make_study(classifier, owners=[researcher_owner], launch=False)
+    precompute_job_run.delay(study_precompute_job(study=study).pk)
     gradcam = study.conditions.get(name="gradcam")
     old = participant_preview_start(study=study, condition=gradcam)
     Participant.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(days=2))
