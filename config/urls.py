@@ -5,7 +5,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study.researcher import draft_views, monitor_views, plan_views, run_views
+from study.researcher import draft_views, monitor_views, plan_views, preview_views, run_views
 from study.researcher import views as researcher_views
 
 
@@ -100,6 +100,21 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/plan/",
         plan_views.study_plan_page,
         name="researcher-plan",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/preview",
+        preview_views.study_preview,
+        name="researcher-preview",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/precompute",
+        preview_views.study_precompute,
+        name="researcher-precompute",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/jobs/<int:job_id>/",
+        preview_views.study_job,
+        name="researcher-study-job",
     ),
     path("researcher/jobs/", engine_views.job_list, name="researcher-jobs"),
     path("researcher/jobs/<int:job_id>/", engine_views.job_detail, name="researcher-job"),

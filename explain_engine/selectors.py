@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from explain_engine.models import Explanation, Image, PrecomputeJob
 
@@ -35,12 +36,42 @@ class JobProgress:
 @dataclass(frozen=True)
 class MethodProgress(JobProgress):
     method: str
+    # Seconds left at the rate so far (finished rows over the time since the method's first
+    # row started); None before any row finished, or when none is left.
+    eta_seconds: float | None = None
+
+    @property
+    def eta(self) -> str:
+        return eta_text(self.eta_seconds)
+
+
+def eta_text(seconds: float | None) -> str:
+    """'about 4 min left' for the pages; empty when there is no estimate."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "under a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60:02d} min left"
+
+
+def _eta_seconds(*, left: int, finished: int, first_started, now) -> float | None:
+    if not left or not finished or first_started is None:
+        return None
+    elapsed = max((now - first_started).total_seconds(), 0.001)
+    return left * elapsed / finished
 
 
 @dataclass(frozen=True)
 class JobSummary:
     job: PrecomputeJob
     progress: JobProgress
+
+    @property
+    def method_names(self) -> list[str]:
+        return precompute_job_method_names(job=self.job)
 
 
 @dataclass(frozen=True)
@@ -54,15 +85,46 @@ def precompute_job_progress(*, job: PrecomputeJob) -> JobProgress:
     return JobProgress(**job.explanations.aggregate(**_status_counts()))
 
 
-def precompute_job_method_progress(*, job: PrecomputeJob) -> list[MethodProgress]:
-    """Progress per method, in the order the job lists its methods."""
+def precompute_job_method_progress(*, job: PrecomputeJob, now=None) -> list[MethodProgress]:
+    """Progress per method, in the order the job lists its methods (each once, though two
+    conditions may use one method with different parameters), with its ETA."""
+    now = now or timezone.now()
     rows = {
         row.pop("method"): row
-        for row in job.explanations.values("method").annotate(**_status_counts())
+        for row in job.explanations.values("method").annotate(
+            first_started=Min("started_at"), **_status_counts()
+        )
     }
-    empty = {"total": 0, **dict.fromkeys(WorkStatus.values, 0)}
-    order = list(dict.fromkeys(spec["method"] for spec in job.methods))
-    return [MethodProgress(method=slug, **rows.get(slug, empty)) for slug in order]
+    empty = {"total": 0, "first_started": None, **dict.fromkeys(WorkStatus.values, 0)}
+    progress = []
+    for slug in precompute_job_method_names(job=job):
+        counts = dict(rows.get(slug, empty))
+        first_started = counts.pop("first_started")
+        row = MethodProgress(method=slug, **counts)
+        eta = _eta_seconds(
+            left=row.pending + row.running,
+            finished=row.finished,
+            first_started=first_started,
+            now=now,
+        )
+        progress.append(MethodProgress(method=slug, eta_seconds=eta, **counts))
+    return progress
+
+
+def precompute_job_method_names(*, job: PrecomputeJob) -> list[str]:
+    """The job's method slugs, each once, in the order the job lists them."""
+    return list(dict.fromkeys(spec["method"] for spec in job.methods))
+
+
+def precompute_job_eta_seconds(*, job: PrecomputeJob, now=None) -> float | None:
+    """Seconds until the whole job is done at its rate so far (None: no rate yet, or done)."""
+    counts = job.explanations.aggregate(first_started=Min("started_at"), **_status_counts())
+    return _eta_seconds(
+        left=counts[WorkStatus.PENDING] + counts[WorkStatus.RUNNING],
+        finished=counts[WorkStatus.DONE] + counts[WorkStatus.FAILED],
+        first_started=counts["first_started"],
+        now=now or timezone.now(),
+    )
 
 
 def precompute_job_failures(*, job: PrecomputeJob) -> QuerySet[Explanation]:
@@ -87,6 +149,8 @@ def precompute_job_list(*, limit: int = 50) -> list[JobSummary]:
     """The most recent jobs with their progress."""
     jobs = (
         PrecomputeJob.objects.select_related("classifier")
+        # The studies a job was made for (Study.precompute_jobs, declared by the study app).
+        .prefetch_related("studies")
         .annotate(**_status_counts("explanations__"))
         .order_by("-created_at", "-pk")[:limit]
     )

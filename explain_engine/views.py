@@ -46,6 +46,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "job": job,
         "progress": selectors.precompute_job_progress(job=job),
         "methods": selectors.precompute_job_method_progress(job=job),
+        "eta": selectors.eta_text(selectors.precompute_job_eta_seconds(job=job)),
         "failures": selectors.precompute_job_failures(job=job),
         "image_failures": selectors.precompute_job_image_failures(job=job),
         "may_retry": request.user.has_perm("explain_engine.change_precomputejob"),

@@ -90,6 +90,13 @@ class Study(models.Model):
     archived_at = models.DateTimeField(
         null=True, blank=True, help_text="A closed study put away: listed only on request."
     )
+    precompute_jobs = models.ManyToManyField(
+        "explain_engine.PrecomputeJob",
+        blank=True,
+        related_name="studies",
+        help_text="The jobs that computed what the study shows (the command's and the "
+        "dashboard's).",
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -188,6 +195,11 @@ class Participant(models.Model):
     )
     simulated = models.BooleanField(
         default=False, help_text="A bot of simulate_participants, not a person."
+    )
+    preview = models.BooleanField(
+        default=False,
+        help_text="A researcher's preview of one condition: takes no place and is never in "
+        "the exports or the analysis.",
     )
     exclusion_reasons = models.JSONField(default=list, blank=True)
     exclusion_override = models.CharField(

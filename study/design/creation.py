@@ -108,6 +108,8 @@ def study_precompute_job(*, study: Study, batch_size: int | None = None) -> Prec
     if QUESTION_TYPES[study.question_type].needs_comparison:
         methods.append(("sag", {}))
     images = [item.image for item in study.items.select_related("image")]
-    return precompute_job_create(
+    job = precompute_job_create(
         classifier=study.classifier, methods=methods, images=images, batch_size=batch_size
     )
+    study.precompute_jobs.add(job)
+    return job

@@ -79,6 +79,28 @@ def precompute_job_compute(
         raise RuntimeError(f"{len(failed)} precompute worker(s) failed{where}")
 
 
+def precompute_worker_start(*, job_id: int, log_path: Path | None = None) -> subprocess.Popen:
+    """Start one worker process for the job (`precompute --job`) and return at once: the
+    dashboard's start in the embedded mode, where no Celery worker listens. It runs
+    single-threaded at a lower priority, in a session of its own, so it outlives the request
+    and leaves the web server's cores to participants."""
+    log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "precompute"]
+            + ["--job", str(job_id)],
+            cwd=settings.BASE_DIR,
+            env=_single_threaded_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_lower_priority,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            log.close()
+
+
 def demo_server_start(addr: str, *, log_path: Path) -> subprocess.Popen:
     """Start the development web server for `addr` (HOST:PORT) and wait until it answers.
     Its request log goes to `log_path`, not the terminal the progress is drawn on."""

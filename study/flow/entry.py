@@ -14,8 +14,9 @@ from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
+from study.design.launch import study_launch_problems
 from study.flow.sequence import PAGE_SEQUENCE, PAGE_TIMED_OUT
-from study.models import Condition, Participant, PlatformIdentity, Study, StudyItem
+from study.models import Condition, Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import platform_pseudonym
 
 
@@ -65,6 +66,7 @@ def _condition_assign(*, study: Study) -> Condition:
                     ],
                     participants__excluded=False,
                     participants__is_pilot=is_pilot,
+                    participants__preview=False,
                 ),
             )
         )
@@ -168,6 +170,54 @@ def _returning(
             session_id=session_id, submit_to=submit_to
         )
     return existing
+
+
+# A researcher's previews of a study are deleted when a newer preview of it starts this
+# long after them (and with the draft, when a draft is edited or deleted).
+PREVIEW_KEPT_FOR = timedelta(days=1)
+
+
+def participant_preview_start(*, study: Study, condition: Condition) -> Participant:
+    """A preview participant in `condition`, at the first page, in any status of the study.
+
+    It walks the real pages but takes no place (`_condition_assign` counts no preview),
+    never reaches the exports or the analysis, and has no platform (its ending sends no one
+    to Prolific or MTurk). Previews older than PREVIEW_KEPT_FOR are deleted first. A draft
+    that could not launch yet (an item without its prediction or explanation) is refused
+    with EntryRefused naming what is missing."""
+    if condition.study_id != study.pk:
+        raise ValueError(f"condition {condition.name!r} is not in study {study.slug!r}")
+    problems = study_launch_problems(study=study) if study.status == Study.Status.DRAFT else []
+    if problems:
+        # Its trials would lack what they show: the same gap that blocks the launch.
+        raise EntryRefused(f"no preview until the draft is complete: {problems[0]}", status=409)
+    with transaction.atomic():
+        participants_preview_delete(study=study, started_before=timezone.now() - PREVIEW_KEPT_FOR)
+        seed = secrets.randbits(32)
+        return Participant.objects.create(
+            study=study,
+            code=secrets.token_urlsafe(24),
+            condition=condition,
+            platform=Study.Platform.OPEN,
+            page=PAGE_SEQUENCE[0],
+            trial_seed=seed,
+            trial_item_ids=_trial_order(study, seed),
+            study_config_hash=study.config_hash,
+            preview=True,
+        )
+
+
+def participants_preview_delete(*, study: Study, started_before=None) -> int:
+    """Delete the study's previews (those started before `started_before`, if given) with
+    their answers; how many were deleted."""
+    previews = Participant.objects.filter(study=study, preview=True)
+    if started_before is not None:
+        previews = previews.filter(started_at__lt=started_before)
+    ids = list(previews.values_list("pk", flat=True))
+    if ids:
+        Response.objects.filter(participant_id__in=ids).delete()
+        Participant.objects.filter(pk__in=ids).delete()
+    return len(ids)
 
 
 def _trial_order(study: Study, seed: int) -> list[int]:

@@ -40,6 +40,14 @@ class Trial:
     comparison: Explanation | None = None  # the SAG search whose pair the question shows
 
 
+def preview_allowed(*, study: Study, user) -> bool:
+    """Whether `user` may walk a preview of `study`: a researcher who sees it (an owner, or
+    staff). A preview's link opened by anyone else shows nothing."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or study.owners.filter(pk=user.pk).exists()
+
+
 def participant_by_code(*, slug: str, code: str) -> Participant | None:
     """The participant with `code` in study `slug`, with the study and condition attached
     from the launched study's snapshot: one query."""

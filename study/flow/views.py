@@ -134,6 +134,11 @@ def _study_page(response: HttpResponse, study: Study) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def participant_page(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     participant = _participant_or_404(slug, code)
+    if participant.preview and not selectors.preview_allowed(
+        study=participant.study, user=request.user
+    ):
+        # A preview's link is the researcher's own: to anyone else there is nothing here.
+        raise Http404("No such participant.")
     if participants_expire(study=participant.study, participant=participant):
         participant.refresh_from_db()
     page = PAGES[participant.page]

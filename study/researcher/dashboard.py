@@ -45,17 +45,23 @@ class ConditionProgress:
 def study_progress(*, study: Study) -> list[ConditionProgress]:
     conditions = study.conditions.annotate(
         active=Count(
-            "participants", filter=Q(participants__status=Participant.Status.ACTIVE), distinct=True
+            "participants",
+            filter=Q(participants__status=Participant.Status.ACTIVE, participants__preview=False),
+            distinct=True,
         ),
         completed=Count(
             "participants",
-            filter=Q(participants__status=Participant.Status.COMPLETED),
+            filter=Q(
+                participants__status=Participant.Status.COMPLETED, participants__preview=False
+            ),
             distinct=True,
         ),
     )
     answer_counts = {
         row["participant__condition"]: row
-        for row in Response.objects.filter(participant__study=study, phase=StudyItem.Role.MAIN)
+        for row in Response.objects.filter(
+            participant__study=study, participant__preview=False, phase=StudyItem.Role.MAIN
+        )
         .values("participant__condition")
         .annotate(responses=Count("pk"), correct=Count("pk", filter=Q(is_correct=True)))
     }
@@ -137,6 +143,7 @@ def _condition_statuses(study: Study, pilot_view: bool, participants) -> list[Co
             "participants",
             filter=Q(
                 participants__is_pilot=pilot_view,
+                participants__preview=False,
                 **({"participants__status__in": statuses} if statuses else {}),
             ),
             distinct=True,
@@ -150,7 +157,11 @@ def _condition_statuses(study: Study, pilot_view: bool, participants) -> list[Co
         returned=counted(status.DECLINED, status.SCREENED_OUT),
         excluded=Count(
             "participants",
-            filter=Q(participants__is_pilot=pilot_view, participants__excluded=True),
+            filter=Q(
+                participants__is_pilot=pilot_view,
+                participants__excluded=True,
+                participants__preview=False,
+            ),
             distinct=True,
         ),
     )
@@ -184,7 +195,7 @@ def study_dashboard(*, study: Study) -> StudyDashboard:
     """Live numbers for the researcher: participants by condition and status, median
     duration, accuracy so far (when visible), recent activity and launch problems."""
     pilot_view = study.status == Study.Status.PILOT
-    participants = Participant.objects.filter(study=study, is_pilot=pilot_view)
+    participants = Participant.objects.filter(study=study, is_pilot=pilot_view, preview=False)
     status = Participant.Status
 
     rows = _condition_statuses(study, pilot_view, participants)
@@ -199,7 +210,7 @@ def study_dashboard(*, study: Study) -> StudyDashboard:
         pilot_view=pilot_view,
         conditions=rows,
         other_mode_participants=Participant.objects.filter(
-            study=study, is_pilot=not pilot_view
+            study=study, is_pilot=not pilot_view, preview=False
         ).count(),
         median_duration_s=statistics.median(durations) if durations else None,
         accuracy_visible=study_accuracy_visible(study=study),
@@ -210,7 +221,9 @@ def study_dashboard(*, study: Study) -> StudyDashboard:
 
 def study_recent_activity(*, study: Study, limit: int = RECENT_EVENTS) -> list[ActivityEvent]:
     """The latest entries, answers and endings, newest first."""
-    participants = Participant.objects.filter(study=study).select_related("condition")
+    participants = Participant.objects.filter(study=study, preview=False).select_related(
+        "condition"
+    )
     events = [
         ActivityEvent(p.started_at, p.pk, p.condition.name, "entered")
         for p in participants.order_by("-started_at")[:limit]
@@ -231,7 +244,7 @@ def study_recent_activity(*, study: Study, limit: int = RECENT_EVENTS) -> list[A
         for p in ended.order_by("-last_seen_at")[:limit]
     ]
     responses = (
-        Response.objects.filter(participant__study=study)
+        Response.objects.filter(participant__study=study, participant__preview=False)
         .select_related("participant__condition")
         .order_by("-server_received_at")[:limit]
     )

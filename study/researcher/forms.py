@@ -193,3 +193,18 @@ class StudyFileForm(forms.Form):
 
 class DeleteDraftForm(forms.Form):
     confirm = forms.SlugField(max_length=60, help_text="Type the study's slug to delete it.")
+
+
+class PreviewForm(forms.Form):
+    """Which of the study's conditions to preview."""
+
+    condition = forms.ModelChoiceField(queryset=None, to_field_name="name")
+
+    def __init__(self, *args, study: Study, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["condition"].queryset = study.conditions.order_by("pk")
+
+
+class PrecomputeStartForm(forms.Form):
+    """Start computing what the study shows; the form has nothing to fill in but its
+    token, and a second post while a job runs starts nothing."""

@@ -19,6 +19,7 @@ from django.utils import timezone
 from study.design.launch import study_launch
 from study.design.spec import StudyConfigError
 from study.design.study_files import study_create_from_text
+from study.flow.entry import participants_preview_delete
 from study.models import Condition, Study, StudyEvent
 
 Action = StudyEvent.Action
@@ -179,6 +180,7 @@ def study_draft_replace(*, study: Study, text: str, actor=None) -> Study:
         locked = Study.objects.select_for_update().get(pk=study.pk)
         if locked.status != Status.DRAFT:
             raise LifecycleError(f"only a draft can be edited; {locked.slug!r} is {locked.status}")
+        participants_preview_delete(study=locked)  # the only participants a draft has
         locked.delete()
         return study_create_from_text(text=text, owner=actor)
 
@@ -193,4 +195,5 @@ def study_draft_delete(*, study: Study) -> None:
                 f"only a draft can be deleted; {locked.slug!r} is {locked.status} (close and "
                 "archive it instead)"
             )
+        participants_preview_delete(study=locked)
         locked.delete()

@@ -27,10 +27,12 @@ SORTS = {
 }
 FLAGS = {
     "pilot": Q(is_pilot=True),
-    "live": Q(is_pilot=False),
+    "live": Q(is_pilot=False, preview=False),
     "excluded": Q(excluded=True),
     "kept": Q(excluded=False),
     "overridden": ~Q(exclusion_override=""),
+    "simulated": Q(simulated=True),
+    "preview": Q(preview=True),
 }
 
 
@@ -48,6 +50,10 @@ class MonitorRow:
     @property
     def flags(self) -> list[str]:
         flags = ["pilot"] if self.participant.is_pilot else []
+        if self.participant.simulated:
+            flags.append("simulated")
+        if self.participant.preview:
+            flags.append("preview")
         if self.participant.exclusion_override:
             flags.append(self.participant.get_exclusion_override_display())
         return flags

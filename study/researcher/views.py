@@ -21,6 +21,7 @@ from study.researcher.forms import (
     ShowAccuracyForm,
     form_errors_message,
 )
+from study.researcher.precompute import study_precompute_latest
 from study.researcher.services import study_set_show_accuracy
 from study.results import exports
 from study.results.columns import EXPORT_COLUMNS
@@ -90,6 +91,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "shortcut_audit": launch.study_shortcut_audit(study=study),
+        "precompute_job": study_precompute_latest(study=study),
         "rules": [
             {"name": name, "value": value, "description": EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()

@@ -52,7 +52,7 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
         "stimulus_missing",
     )  # fmt: skip
     responses = (
-        Response.objects.filter(participant__study=study)
+        Response.objects.filter(participant__study=study, participant__preview=False)
         .order_by("participant_id", "trial_position")
         .values_list(*fields)
     )
@@ -161,7 +161,7 @@ def study_participant_rows(*, study: Study, chunk_size: int = 500) -> Iterator[d
         StudyItem.Role.ATTENTION,
     )
     participants = (
-        Participant.objects.filter(study=study)
+        Participant.objects.filter(study=study, preview=False)
         .select_related("condition")
         .annotate(
             practice_trials=Count("responses", filter=Q(responses__phase=practice)),

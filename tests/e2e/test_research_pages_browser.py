@@ -149,3 +149,99 @@ def test_researcher_creates_a_study_from_its_file_on_the_web(
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / f"draft-dashboard-{device}.png", full_page=True)
     context.close()
+
+
+def _no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_previews_a_condition(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir
+):
+    study = make_study(classifier, owners=[researcher_owner])
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/studies/{study.slug}/")
+    section = page.locator("section.preview-and-precompute")
+    section.locator("select[name=condition]").select_option("gradcam")
+    if screenshot_dir:
+        section.screenshot(path=screenshot_dir / f"dashboard-preview-section-{device}.png")
+    with page.expect_navigation():
+        section.get_by_role("button", name="Preview as a participant").click()
+    banner = page.locator(".preview-banner")
+    assert "Preview of condition gradcam" in banner.inner_text()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"preview-consent-{device}.png", full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("button", name="I agree, continue").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start").click()
+    page.wait_for_selector("img.heatmap", timeout=20_000)
+    assert "Preview of condition gradcam" in page.locator(".preview-banner").inner_text()
+    assert _no_sideways_scroll(page)
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"preview-trial-{device}.png", full_page=True)
+    context.close()
+    assert study.participants.get().preview
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("device", sorted(VIEWPORTS))
+def test_researcher_computes_missing_explanations(
+    browser, live_server, classifier, researcher_owner, device, screenshot_dir, monkeypatch
+):
+    """The worker process is replaced by one that plans the job and finds two of its four
+    rows done in two minutes (the live server's database is not one a process can open)."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+
+    from explain_engine.models import Explanation, PrecomputeJob
+    from explain_engine.services.precompute import precompute_job_plan
+    from study.researcher import precompute
+
+    def half_done(*, job_id, log_path):
+        job = PrecomputeJob.objects.get(pk=job_id)
+        precompute_job_plan(job=job)
+        now = timezone.now()
+        first_two = list(job.explanations.order_by("pk").values_list("pk", flat=True)[:2])
+        Explanation.objects.filter(pk__in=first_two).update(
+            status=Explanation.Status.DONE, started_at=now - timedelta(minutes=2), finished_at=now
+        )
+
+    monkeypatch.setattr(precompute, "precompute_worker_start", half_done)
+    researcher_owner.user_permissions.add(Permission.objects.get(codename="view_precomputejob"))
+    study = make_study(classifier, owners=[researcher_owner], launch=False)
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    _log_in(page, f"{live_server.url}/researcher/studies/{study.slug}/")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Compute missing explanations").click()
+    assert page.locator("td.done").inner_text() == "2/4"
+    assert "min left" in page.locator("td.eta").inner_text()
+    assert _no_sideways_scroll(page)
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"study-job-{device}.png", full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("link", name="Job").first.click()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"job-detail-{device}.png", full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("link", name="All jobs").click()
+    assert page.locator("td.study").first.inner_text() == study.slug
+    assert page.locator("td.methods").first.inner_text() == "gradcam"
+    assert _no_sideways_scroll(page)
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / f"job-list-{device}.png", full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("link", name=study.slug).first.click()
+    latest = page.locator("section.preview-and-precompute").inner_text()
+    assert "Latest precompute: job" in latest
+    if screenshot_dir:
+        page.screenshot(
+            path=screenshot_dir / f"dashboard-after-precompute-{device}.png", full_page=True
+        )
+    context.close()

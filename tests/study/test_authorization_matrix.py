@@ -210,6 +210,10 @@ def job_url(name):
     return lambda world, persona: reverse(name, args=[world["job"].pk])
 
 
+def study_job_url(name):
+    return lambda world, persona: reverse(name, args=[world["study"].slug, world["job"].pk])
+
+
 def plain_url(name):
     return lambda world, persona: reverse(name)
 
@@ -390,6 +394,25 @@ ROWS = {
             researcher_page(owner=400, staff=400),
         ),
         ("get", None, study_url("researcher-reconcile-prolific"), GET_ONLY_LOGGED_IN_405),
+    ],
+    # No condition chosen: a 400 naming the field, for whoever sees the study (a preview
+    # changes nothing of it, so staff may start one too).
+    "researcher-preview": [
+        ("post", {}, study_url("researcher-preview"), researcher_page(owner=400, staff=400)),
+        ("get", None, study_url("researcher-preview"), GET_ONLY_LOGGED_IN_405),
+    ],
+    # The owner starts (or is shown the unfinished) precompute job of the study.
+    "researcher-precompute": [
+        (
+            "post",
+            {},
+            study_url("researcher-precompute"),
+            researcher_page(owner=302, staff=403),
+        ),
+        ("get", None, study_url("researcher-precompute"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-study-job": [
+        ("get", None, study_job_url("researcher-study-job"), researcher_page(staff=200))
     ],
     "researcher-jobs": [
         (
