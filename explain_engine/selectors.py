@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from explain_engine.models import Explanation, Image, PrecomputeJob
@@ -125,6 +125,12 @@ def precompute_job_eta_seconds(*, job: PrecomputeJob, now=None) -> float | None:
         first_started=counts["first_started"],
         now=now or timezone.now(),
     )
+
+
+def precompute_job_last_activity(*, job: PrecomputeJob):
+    """When a row of the job was last claimed or finished (its creation if never)."""
+    latest = job.explanations.aggregate(started=Max("started_at"), finished=Max("finished_at"))
+    return max(t for t in (job.created_at, latest["started"], latest["finished"]) if t)
 
 
 def precompute_job_failures(*, job: PrecomputeJob) -> QuerySet[Explanation]:

@@ -21,7 +21,7 @@ from study.researcher.forms import (
     ShowAccuracyForm,
     form_errors_message,
 )
-from study.researcher.precompute import study_precompute_latest
+from study.researcher.precompute import study_precompute_latest, study_precompute_stalled
 from study.researcher.services import study_set_show_accuracy
 from study.results import exports
 from study.results.columns import EXPORT_COLUMNS
@@ -81,6 +81,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = _visible_study(request, slug)
     options = _analysis_options(request, study)
+    precompute_job = study_precompute_latest(study=study)
     context = {
         "dashboard": dashboard.study_dashboard(study=study),
         "analysis": dashboard.study_dashboard_analysis(study=study, options=options),
@@ -91,7 +92,8 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "shortcut_audit": launch.study_shortcut_audit(study=study),
-        "precompute_job": study_precompute_latest(study=study),
+        "precompute_job": precompute_job,
+        "precompute_stalled": study_precompute_stalled(job=precompute_job),
         "rules": [
             {"name": name, "value": value, "description": EXCLUSION_RULES[name][1]}
             for name, value in study.exclusion_rules.items()

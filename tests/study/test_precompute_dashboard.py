@@ -76,6 +76,30 @@ def test_a_finished_job_lets_the_next_post_start_another(draft, researcher_owner
     assert draft.precompute_jobs.count() == 2
 
 
+def test_a_job_whose_worker_died_is_resumed_once_it_has_been_quiet(
+    draft, researcher_owner, started, django_capture_on_commit_callbacks
+):
+    client = researcher_client(researcher_owner)
+    url = reverse("researcher-precompute", args=[draft.slug])
+    dashboard_url = reverse("researcher-study", args=[draft.slug])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+    job = PrecomputeJob.objects.get()
+    precompute_job_plan(job=job)
+    # Its worker claimed a row and died: the row stays running under a claim nobody holds.
+    claimed = job.explanations.first()
+    long_ago = timezone.now() - timedelta(minutes=20)
+    Explanation.objects.filter(pk=claimed.pk).update(status="running", started_at=long_ago)
+    assert "Resume computing" not in client.get(dashboard_url).content.decode()
+    PrecomputeJob.objects.filter(pk=job.pk).update(created_at=long_ago)
+    assert "Resume computing" in client.get(dashboard_url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+    assert started == [job.pk, job.pk] and draft.precompute_jobs.count() == 1
+    claimed.refresh_from_db()
+    assert claimed.status == "pending" and claimed.claim_token is None
+
+
 def test_only_the_owner_starts_it(draft, researcher_a, researcher_b, started):
     url = reverse("researcher-precompute", args=[draft.slug])
     assert researcher_client(researcher_b).post(url).status_code == 404
