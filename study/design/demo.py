@@ -21,6 +21,7 @@ from explain_engine.services.classifiers import classifier_train
 from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.services.ground_truth import precompute_job_ground_truth
 from explain_engine.tasks import precompute_job_run
+from study.design import demo_classifier
 from study.design.creation import study_create, study_precompute_job
 from study.design.demo_workers import precompute_job_compute
 from study.design.items import main_items_draw
@@ -172,6 +173,63 @@ def demo_researcher_reset() -> tuple[str, str]:
     return DEMO_RESEARCHER, password
 
 
+def demo_birds_dir(data_dir: Path) -> Path:
+    return data_dir / "synthetic-gulls"
+
+
+def demo_image_set_ready() -> bool:
+    return ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists()
+
+
+def demo_image_set(*, data_dir: Path) -> ImageSet:
+    """The demo's synthetic gulls, drawn into `data_dir` and imported, unless already there."""
+    if not demo_image_set_ready():
+        birds_dir = demo_birds_dir(data_dir)
+        if not (birds_dir / "images.txt").exists():
+            generate_synthetic_birds(
+                birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
+            )
+        call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET, verbosity=0)
+    return ImageSet.objects.get(name=DEMO_IMAGE_SET)
+
+
+def demo_classifier_train(*, image_set: ImageSet, name: str, progress=None) -> Classifier:
+    """Train the demo's classifier from scratch (seed 0, `training.DEMO_TRAINING`)."""
+    return classifier_train(
+        image_set=image_set, name=name, seed=demo_classifier.SEED, progress=progress
+    )
+
+
+def _demo_classifier_make(
+    *, image_set: ImageSet, log: Callable[[str], None], show: Callable[[PreparationStep], None]
+) -> Classifier:
+    """The shipped checkpoint where its record holds (see study.design.demo_classifier),
+    else trained here."""
+    mismatch = demo_classifier.shipped_classifier_mismatch(image_set=image_set)
+    if mismatch:
+        log(f"Training the classifier: {mismatch}.")
+    with StepProgress("demo-training", show=show) as step:
+        if mismatch:
+            classifier = demo_classifier_train(
+                image_set=image_set,
+                name=DEMO_CLASSIFIER,
+                progress=lambda entry: step.advance(
+                    entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
+                ),
+            )
+            step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
+            return classifier
+        classifier = demo_classifier.shipped_classifier_register(
+            image_set=image_set, name=DEMO_CLASSIFIER
+        )
+        step.advance(
+            step.step.done,
+            detail=f"the shipped checkpoint, test accuracy {classifier.test_accuracy:.1%} "
+            f"(`{demo_classifier.COMMAND}` retrains it)",
+        )
+    return classifier
+
+
 def demo_prepare(
     *,
     data_dir: Path,
@@ -187,30 +245,15 @@ def demo_prepare(
     Longer than 60 lines: the steps in the order the command reports them, each a check and
     a call; split up, the order would be harder to follow."""
     preparation_begin(steps=demo_steps(), studies=[DEMO_STUDY, DEMO_COMPARE_STUDY])
-    birds_dir = data_dir / "synthetic-gulls"
-    if ImageSet.objects.filter(name=DEMO_IMAGE_SET, images__isnull=False).exists():
+    if demo_image_set_ready():
         step_skip("demo-data", show=show)
     else:
         with StepProgress("demo-data", show=show):
-            if not (birds_dir / "images.txt").exists():
-                generate_synthetic_birds(
-                    birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
-                )
-            call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET, verbosity=0)
-    image_set = ImageSet.objects.get(name=DEMO_IMAGE_SET)
-
+            demo_image_set(data_dir=data_dir)
+    image_set = demo_image_set(data_dir=data_dir)
     classifier = Classifier.objects.filter(name=DEMO_CLASSIFIER).first()
     if classifier is None:
-        with StepProgress("demo-training", show=show) as step:
-            classifier = classifier_train(
-                image_set=image_set,
-                name=DEMO_CLASSIFIER,
-                seed=0,
-                progress=lambda entry: step.advance(
-                    entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
-                ),
-            )
-            step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
+        classifier = _demo_classifier_make(image_set=image_set, log=log, show=show)
     else:
         step_skip("demo-training", show=show)
     log(
@@ -232,7 +275,7 @@ def demo_prepare(
             concept_model_fit(classifier=classifier, accept_weak_fit=True, **DEMO_XNN)
         _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
         job.refresh_from_db()
-        precompute_job_ground_truth(job=job, truth_root=birds_dir)
+        precompute_job_ground_truth(job=job, truth_root=demo_birds_dir(data_dir))
     else:
         for plan in demo_steps()[2:-1]:
             step_skip(plan.key, show=show)

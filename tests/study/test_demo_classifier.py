@@ -1,0 +1,93 @@
+"""The demo's shipped classifier: `train_demo_classifier` reproduces it byte for byte, the
+demo registers it instead of training only while its record holds, and the file shipped in
+the repository is the one its record names."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from explain_engine import training
+from explain_engine.classifiers import sha256_file
+from explain_engine.models import Classifier, Image
+from study.design import demo, demo_classifier
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_demo(monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_PER_CLASS", 4)
+    monkeypatch.setattr(demo, "DEMO_IMAGE_SIZE", 64)
+    monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 1)
+    monkeypatch.setitem(training.DEMO_TRAINING, "input_size", 64)
+
+
+def test_the_shipped_checkpoint_is_the_one_its_record_names():
+    directory = demo_classifier.SHIPPED_DIR
+    record = json.loads((directory / demo_classifier.RECORD).read_text())
+    assert sha256_file(directory / demo_classifier.CHECKPOINT) == record["sha256"]
+    assert record["training"] == {**training.DEMO_TRAINING, "seed": demo_classifier.SEED}
+    assert record["test_accuracy"] >= 0.95
+
+
+def test_the_command_reproduces_its_checkpoint_and_the_demo_registers_it(small_demo, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    data = ["--data-dir", str(tmp_path / "data")]
+    call_command("train_demo_classifier", "--out", str(first), *data)
+    call_command("train_demo_classifier", "--out", str(second), *data)
+    checkpoint = demo_classifier.CHECKPOINT
+    assert sha256_file(first / checkpoint) == sha256_file(second / checkpoint)
+    assert not Classifier.objects.exists()  # the command's own classifier is gone
+
+    image_set = demo.demo_image_set(data_dir=tmp_path / "data")
+    assert demo_classifier.shipped_classifier_mismatch(image_set=image_set, directory=first) == ""
+    classifier = demo_classifier.shipped_classifier_register(
+        image_set=image_set, name="shipped", directory=first
+    )
+    record = json.loads((first / demo_classifier.RECORD).read_text())
+    assert classifier.checkpoint_sha256 == record["sha256"]
+    assert classifier.test_accuracy == record["test_accuracy"]
+
+
+def test_the_demo_trains_when_the_record_no_longer_holds(small_demo, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    data = tmp_path / "data"
+    call_command("train_demo_classifier", "--out", str(shipped), "--data-dir", str(data))
+    image_set = demo.demo_image_set(data_dir=data)
+
+    def mismatch():
+        return demo_classifier.shipped_classifier_mismatch(image_set=image_set, directory=shipped)
+
+    monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 2)
+    assert mismatch() == "the demo's training settings changed since the checkpoint was made"
+    monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 1)
+    photo = Image.objects.filter(image_set=image_set).first()
+    Image.objects.filter(pk=photo.pk).update(sha256="0" * 64)
+    assert mismatch() == "the synthetic gulls differ from those the checkpoint was trained on"
+    Image.objects.filter(pk=photo.pk).update(sha256=photo.sha256)
+    assert mismatch() == ""
+    (shipped / demo_classifier.CHECKPOINT).write_bytes(b"damaged")
+    assert mismatch() == "the shipped checkpoint's sha256 is not the one its record names"
+
+
+def test_the_demo_uses_the_shipped_checkpoint(small_demo, tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    data = tmp_path / "data"
+    call_command("train_demo_classifier", "--out", str(shipped), "--data-dir", str(data))
+    monkeypatch.setattr(demo_classifier, "SHIPPED_DIR", shipped)
+
+    def no_training(**kwargs):
+        raise AssertionError("the demo trained although the shipped checkpoint holds")
+
+    monkeypatch.setattr(demo, "classifier_train", no_training)
+    from study.design.preparation import preparation_begin
+
+    preparation_begin(steps=demo.demo_steps(), studies=[])
+    classifier = demo._demo_classifier_make(
+        image_set=demo.demo_image_set(data_dir=data), log=print, show=lambda step: None
+    )
+    record = json.loads((shipped / demo_classifier.RECORD).read_text())
+    assert classifier.name == demo.DEMO_CLASSIFIER
+    assert classifier.checkpoint_sha256 == record["sha256"]
+    assert "train_demo_classifier" in classifier.training["shipped"]
