@@ -154,7 +154,7 @@ def demo_steps() -> list[StepPlan]:
     return [
         StepPlan("demo-data", "Drawing and importing the synthetic gulls"),
         StepPlan("demo-training", "Training the classifier", "epochs"),
-        StepPlan("demo-concepts", "Fitting the XNN concept model"),
+        StepPlan("demo-concepts", "Fitting the XNN concept model", "epochs"),
         *(
             StepPlan(f"demo-explain-{slug}", f"Explaining the study photos: {name}", "photos")
             for slug, name in DEMO_METHOD_NAMES.items()
@@ -171,6 +171,16 @@ def demo_researcher_reset() -> tuple[str, str]:
     user.set_password(password)
     user.save()
     return DEMO_RESEARCHER, password
+
+
+def xnn_fit_progress(entry: dict) -> tuple[int, int, str]:
+    """An XNN fit's progress (`XNN.fit_features`' dicts) as done, total and detail: epochs
+    over all its models (one per class in the per-class mode); a retried model starts over."""
+    done = (entry["model"] - 1) * entry["steps"] + entry["step"]
+    detail = f"model {entry['model']} of {entry['models']}"
+    if entry["attempt"] > 1:
+        detail += f", attempt {entry['attempt']} of {entry['max_attempts']}"
+    return done, entry["models"] * entry["steps"], detail
 
 
 def demo_birds_dir(data_dir: Path) -> Path:
@@ -268,11 +278,16 @@ def demo_prepare(
     study.owners.add(owner)
     if study.status == Study.Status.DRAFT:
         job = study_precompute_job(study=study)
-        with StepProgress("demo-concepts", show=show):
+        with StepProgress("demo-concepts", show=show) as step:
             # The demo keeps its XNN even when it fails the success rule, as `fit_xnn
             # --accept-weak-fit` would: recorded on the concept model, printed below and
             # shown by the launch checks, so that the demo always runs.
-            concept_model_fit(classifier=classifier, accept_weak_fit=True, **DEMO_XNN)
+            concept_model_fit(
+                classifier=classifier,
+                accept_weak_fit=True,
+                progress=lambda entry: step.advance(*xnn_fit_progress(entry)),
+                **DEMO_XNN,
+            )
         _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
         job.refresh_from_db()
         precompute_job_ground_truth(job=job, truth_root=demo_birds_dir(data_dir))

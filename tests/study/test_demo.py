@@ -17,7 +17,7 @@ from explain_engine.models import (
     Prediction,
 )
 from study.design import demo
-from study.models import Study
+from study.models import PreparationStep, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,9 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
         assert Explanation.objects.filter(method=method, status="done").count() == 12
     # The XNN concept model is fitted once, and its faithfulness is shown.
     assert ConceptModel.objects.count() == 1 and "XNN concept model: R²" in first
+    # Its fit is drawn as epochs over all its models: one here (shared), 4 x 1 + 2 epochs.
+    fit = PreparationStep.objects.get(key="demo-concepts")
+    assert (fit.done, fit.total, fit.detail) == (6, 6, "model 1 of 1")
     # a weak fit is kept for the demo, and said so
     assert ConceptModel.objects.get().accepted_weak_fit == ("weak fit accepted" in first)
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
@@ -152,3 +155,10 @@ def test_the_site_answers_while_the_demo_is_prepared(small_demo, tmp_path, clien
 
 def test_an_unknown_study_is_not_being_prepared(client):
     assert client.get("/s/no-such-study/").status_code == 404
+
+
+def test_an_xnn_fit_is_drawn_as_epochs_over_all_its_models():
+    entry = {"model": 3, "models": 8, "step": 2, "steps": 6, "attempt": 1, "max_attempts": 3}
+    assert demo.xnn_fit_progress(entry) == (14, 48, "model 3 of 8")
+    retried = {**entry, "attempt": 2}
+    assert demo.xnn_fit_progress(retried) == (14, 48, "model 3 of 8, attempt 2 of 3")
