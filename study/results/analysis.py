@@ -69,6 +69,22 @@ class AnalysisError(ValueError):
     """The rows cannot be analysed (nothing to analyse, or a malformed row)."""
 
 
+class NothingToAnalyse(AnalysisError):
+    """No main-phase response is left to analyse; says how many participants were left out
+    as pilots or as excluded, which the caller may offer to include."""
+
+    def __init__(self, *, pilot: int, excluded: int):
+        self.pilot, self.excluded = pilot, excluded
+        left_out = [
+            f"{count} {what} participant(s) left out"
+            for count, what in ((pilot, "pilot"), (excluded, "excluded"))
+            if count
+        ]
+        super().__init__(
+            "no main-phase responses to analyse" + (f" ({'; '.join(left_out)})" if left_out else "")
+        )
+
+
 @dataclass(frozen=True)
 class Accuracy:
     n_participants: int
@@ -670,7 +686,7 @@ def analyze_collected(
     responses = collector.responses()
     n_pilot, n_excluded = collector.participants_dropped
     if not len(responses):
-        raise AnalysisError("no main-phase responses to analyse")
+        raise NothingToAnalyse(pilot=n_pilot, excluded=n_excluded)
     present = responses.conditions.names
     order = [name for name in condition_order if name in present]
     order += sorted(set(present) - set(order))

@@ -347,3 +347,28 @@ def test_the_model_is_left_out_above_its_cell_limit_with_a_note(monkeypatch):
     )
     assert report.notes == [note]
     assert note in report_text(report)
+
+
+@pytest.mark.django_db
+def test_analyze_study_on_a_pilot_points_at_include_pilot(classifier):
+    """A pilot's participants are left out by default: the command says how many and how to
+    include them, instead of only "no main-phase responses"."""
+    study = make_study(classifier, per_condition=2, n_items=3, n_training=1, n_attention=1)
+    participants_simulate(
+        allow_live=True,
+        study=study,
+        n=4,
+        behaviour_by_condition={},
+        default_behaviour=BotBehaviour(accuracy=0.5, mean_response_ms=2000),
+        seed=3,
+    )
+    study.participants.update(is_pilot=True)
+    with pytest.raises(CommandError) as refused:
+        call_command("analyze_study", study.slug)
+    assert str(refused.value) == (
+        f"study {study.slug!r}: no main-phase responses to analyse (4 pilot participant(s) "
+        f"left out); to analyse them: analyze_study {study.slug} --include-pilot"
+    )
+    out = StringIO()
+    call_command("analyze_study", study.slug, "--include-pilot", stdout=out)
+    assert "Accuracy per condition" in out.getvalue()
