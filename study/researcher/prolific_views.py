@@ -5,6 +5,7 @@ submissions through Prolific's API (owners only; each call in the study's log)."
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from study.models import Study
@@ -89,7 +90,8 @@ def prolific_approve_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _outcome(request: HttpRequest, study: Study, *, ok: bool, message: str) -> HttpResponse:
     request.session[PROLIFIC_OUTCOME_KEY] = {"ok": ok, "message": message}
-    return redirect("researcher-study", slug=study.slug)
+    # Straight to the reconciliation section, where the outcome is shown.
+    return redirect(reverse("researcher-study", args=[study.slug]) + "#prolific")
 
 
 @researcher_required
