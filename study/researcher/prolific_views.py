@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from study.models import Study
@@ -37,6 +38,7 @@ from study.results.reconciliation import (
 researcher_required = login_required(login_url="researcher-login")
 
 
+@sensitive_post_parameters("token")  # kept out of Django's error reports
 @researcher_required
 def prolific_token_page(request: HttpRequest) -> HttpResponse:
     form = ProlificTokenForm(request.POST or None)
@@ -96,6 +98,7 @@ def _outcome(request: HttpRequest, study: Study, *, ok: bool, message: str) -> H
 
 @researcher_required
 @require_POST
+@sensitive_variables("token")  # innermost: the frame that holds it
 def prolific_approve(request: HttpRequest, slug: str) -> HttpResponse:
     study = owned_study(request, slug)
     _, state, error = _review_state(request, study, ProlificReviewForm)
@@ -118,6 +121,7 @@ def prolific_approve(request: HttpRequest, slug: str) -> HttpResponse:
 
 @researcher_required
 @require_POST
+@sensitive_variables("token")  # innermost: the frame that holds it
 def prolific_transition(request: HttpRequest, slug: str) -> HttpResponse:
     study = owned_study(request, slug)
     form, state, error = _review_state(request, study, ProlificTransitionForm)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.views.decorators.debug import sensitive_variables
 
 from study.models import Study, StudyEvent
 
@@ -94,6 +95,7 @@ def _error_detail(text: str) -> str:
     return _one_line(answer if isinstance(answer, str) else json.dumps(answer))
 
 
+@sensitive_variables("token", "request")
 def prolific_post(*, token: str, path: str, body: dict) -> dict:
     """POST `body` as JSON to Prolific's `path`; its JSON answer (empty: {}).
 
