@@ -45,6 +45,16 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Keyed hash for crowd-platform ids; separate from SECRET_KEY so rotating one
 # does not re-pseudonymize every participant.
 PSEUDONYM_KEY = env.str("EXPLAINSTUDY_PSEUDONYM_KEY", default=SECRET_KEY)
+# Key material for secrets stored at rest (researchers' Prolific API tokens, encrypted with
+# Fernet under a key derived from it); SECRET_KEY when unset. Changing it makes the stored
+# tokens unreadable: researchers enter them again.
+EXPLAINSTUDY_SECRETS_KEY = env.str("EXPLAINSTUDY_SECRETS_KEY", default="") or SECRET_KEY
+
+# Prolific's REST API (approving and rejecting submissions); tests point it at a stand-in.
+EXPLAINSTUDY_PROLIFIC_API_URL = env.str(
+    "EXPLAINSTUDY_PROLIFIC_API_URL", default="https://api.prolific.com"
+)
+EXPLAINSTUDY_PROLIFIC_API_TIMEOUT_S = env.float("EXPLAINSTUDY_PROLIFIC_API_TIMEOUT_S", default=20.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

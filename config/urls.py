@@ -5,7 +5,14 @@ from django.http import JsonResponse
 from django.urls import include, path
 
 from explain_engine import views as engine_views
-from study.researcher import draft_views, monitor_views, plan_views, preview_views, run_views
+from study.researcher import (
+    draft_views,
+    monitor_views,
+    plan_views,
+    preview_views,
+    prolific_views,
+    run_views,
+)
 from study.researcher import views as researcher_views
 
 
@@ -132,6 +139,31 @@ urlpatterns = [
         "researcher/studies/<slug:slug>/reconcile-prolific",
         researcher_views.study_reconcile_prolific,
         name="researcher-reconcile-prolific",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/prolific/approve-list.txt",
+        prolific_views.prolific_approve_list,
+        name="researcher-prolific-approve-list",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/prolific/approve",
+        prolific_views.prolific_approve,
+        name="researcher-prolific-approve",
+    ),
+    path(
+        "researcher/studies/<slug:slug>/prolific/transition",
+        prolific_views.prolific_transition,
+        name="researcher-prolific-transition",
+    ),
+    path(
+        "researcher/prolific-token/",
+        prolific_views.prolific_token_page,
+        name="researcher-prolific-token",
+    ),
+    path(
+        "researcher/prolific-token/delete",
+        prolific_views.prolific_token_remove,
+        name="researcher-prolific-token-delete",
     ),
     path("admin/", admin.site.urls),
 ]

@@ -313,8 +313,9 @@ class Withdrawal(models.Model):
 
 class StudyEvent(models.Model):
     """Audit log of a study: every launch, pause, resume, close, reopen, archive and quota
-    change, every participant excluded, included or withdrawn by hand; who (blank: the
-    command line), when and why."""
+    change, every participant excluded, included or withdrawn by hand, every approval or
+    rejection sent to Prolific with its outcome; who (blank: the command line), when and
+    why."""
 
     class Action(models.TextChoices):
         LAUNCH_PILOT = "launch_pilot", "launched as pilot"
@@ -329,6 +330,8 @@ class StudyEvent(models.Model):
         INCLUDE = "include", "participant included"
         RULES_DECIDE = "rules_decide", "participant left to the exclusion rules"
         WITHDRAW = "withdraw", "participant withdrawn"
+        PROLIFIC_APPROVE = "prolific_approve", "approval sent to Prolific"
+        PROLIFIC_REJECT = "prolific_reject", "rejection sent to Prolific"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=20, choices=Action.choices)
@@ -396,3 +399,19 @@ class PreparationStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.status})"
+
+
+class ProlificCredential(models.Model):
+    """A researcher's Prolific API token, encrypted at rest (Fernet; see
+    `study.results.prolific_token`). Only its last four characters are kept in clear, to
+    tell the researcher which token is stored; it is in no export, admin page or log."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="prolific_credential"
+    )
+    token_encrypted = models.TextField()
+    token_hint = models.CharField(max_length=4, help_text="The token's last four characters.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Prolific token of {self.user} (ending {self.token_hint})"

@@ -8,9 +8,19 @@ from django.db import transaction
 from explain_engine.models import PrecomputeJob
 from explain_engine.services.explanations import method_for
 from explain_engine.services.precompute import precompute_job_create
-from study.design.question_types import QUESTION_TYPES
-from study.design.spec import ConditionSpec, StudyConfigError, StudySpec
+from study.design.question_types import QUESTION_TYPES, study_species_offered
+from study.design.spec import ConditionSpec, StudyConfigError, StudySpec, condition_warnings
 from study.models import Condition, Study, StudyItem
+
+
+def study_warnings(*, study: Study) -> list[str]:
+    """What a new or edited study allows but probably does not mean: conditions differing in
+    more than their explanation, answers offered that no item has."""
+    warnings = condition_warnings(study.conditions.order_by("pk"))
+    species = study_species_offered(study=study)
+    if species is not None and species.warning():
+        warnings.append(species.warning())
+    return warnings
 
 
 def study_create(spec: StudySpec) -> Study:

@@ -4,6 +4,7 @@ design.json), and the launch itself."""
 
 import hashlib
 import json
+from pathlib import PurePosixPath
 
 from explain_engine.models import Explanation, Prediction
 from study.design.frozen import FrozenStudy, frozen_study
@@ -12,6 +13,20 @@ from study.design.shortcut_audit import AuditCondition, AuditItem, AuditReport, 
 from study.design.spec import StudyConfigError
 from study.design.stimuli import explanation_for
 from study.models import Study, StudyItem
+
+PROBLEM_EXAMPLES = 3
+
+
+def _item_names(items: list[StudyItem]) -> str:
+    """Items as the researcher knows them: the image's file name in its data set (the
+    researcher's page may name the class; participants never see this), a few, then how
+    many more."""
+    names = [
+        PurePosixPath(item.image.source_path).name or str(item.image)
+        for item in items[:PROBLEM_EXAMPLES]
+    ]
+    more = len(items) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more else "")
 
 
 def study_launch_problems(*, study: Study) -> list[str]:
@@ -32,8 +47,8 @@ def study_launch_problems(*, study: Study) -> list[str]:
     unpredicted = [item for item in items if item.image_id not in predicted]
     if unpredicted:
         problems.append(
-            f"{len(unpredicted)} item(s) have no prediction from {study.classifier.name!r}, "
-            f"e.g. image {unpredicted[0].image.public_id}; run `manage.py precompute "
+            f"{len(unpredicted)} item(s) have no prediction from {study.classifier.name!r}: "
+            f"{_item_names(unpredicted)}; run `manage.py precompute "
             f"--study {study.slug}`"
         )
     for condition in study.conditions.exclude(explanation_method="").order_by("pk"):
@@ -52,8 +67,8 @@ def study_launch_problems(*, study: Study) -> list[str]:
         if missing:
             problems.append(
                 f"condition {condition.name!r}: {len(missing)} of {len(items)} item(s) have "
-                f"no finished {condition.explanation_method} explanation, e.g. image "
-                f"{missing[0].image.public_id}; run `manage.py precompute --study {study.slug}`"
+                f"no finished {condition.explanation_method} explanation: "
+                f"{_item_names(missing)}; run `manage.py precompute --study {study.slug}`"
             )
     if QUESTION_TYPES[study.question_type].needs_comparison:
         without_pair = [
@@ -64,7 +79,7 @@ def study_launch_problems(*, study: Study) -> list[str]:
         if without_pair:
             problems.append(
                 f"{len(without_pair)} item(s) have no SAG comparison pair for the comparative "
-                f"question, e.g. image {without_pair[0].image.public_id}; run `manage.py "
+                f"question: {_item_names(without_pair)}; run `manage.py "
                 f"precompute --study {study.slug}`, or replace items whose search found no "
                 "pair with a clear confidence gap"
             )

@@ -43,6 +43,7 @@ class SpeciesIdentification:
     slug = "species_identification"
     prompt = "Which species is this bird?"
     shows_ai_prediction = False
+    answers_are_species = True
     needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
@@ -158,6 +159,7 @@ class PredictAI:
     slug = "predict_ai"
     prompt = "Which species will the AI say this is?"
     shows_ai_prediction = False
+    answers_are_species = True
     needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
@@ -175,6 +177,7 @@ class VerifyAI:
     slug = "verify_ai"
     prompt = "Is the AI's answer right?"
     shows_ai_prediction = True
+    answers_are_species = False
     needs_comparison = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
@@ -201,6 +204,7 @@ class SAGComparative:
     )
     shows_ai_prediction = True
     needs_comparison = True
+    answers_are_species = False
 
     def choices(self, *, classifier: Classifier) -> list[Choice]:
         return [Choice(value="A", text="Image A"), Choice(value="B", text="Image B")]
@@ -215,6 +219,43 @@ QUESTION_TYPES = {
     question_type.slug: question_type
     for question_type in [SpeciesIdentification(), PredictAI(), VerifyAI(), SAGComparative()]
 }
+
+
+@dataclass(frozen=True)
+class SpeciesOffered:
+    """The species a study's question offers as answers, and those its main items show."""
+
+    offered: list[str]
+    shown: list[str]
+
+    @property
+    def unshown(self) -> list[str]:
+        return [name for name in self.offered if name not in self.shown]
+
+    def warning(self) -> str | None:
+        if not self.unshown:
+            return None
+        return (
+            f"participants choose among all {len(self.offered)} species the classifier knows, "
+            f"while the main items show {len(self.shown)} ({', '.join(self.shown)}): "
+            f"{len(self.unshown)} offered answer(s) ({', '.join(self.unshown)}) are right for "
+            "no item, which makes guessing harder than the items alone suggest"
+        )
+
+
+def study_species_offered(*, study) -> SpeciesOffered | None:
+    """For a question whose answers are species: which it offers (every class of the
+    classifier) and which the study's main items show. None for other questions."""
+    question_type = QUESTION_TYPES[study.question_type]
+    if not question_type.answers_are_species:
+        return None
+    offered = [choice.text for choice in question_type.choices(classifier=study.classifier)]
+    shown_names = set(
+        StudyItem.objects.filter(study=study, role=StudyItem.Role.MAIN).values_list(
+            "image__class_label__display_name", flat=True
+        )
+    )
+    return SpeciesOffered(offered=offered, shown=[n for n in offered if n in shown_names])
 
 
 def item_correct_value(

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 
 from study.design.launch import study_launch_problems
 from study.design.preparation import clock_text, preparation_steps, step_eta
+from study.design.question_types import SpeciesOffered, study_species_offered
 from study.models import Participant, Response, Study, StudyItem
 from study.results.reports import AnalysisOptions, study_analysis
 
@@ -115,6 +116,7 @@ class StudyDashboard:
     accuracy_visible: bool
     recent: list[ActivityEvent]
     problems: list[str]
+    species: SpeciesOffered | None = None  # None: the answers are not species
 
     @property
     def totals(self) -> dict[str, int]:
@@ -216,6 +218,7 @@ def study_dashboard(*, study: Study) -> StudyDashboard:
         accuracy_visible=study_accuracy_visible(study=study),
         recent=study_recent_activity(study=study),
         problems=study_launch_problems(study=study) if study.status == Study.Status.DRAFT else [],
+        species=study_species_offered(study=study),
     )
 
 

@@ -6,7 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from study.design.spec import condition_warnings
+from study.design.creation import study_warnings
 from study.design.study_files import StudyFileError, study_create_from_text
 from study.models import Study
 from study.researcher import dashboard, lifecycle
@@ -18,7 +18,7 @@ EXAMPLE_HINT = "The schema is that of examples/study.toml; every key is checked.
 
 
 def _created(request: HttpRequest, study: Study) -> HttpResponse:
-    request.session["notices"] = condition_warnings(study.conditions.order_by("pk"))
+    request.session["notices"] = study_warnings(study=study)
     return redirect("researcher-study", slug=study.slug)
 
 

@@ -7,6 +7,7 @@ from study.models import Participant, Study, StudyEvent
 from study.researcher.lifecycle import ALLOWED_FROM, MAX_QUOTA
 from study.researcher.monitor import FLAGS, SORTS
 from study.results.planning import MAX_N, MIN_N
+from study.results.prolific_api import REJECTION_CATEGORIES, REJECTION_MESSAGE_MIN
 
 # Prolific's submissions export for one study: a few thousand rows of short fields.
 MAX_SUBMISSIONS_BYTES = 20 * 1024 * 1024
@@ -34,6 +35,58 @@ class ProlificSubmissionsForm(forms.Form):
                 f"{upload.name} is larger than {MAX_SUBMISSIONS_BYTES // 2**20} MiB"
             )
         return upload
+
+
+class ProlificTokenForm(forms.Form):
+    """A researcher's Prolific API token (Prolific: Settings, API token). Never rendered
+    back: the field is a password field that does not show its value."""
+
+    token = forms.CharField(
+        min_length=20,
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        error_messages={"required": "Paste your Prolific API token."},
+    )
+
+    def clean_token(self):
+        token = self.cleaned_data["token"]
+        if any(character.isspace() for character in token) or not token.isprintable():
+            raise forms.ValidationError("A Prolific API token has no spaces or line breaks.")
+        return token
+
+
+# A reconciliation's signed state: ids of a few thousand submissions, compressed.
+MAX_REVIEW_STATE_CHARS = 400_000
+
+
+class ProlificReviewForm(forms.Form):
+    """What a reconciliation page posts back: its signed state (which submissions it found
+    to approve or to review) and, for one submission, what to do with it."""
+
+    state = forms.CharField(max_length=MAX_REVIEW_STATE_CHARS)
+
+
+class ProlificTransitionForm(ProlificReviewForm):
+    submission_id = forms.CharField(max_length=200)
+    action = forms.ChoiceField(choices=[("APPROVE", "approve"), ("REJECT", "reject")])
+    rejection_category = forms.ChoiceField(
+        required=False, choices=[("", "—"), *REJECTION_CATEGORIES.items()]
+    )
+    message = forms.CharField(required=False, max_length=500, strip=True)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("action") == "REJECT":
+            if len(cleaned.get("message") or "") < REJECTION_MESSAGE_MIN:
+                self.add_error(
+                    "message",
+                    f"A rejection needs a message of at least {REJECTION_MESSAGE_MIN} characters "
+                    "for the participant (Prolific's rule).",
+                )
+            if not cleaned.get("rejection_category"):
+                self.add_error("rejection_category", "Choose the rejection's category.")
+        return cleaned
 
 
 def form_errors_message(form: forms.Form) -> str:

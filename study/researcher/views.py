@@ -26,15 +26,21 @@ from study.researcher.services import study_set_show_accuracy
 from study.results import exports
 from study.results.columns import EXPORT_COLUMNS
 from study.results.exclusions import participants_apply_exclusions
+from study.results.prolific_api import REJECTION_CATEGORIES, REJECTION_MESSAGE_MIN
+from study.results.prolific_token import prolific_token_hint
 from study.results.reconciliation import (
     ProlificFileError,
     prolific_reconcile,
     prolific_submissions_read,
+    review_state_sign,
 )
 from study.results.reports import AnalysisOptions, study_analysis_options
 from study.results.rows import study_export_rows
 
 researcher_required = login_required(login_url="researcher-login")
+
+# The dashboard shows the outcome of the last call to Prolific once, under this session key.
+PROLIFIC_OUTCOME_KEY = "prolific_outcome"
 
 
 def _visible_study(request: HttpRequest, slug: str) -> Study:
@@ -89,6 +95,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "is_owner": dashboard.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
         "notices": request.session.pop("notices", []),
+        "prolific_outcome": request.session.pop(PROLIFIC_OUTCOME_KEY, None),
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "shortcut_audit": launch.study_shortcut_audit(study=study),
@@ -226,5 +233,13 @@ def study_reconcile_prolific(request: HttpRequest, slug: str) -> HttpResponse:
     except (ProlificFileError, UnicodeDecodeError) as error:
         context["error"] = f"{upload.name}: {error}"
         return render(request, "researcher/reconciliation.html", context, status=400)
-    context["reconciliation"] = prolific_reconcile(study=study, submissions=submissions)
+    reconciliation = prolific_reconcile(study=study, submissions=submissions)
+    context.update(
+        reconciliation=reconciliation,
+        review_state=review_state_sign(study=study, reconciliation=reconciliation),
+        is_owner=dashboard.study_is_owned_by(study=study, user=request.user),
+        credential=prolific_token_hint(user=request.user),
+        rejection_categories=REJECTION_CATEGORIES,
+        rejection_message_min=REJECTION_MESSAGE_MIN,
+    )
     return render(request, "researcher/reconciliation.html", context)

@@ -32,7 +32,7 @@ import io
 import math
 import warnings
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -69,6 +69,22 @@ class AnalysisError(ValueError):
     """The rows cannot be analysed (nothing to analyse, or a malformed row)."""
 
 
+class NothingToAnalyse(AnalysisError):
+    """No main-phase response is left to analyse; says how many participants were left out
+    as pilots or as excluded, which the caller may offer to include."""
+
+    def __init__(self, *, pilot: int, excluded: int):
+        self.pilot, self.excluded = pilot, excluded
+        left_out = [
+            f"{count} {what} participant(s) left out"
+            for count, what in ((pilot, "pilot"), (excluded, "excluded"))
+            if count
+        ]
+        super().__init__(
+            "no main-phase responses to analyse" + (f" ({'; '.join(left_out)})" if left_out else "")
+        )
+
+
 @dataclass(frozen=True)
 class Accuracy:
     n_participants: int
@@ -100,6 +116,17 @@ class ConditionSummary:
     brier: float
     ece: float
     response_times: ResponseTimes | None
+    # Distinct items the AI got right / wrong among these responses: an accuracy on few
+    # items says how people did on those images more than how they do when the AI errs.
+    ai_right_items: int = 0
+    ai_wrong_items: int = 0
+    # False: the condition does not show the AI's answer, so agreeing with it is no
+    # reliance (ai_wrong_agreement is None).
+    ai_answer_shown: bool = True
+
+
+# Fewer distinct AI-wrong (or AI-right) items than this: the report says so.
+FEW_ITEMS = 5
 
 
 @dataclass(frozen=True)
@@ -422,8 +449,11 @@ class ResponseCollector:
         )
 
 
-def _condition_summary(name: str, responses: _Responses, rows: np.ndarray) -> ConditionSummary:
-    """The summary of the responses at the indices `rows`."""
+def _condition_summary(
+    name: str, responses: _Responses, rows: np.ndarray, *, ai_answer_shown: bool = True
+) -> ConditionSummary:
+    """The summary of the responses at the indices `rows`; agreement with the wrong AI only
+    where the condition shows the AI's answer."""
     participant, is_correct = responses.participant[rows], responses.is_correct[rows]
     ai_correct = responses.ai_correct[rows]
     ai_right, ai_wrong = ai_correct == 1, ai_correct == 0
@@ -437,7 +467,12 @@ def _condition_summary(name: str, responses: _Responses, rows: np.ndarray) -> Co
         ai_wrong=_accuracy_of(participant[ai_wrong], is_correct[ai_wrong]),
         ai_wrong_agreement=_accuracy_of(
             participant[ai_wrong], responses.agrees_with_ai[rows][ai_wrong]
-        ),
+        )
+        if ai_answer_shown
+        else None,
+        ai_right_items=len(np.unique(responses.item[rows][ai_right])),
+        ai_wrong_items=len(np.unique(responses.item[rows][ai_wrong])),
+        ai_answer_shown=ai_answer_shown,
         brier=brier_score(probabilities, is_correct),
         ece=expected_calibration_error(probabilities, is_correct),
         response_times=ResponseTimes(
@@ -639,6 +674,7 @@ def analyze_responses(
     include_pilot: bool = False,
     include_excluded: bool = False,
     fit_model: bool = True,
+    ai_answer_hidden: Collection[str] = (),
 ) -> StudyReport:
     """Analyse main-phase responses; attention checks and training are left out.
 
@@ -657,20 +693,30 @@ def analyze_responses(
     )
     for row in rows:
         collector.add(row)
-    return analyze_collected(collector, condition_order=condition_order, fit_model=fit_model)
+    return analyze_collected(
+        collector,
+        condition_order=condition_order,
+        fit_model=fit_model,
+        ai_answer_hidden=ai_answer_hidden,
+    )
 
 
 def analyze_collected(
-    collector: ResponseCollector, *, condition_order: Sequence[str] = (), fit_model: bool = True
+    collector: ResponseCollector,
+    *,
+    condition_order: Sequence[str] = (),
+    fit_model: bool = True,
+    ai_answer_hidden: Collection[str] = (),
 ) -> StudyReport:
-    """`analyze_responses` of the rows a collector was given."""
+    """`analyze_responses` of the rows a collector was given. `ai_answer_hidden`: conditions
+    that do not show the AI's answer, where agreeing with it is not reliance on it."""
     n_choices, confidence_levels = collector.n_choices, collector.confidence_levels
     if n_choices < 2:
         raise AnalysisError("a question needs at least two answer choices")
     responses = collector.responses()
     n_pilot, n_excluded = collector.participants_dropped
     if not len(responses):
-        raise AnalysisError("no main-phase responses to analyse")
+        raise NothingToAnalyse(pilot=n_pilot, excluded=n_excluded)
     present = responses.conditions.names
     order = [name for name in condition_order if name in present]
     order += sorted(set(present) - set(order))
@@ -681,10 +727,23 @@ def analyze_collected(
     ]
     summaries = [
         _condition_summary(
-            name, responses, np.flatnonzero(responses.condition == present.index(name))
+            name,
+            responses,
+            np.flatnonzero(responses.condition == present.index(name)),
+            ai_answer_shown=name not in ai_answer_hidden,
         )
         for name in order
     ]
+    for what, counts in (
+        ("wrong", [s.ai_wrong_items for s in summaries]),
+        ("right", [s.ai_right_items for s in summaries]),
+    ):
+        if 0 < min(counts) < FEW_ITEMS:
+            notes.append(
+                f"accuracy where the AI was {what} rests on {min(counts)} item(s) in some "
+                "condition: it tells how people did on those images, not how they do whenever "
+                f"the AI is {what}"
+            )
 
     chi_square = wald = model_fit = None
     pairwise: list[PairwiseComparison] = []
@@ -791,12 +850,15 @@ def report_text(report: StudyReport) -> str:
         "",
         "Reliance: accuracy where the AI was right / wrong; agreement with the AI where it",
         "was wrong (over-reliance).",
-        f"  {'condition':<20} {'AI right':<30} {'AI wrong':<30} {'agrees with wrong AI':<30}",
+        f"  {'condition':<20} {'AI right':<38} {'AI wrong':<38} {'agrees with wrong AI':<30}",
     ]
     for s in report.conditions:
+        agreement = (
+            _interval(s.ai_wrong_agreement) if s.ai_answer_shown else "AI's answer not shown"
+        )
         lines.append(
-            f"  {s.name:<20} {_interval(s.ai_right):<30} {_interval(s.ai_wrong):<30} "
-            f"{_interval(s.ai_wrong_agreement):<30}"
+            f"  {s.name:<20} {_interval(s.ai_right) + f' ({s.ai_right_items} items)':<38} "
+            f"{_interval(s.ai_wrong) + f' ({s.ai_wrong_items} items)':<38} {agreement:<30}"
         )
     low, high = min(report.confidence_levels), max(report.confidence_levels)
     lines += [

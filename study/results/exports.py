@@ -44,7 +44,7 @@ CODEBOOK_CSV = "codebook.csv"
 DESIGN_JSON = "design.json"
 ZIP_MEMBERS = (RESPONSES_CSV, PARTICIPANTS_CSV, CODEBOOK_CSV, DESIGN_JSON)
 ANALYSIS_TXT = "analysis.txt"
-CODEBOOK_COLUMNS = ("file", "column", "description")
+CODEBOOK_COLUMNS = ("file", "column", "type", "unit", "allowed_values", "description")
 ROWS_PER_CHUNK = 500
 
 
@@ -98,9 +98,23 @@ def codebook_rows(analysis_files: Iterable[AnalysisFile] = ()) -> Iterator[dict]
         (PARTICIPANTS_CSV, PARTICIPANT_COLUMNS),
     ):
         for column in columns:
-            yield {"file": file_name, "column": column.name, "description": column.description}
+            yield {
+                "file": file_name,
+                "column": column.name,
+                "type": column.type,
+                "unit": column.unit,
+                "allowed_values": column.allowed,
+                "description": column.description,
+            }
     for file in analysis_files:
-        yield {"file": file.name, "column": "", "description": file.description}
+        yield {
+            "file": file.name,
+            "column": "",
+            "type": "",
+            "unit": "",
+            "allowed_values": "",
+            "description": file.description,
+        }
 
 
 def study_design_document(*, study: Study) -> dict:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from study.design.frozen import study_choices
-from study.design.question_types import CONFIDENCE_SCALE
+from study.design.question_types import CONFIDENCE_SCALE, QUESTION_TYPES
 from study.models import Study
 from study.results.rows import study_export_rows
 
@@ -56,8 +56,13 @@ def study_analysis_collected(*, study: Study, collector: "ResponseCollector") ->
     """`study_analysis` of the export rows given to `collector`."""
     from study.results.analysis import analyze_collected
 
-    condition_order = list(study.conditions.values_list("name", flat=True))
-    return analyze_collected(collector, condition_order=condition_order)
+    conditions = list(study.conditions.order_by("pk").values_list("name", "show_ai_prediction"))
+    shown_by_question = QUESTION_TYPES[study.question_type].shows_ai_prediction
+    return analyze_collected(
+        collector,
+        condition_order=[name for name, _ in conditions],
+        ai_answer_hidden={name for name, shown in conditions if not (shown or shown_by_question)},
+    )
 
 
 @dataclass(frozen=True)

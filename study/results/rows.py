@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.db.models import Count, Q
 
 from explain_engine.models import Prediction
+from study.design.question_types import QUESTION_TYPES
 from study.design.questionnaire import QUESTIONNAIRE_FIELDS
 from study.models import Participant, Response, Study, StudyItem
 from study.results import timing
@@ -45,6 +46,7 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
             classifier=study.classifier, image_id__in=[image.pk for image in items.values()]
         ).select_related("predicted_label")
     }
+    wording = _choice_wording(study)
     fields = (
         "participant_id", "item_id", "phase", "trial_position", "answer_text",
         "correct_answer", "is_correct", "confidence", "client_response_ms", "server_shown_at",
@@ -60,9 +62,18 @@ def study_export_rows(*, study: Study, chunk_size: int = 2000) -> Iterator[dict]
     for values in responses.iterator(chunk_size=chunk_size):
         chunk.append(values)
         if len(chunk) == chunk_size:
-            yield from _export_chunk(study, chunk, items, predictions)
+            yield from _export_chunk(study, chunk, items, predictions, wording)
             chunk = []
-    yield from _export_chunk(study, chunk, items, predictions)
+    yield from _export_chunk(study, chunk, items, predictions, wording)
+
+
+def _choice_wording(study: Study) -> dict[str, str]:
+    """The study's answer values (a label id, yes/no, A/B) with the wording the participant
+    read, so that correct_answer is exported in answer's vocabulary."""
+    question_type = QUESTION_TYPES[study.question_type]
+    return {
+        choice.value: choice.text for choice in question_type.choices(classifier=study.classifier)
+    }
 
 
 def _participant_columns(study: Study, participant_ids: set) -> tuple[dict, dict]:
@@ -95,7 +106,9 @@ def _participant_columns(study: Study, participant_ids: set) -> tuple[dict, dict
     return participants, columns
 
 
-def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: dict):
+def _export_chunk(
+    study: Study, chunk: list[tuple], items: dict, predictions: dict, wording: dict[str, str]
+):
     participants, columns = _participant_columns(study, {values[0] for values in chunk})
     for (
         participant_id, item_id, phase, position, answer_text, correct_answer, is_correct,
@@ -114,7 +127,7 @@ def _export_chunk(study: Study, chunk: list[tuple], items: dict, predictions: di
             "image": str(image.public_id),
             "true_label": image.class_label.display_name,
             "answer": answer_text,
-            "correct_answer": correct_answer,
+            "correct_answer": wording.get(correct_answer, correct_answer),
             "is_correct": int(is_correct),
             "confidence": confidence,
             "client_response_ms": client_ms,

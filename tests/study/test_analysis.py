@@ -345,5 +345,68 @@ def test_the_model_is_left_out_above_its_cell_limit_with_a_note(monkeypatch):
         "(study.results.analysis.MODEL_MAX_CELLS) it is fitted up to, to bound its memory; "
         "so no Wald test or pairwise comparisons"
     )
-    assert report.notes == [note]
+    # (The other notes: the AI-right and AI-wrong accuracies rest on 3 items each.)
+    assert [n for n in report.notes if not n.startswith("accuracy where the AI")] == [note]
     assert note in report_text(report)
+
+
+@pytest.mark.django_db
+def test_analyze_study_on_a_pilot_points_at_include_pilot(classifier):
+    """A pilot's participants are left out by default: the command says how many and how to
+    include them, instead of only "no main-phase responses"."""
+    study = make_study(classifier, per_condition=2, n_items=3, n_training=1, n_attention=1)
+    participants_simulate(
+        allow_live=True,
+        study=study,
+        n=4,
+        behaviour_by_condition={},
+        default_behaviour=BotBehaviour(accuracy=0.5, mean_response_ms=2000),
+        seed=3,
+    )
+    study.participants.update(is_pilot=True)
+    with pytest.raises(CommandError) as refused:
+        call_command("analyze_study", study.slug)
+    assert str(refused.value) == (
+        f"study {study.slug!r}: no main-phase responses to analyse (4 pilot participant(s) "
+        f"left out); to analyse them: analyze_study {study.slug} --include-pilot"
+    )
+    out = StringIO()
+    call_command("analyze_study", study.slug, "--include-pilot", stdout=out)
+    assert "Accuracy per condition" in out.getvalue()
+
+
+def test_reliance_names_its_items_and_skips_agreement_where_the_ai_is_not_shown():
+    """Agreeing with a wrong AI one cannot see is no over-reliance: a condition that does not
+    show the AI's answer reports none. Each accuracy split by the AI says on how many items
+    it rests, and one resting on few items gets a note."""
+    rows = simulate_rows(
+        np.random.default_rng(4), {"none": 0.5, "shown": 0.7}, per_condition=6, n_items=8
+    )
+    # Only item 1 is AI-wrong: the "AI wrong" accuracy rests on one item.
+    rows = [{**row, "ai_correct": int(row["item"] != 1)} for row in rows]
+    report = analyze(rows, condition_order=["none", "shown"], ai_answer_hidden={"none"})
+    none, shown = report.conditions
+    assert none.ai_wrong_agreement is None and not none.ai_answer_shown
+    assert shown.ai_wrong_agreement is not None and shown.ai_answer_shown
+    assert (none.ai_wrong_items, none.ai_right_items) == (1, 7)
+    assert any("AI was wrong rests on 1 item(s)" in note for note in report.notes)
+    text = report_text(report)
+    reliance = text[text.index("Reliance:") : text.index("Calibration:")]
+    [none_line] = [line for line in reliance.splitlines() if line.strip().startswith("none ")]
+    assert "(1 items)" in none_line and "AI's answer not shown" in none_line
+
+
+@pytest.mark.django_db
+def test_study_analysis_hides_agreement_where_the_condition_hides_the_ai(classifier):
+    study = make_study(classifier, per_condition=2, n_items=3, n_training=1, n_attention=1)
+    participants_simulate(
+        allow_live=True,
+        study=study,
+        n=4,
+        behaviour_by_condition={},
+        default_behaviour=BotBehaviour(accuracy=0.5, mean_response_ms=2000),
+        seed=3,
+    )
+    study.conditions.filter(name="gradcam").update(show_ai_prediction=True)
+    shown = {s.name: s.ai_answer_shown for s in study_analysis(study=study).conditions}
+    assert shown == {"none": False, "gradcam": True}

@@ -414,6 +414,60 @@ ROWS = {
     "researcher-study-job": [
         ("get", None, study_job_url("researcher-study-job"), researcher_page(staff=200))
     ],
+    # The approve list and the calls to Prolific carry a reconciliation's signed state:
+    # without it, a 400 for those who may; sending to Prolific is for owners only.
+    "researcher-prolific-approve-list": [
+        (
+            "post",
+            {},
+            study_url("researcher-prolific-approve-list"),
+            researcher_page(owner=400, staff=400),
+        ),
+        ("get", None, study_url("researcher-prolific-approve-list"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-prolific-approve": [
+        (
+            "post",
+            {},
+            study_url("researcher-prolific-approve"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-prolific-approve"), GET_ONLY_LOGGED_IN_405),
+    ],
+    "researcher-prolific-transition": [
+        (
+            "post",
+            {"action": "APPROVE"},
+            study_url("researcher-prolific-transition"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-prolific-transition"), GET_ONLY_LOGGED_IN_405),
+    ],
+    # Each researcher's own token: the page for everyone logged in; an empty form is a 400.
+    "researcher-prolific-token": [
+        (
+            "get",
+            None,
+            plain_url("researcher-prolific-token"),
+            every(LOGIN, **dict.fromkeys(LOGGED_IN, 200)),
+        ),
+        (
+            "post",
+            {},
+            plain_url("researcher-prolific-token"),
+            every(LOGIN, **dict.fromkeys(LOGGED_IN, 400)),
+        ),
+    ],
+    # Removing one's own token (none stored here: nothing changes).
+    "researcher-prolific-token-delete": [
+        (
+            "post",
+            {},
+            plain_url("researcher-prolific-token-delete"),
+            every(LOGIN, **dict.fromkeys(LOGGED_IN, 302)),
+        ),
+        ("get", None, plain_url("researcher-prolific-token-delete"), GET_ONLY_LOGGED_IN_405),
+    ],
     "researcher-jobs": [
         (
             "get",

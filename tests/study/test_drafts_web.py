@@ -37,7 +37,16 @@ def test_a_study_file_pasted_on_the_web_creates_the_draft(
     assert download.content.decode() == text
     assert 'filename="gulls-from-file.toml"' in download["Content-Disposition"]
     dashboard = client.get(response["Location"]).content.decode()
-    assert "Edit the study file" in dashboard and "Warning:" not in dashboard
+    assert "Edit the study file" in dashboard
+    # The example's items show 4 of the classifier's 8 species, and all 8 are offered: the
+    # creation warns once (only that), and the dashboard says how many are offered.
+    warnings = [line for line in dashboard.splitlines() if "Warning:" in line]
+    assert len(warnings) == 1
+    assert "choose among all 8 species the classifier knows" in warnings[0]
+    assert "while the main items show 4" in warnings[0]
+    assert "Answers offered: 8 species (every class of the classifier); the main items show 4" in (
+        dashboard
+    )
     assert "Completion code for Prolific: <code>C1GULLS</code>" in dashboard
     client.force_login(researcher_a)
     assert client.get(reverse("researcher-study-edit", args=[study.slug])).status_code == 403

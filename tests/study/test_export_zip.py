@@ -165,3 +165,45 @@ def test_zip_reads_the_responses_once_and_analyses_them_as_the_dashboard_does(cl
     read_separately = {file.name: file.content for file in study_analysis_files(study=study)}
     assert analysis == read_separately["analysis.txt"]
     assert "none" in analysis and "gradcam" in analysis
+
+
+def test_codebook_gives_every_column_a_type_and_correct_answer_reads_like_answer(
+    client, classifier
+):
+    """Analysts read the codebook, not the code: every exported column is in it with a type
+    (and confidence with its range, times with their unit), and correct_answer is in answer's
+    vocabulary, so that answer == correct_answer exactly on the correct rows."""
+    from study.results.columns import TYPES
+    from study.results.exports import codebook_rows
+
+    study = make_study(classifier, n_attention=1)
+    finish(client, study, "right")
+    finish(client, study, "wrong", attention_correct=False)
+    codebook = {(row["file"], row["column"]): row for row in codebook_rows()}
+    for file_name, columns in (
+        ("responses.csv", EXPORT_COLUMNS),
+        ("participants.csv", PARTICIPANT_EXPORT_COLUMNS),
+    ):
+        assert [column for column in columns if (file_name, column) not in codebook] == []
+        assert {codebook[(file_name, column)]["type"] for column in columns} <= set(TYPES)
+    confidence = codebook[("responses.csv", "confidence")]
+    assert (confidence["type"], confidence["allowed_values"]) == ("integer", "1..5")
+    assert codebook[("responses.csv", "response_ms")]["unit"] == "ms"
+    assert codebook[("responses.csv", "is_correct")]["allowed_values"] == "0, 1"
+
+    rows = list(study_export_rows(study=study))
+    wrong = [row for row in rows if row["is_correct"] == 0]
+    assert wrong, "the second participant failed the attention check"
+    assert all((row["answer"] == row["correct_answer"]) == row["is_correct"] for row in rows)
+    main_answers = {row["correct_answer"] for row in rows if row["phase"] == "main"}
+    assert main_answers and main_answers <= _display_names(study)
+
+
+def _display_names(study):
+    from explain_engine.models import ClassLabel
+
+    return set(
+        ClassLabel.objects.filter(image_set_id=study.classifier.image_set_id).values_list(
+            "display_name", flat=True
+        )
+    )

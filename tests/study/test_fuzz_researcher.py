@@ -87,6 +87,16 @@ def test_researcher_posts_of_anything_never_fail_on_the_server(client, owned):
         reverse("researcher-show-accuracy", args=[study.slug]): ["show"],
         reverse("researcher-reconcile-prolific", args=[study.slug]): ["submissions"],
         reverse("researcher-job-retry", args=[job.pk]): ["method"],
+        reverse("researcher-prolific-approve-list", args=[study.slug]): ["state"],
+        reverse("researcher-prolific-approve", args=[study.slug]): ["state"],
+        reverse("researcher-prolific-transition", args=[study.slug]): [
+            "state",
+            "submission_id",
+            "action",
+            "message",
+            "rejection_category",
+        ],
+        reverse("researcher-prolific-token"): ["token"],
     }
     uploads = st.one_of(
         st.none(),
@@ -109,7 +119,9 @@ def test_researcher_posts_of_anything_never_fail_on_the_server(client, owned):
     @given(
         url=st.sampled_from(sorted(views)),
         form=st.dictionaries(
-            st.sampled_from(["status", "show", "method", "submissions", "x"]),
+            st.sampled_from(
+                ["status", "show", "method", "submissions", "state", "action", "token", "x"]
+            ),
             texts | st.lists(texts, min_size=2, max_size=3),
             max_size=3,
         ),

@@ -4,6 +4,8 @@ Personas: `researcher_owner` (not staff) owns the study; `researcher_b` (not sta
 nothing; `researcher_a` is staff and sees every study but may not launch others'.
 """
 
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
 
@@ -129,6 +131,13 @@ def test_launch_problems_name_each_condition_missing_explanations(classifier):
     predictions_compute(classifier=classifier, images=[i.image for i in study.items.all()])
     problems = study_launch_problems(study=study)
     assert len(problems) == 1 and "condition 'gradcam': 4 of 4 item(s)" in problems[0]
+    # Named by their file in the data set, a few and how many more; never by opaque UUID.
+    images = sorted((item.image for item in study.items.all()), key=lambda image: image.pk)
+    file_names = [Path(image.source_path).name for image in images]
+    assert all(name for name in file_names)
+    shown = [name for name in file_names if name in problems[0]]
+    assert len(shown) == 3 and "and 1 more" in problems[0]
+    assert not any(str(image.public_id) in problems[0] for image in images)
 
 
 def test_pilot_participants_stay_flagged_after_going_live(client, classifier):

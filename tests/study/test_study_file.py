@@ -76,7 +76,10 @@ def test_the_example_file_creates_the_study_it_describes(demo_like, capsys):
     assert not conditions["gradcam"].show_ai_prediction and conditions["igospp"].quota == 40
     assert conditions["gradcam"].explanation_params_hash
     out = capsys.readouterr().out
-    assert "before launch" in out and "warning" not in out
+    assert "before launch" in out
+    # The only warning: all 8 species are offered while the items show 4.
+    [warning] = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert "choose among all 8 species" in warning and "main items show 4" in warning
 
 
 def test_conditions_that_differ_in_what_they_show_are_created_with_a_warning(

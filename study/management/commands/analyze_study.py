@@ -3,7 +3,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from study.models import Study
-from study.results.analysis import AnalysisError, report_svgs, report_text
+from study.results.analysis import (
+    AnalysisError,
+    NothingToAnalyse,
+    report_svgs,
+    report_text,
+)
 from study.results.reports import study_analysis
 
 
@@ -31,6 +36,17 @@ class Command(BaseCommand):
             report = study_analysis(
                 study=study, include_pilot=include_pilot, include_excluded=include_excluded
             )
+        except NothingToAnalyse as error:
+            flags = [
+                flag
+                for flag, count in (
+                    ("--include-pilot", error.pilot),
+                    ("--include-excluded", error.excluded),
+                )
+                if count
+            ]
+            hint = f"; to analyse them: analyze_study {slug} {' '.join(flags)}" if flags else ""
+            raise CommandError(f"study {slug!r}: {error}{hint}") from error
         except AnalysisError as error:
             raise CommandError(f"study {slug!r}: {error}") from error
         self.stdout.write(report_text(report))

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from study.design.creation import study_warnings
 from study.design.launch import study_launch_problems
-from study.design.spec import condition_warnings
 from study.design.study_files import StudyFileError, study_create_from_toml
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             + ", ".join(f"{counts[role]} {role}" for role in sorted(counts))
             + " item(s)"
         )
-        for warning in condition_warnings(study.conditions.order_by("pk")):
+        for warning in study_warnings(study=study):
             self.stdout.write(f"warning: {warning}")
         problems = study_launch_problems(study=study)
         if problems:
