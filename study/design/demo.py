@@ -37,15 +37,14 @@ DEMO_COMPARE_STUDY = "demo-compare"
 DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
 DEMO_IMAGE_SIZE = 224
-DEMO_MAIN_ITEMS = 8
+# 12 main items over 8 species, no species more than twice (`items.class_cap`): "always the
+# most frequent species" scores 2 of 12, 4.2 points above chance (12.5%), inside the shortcut
+# audit's default 10-point margin; 8 items cannot pass it (2 of 8: +12.5), and each item costs
+# every method's precompute. 12 is also the fewest that hold the AI-wrong share exactly.
+DEMO_MAIN_ITEMS = 12
 # The share of main items the AI gets wrong (drawn from its errors on the test split), so
 # that following the AI is not always right and the reliance analysis has both halves.
 DEMO_AI_WRONG_SHARE = 0.25
-# The demo's declared shortcut-audit margin. Its 8 main items over 8 species have uneven
-# counts (no elimination), so one species comes twice: "always that species" scores 2 of 8,
-# 12.5 points above chance, which a 10-point margin would refuse. 15 points still refuses
-# every larger shortcut; a real study draws more items instead (16 items: 3 of 16 at most).
-DEMO_SHORTCUT_MARGIN_POINTS = 15
 DEMO_PRACTICE_TRIALS = 2
 DEMO_ATTENTION_CHECKS = 2
 DEMO_COMPARE_MIN_ITEMS = 4
@@ -372,7 +371,6 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
                 debrief_text=DEBRIEF_TEXT,
                 owners=[owner],
                 exclusion_rules=EXCLUSION_RULES,
-                shortcut_margin_points=DEMO_SHORTCUT_MARGIN_POINTS,
             )
         )
 
