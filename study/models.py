@@ -301,8 +301,8 @@ class Withdrawal(models.Model):
 
 class StudyEvent(models.Model):
     """Audit log of a study: every launch, pause, resume, close, reopen, archive and quota
-    change, every participant excluded, included or withdrawn by hand; who (blank: the
-    command line), when and why."""
+    change, every participant excluded, included or withdrawn by hand, every deletion of
+    simulated participants; who (blank: the command line), when and why."""
 
     class Action(models.TextChoices):
         LAUNCH_PILOT = "launch_pilot", "launched as pilot"
@@ -317,6 +317,7 @@ class StudyEvent(models.Model):
         INCLUDE = "include", "participant included"
         RULES_DECIDE = "rules_decide", "participant left to the exclusion rules"
         WITHDRAW = "withdraw", "participant withdrawn"
+        DELETE_SIMULATED = "delete_simulated", "simulated participants deleted"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=20, choices=Action.choices)

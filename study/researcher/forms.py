@@ -193,3 +193,10 @@ class StudyFileForm(forms.Form):
 
 class DeleteDraftForm(forms.Form):
     confirm = forms.SlugField(max_length=60, help_text="Type the study's slug to delete it.")
+
+
+class DeleteSimulatedForm(forms.Form):
+    confirm = forms.SlugField(
+        max_length=60, help_text="Type the study's slug to delete its simulated participants."
+    )
+    reason = forms.CharField(max_length=500, required=False, strip=True)

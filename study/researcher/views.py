@@ -87,6 +87,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "is_owner": dashboard.study_is_owned_by(study=study, user=request.user),
         "launch_error": request.session.pop("launch_error", None),
         "notices": request.session.pop("notices", []),
+        "message": request.session.pop("dashboard_message", None),
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "shortcut_audit": launch.study_shortcut_audit(study=study),
