@@ -82,7 +82,8 @@ def test_editing_a_draft_re_creates_it_and_a_bad_edit_changes_nothing(
     assert response.status_code == 400 and "items.per_class" in response.content.decode()
     assert Study.objects.get().source_toml == text
     confounded = text.replace(
-        'method = "igospp"\nshow_ai_prediction = false', 'method = "igospp"\nshow_ai_prediction = true'
+        'method = "igospp"\nshow_ai_prediction = false',
+        'method = "igospp"\nshow_ai_prediction = true',
     )
     assert confounded != text
     changed = confounded.replace('title = "Which gull is it?"', 'title = "Which gull, again?"')
