@@ -324,17 +324,25 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
     of them the AI gets wrong (`items.main_items_draw`); practice and attention checks from
     the test images left."""
     labels = list(classifier.image_set.classes.all())
-    try:
-        draw = main_items_draw(
-            classifier=classifier,
-            labels=labels,
-            n_main=DEMO_MAIN_ITEMS,
-            ai_wrong_share=DEMO_AI_WRONG_SHARE,
-            seed=0,
-        )
-    except StudyConfigError as error:
-        # An undertrained classifier may not err (or succeed) often enough on the test split.
-        log(f"main items drawn without the AI-wrong share: {error}")
+    # The declared share, or as many of the AI's errors as the test split has (a classifier
+    # this accurate may err on only one or two of its test photos), said with the numbers.
+    declared = round(DEMO_AI_WRONG_SHARE * DEMO_MAIN_ITEMS)
+    refusal: StudyConfigError | None = None
+    for n_wrong in range(declared, -1, -1):
+        try:
+            draw = main_items_draw(
+                classifier=classifier,
+                labels=labels,
+                n_main=DEMO_MAIN_ITEMS,
+                ai_wrong_share=n_wrong / DEMO_MAIN_ITEMS,
+                seed=0,
+            )
+        except StudyConfigError as error:
+            refusal = refusal or error
+            continue
+        break
+    else:
+        # An undertrained classifier may not succeed often enough on the test split.
         draw = main_items_draw(
             classifier=classifier,
             labels=labels,
@@ -342,6 +350,10 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
             ai_wrong_share=None,
             seed=0,
         )
+        n_wrong = -1
+    if refusal is not None:
+        drawn = "any photos" if n_wrong < 0 else f"{n_wrong} AI-wrong item(s)"
+        log(f"main items drawn with {drawn}, not the declared {declared}: {refusal}")
     practice = draw.rest[:DEMO_PRACTICE_TRIALS]
     attention = draw.rest[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
     with transaction.atomic():

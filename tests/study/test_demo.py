@@ -63,11 +63,12 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     main = list(study.items.filter(role="main").select_related("image"))
     assert len(main) == 9
     # Species counts differ (no answering by elimination); the AI errs on the declared
-    # share, unless this undertrained classifier cannot give it, which the demo says.
+    # share, unless this undertrained classifier's test split cannot give it, which the demo
+    # says with the numbers.
     counts = Counter(item.image.class_label_id for item in main)
     assert sorted(counts.values()) != [1] * 8 and max(counts.values()) == 2
     wrong = sum(not Prediction.objects.get(image=item.image).is_correct for item in main)
-    assert wrong == 2 or "drawn without the AI-wrong share" in first
+    assert wrong == 2 or "main items drawn with" in first
     assert study.items.filter(role="training").count() == 1
     assert study.items.filter(role="attention").count() == 2
     assert len(study.comprehension_questions) == 2
