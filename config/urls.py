@@ -84,6 +84,11 @@ urlpatterns = [
         name="researcher-lifecycle",
     ),
     path(
+        "researcher/studies/<slug:slug>/simulated/delete",
+        run_views.study_simulated_delete,
+        name="researcher-simulated-delete",
+    ),
+    path(
         "researcher/studies/<slug:slug>/quota",
         run_views.study_quota,
         name="researcher-quota",

@@ -11,6 +11,15 @@ the class is named only when the condition shows the AI's answer. Figures stored
 precompute serve every condition that uses the explanation, so they are drawn with
 `Disclosure.STORED` (no class, no absolute confidence) and carry no class text at all.
 
+XNN prototypes. Each XNN concept comes with prototypes: the training photos where it is
+strongest, which in per-class mode are photos of the explained class, i.e. of the AI's
+answer. Set beside the species gallery they name that answer as surely as a caption would.
+So a condition that hides the AI's answer shows no prototypes: its XNN figure is the
+concepts' heatmaps on the photo and their contributions only, and its caption says the
+training photos are left out and why (`xnn_captions(prototypes=False)`). Where the answer
+is shown, the prototypes stay. The stored panel (drawn once, with prototypes) is never
+served to a participant: the page lays the figure out from its parts (`reflow.xnn_parts`).
+
 Pure Python: never imports Django, PyTorch or PIL.
 """
 
@@ -116,37 +125,58 @@ def sag_captions() -> FigureCaptions:
     )
 
 
-def xnn_captions(class_name: str | None = None) -> FigureCaptions:
+def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> FigureCaptions:
     """An XNN concept panel: the class its contributions add up to is named only when
-    `class_name` is given (the condition shows the AI's answer); else "its answer"."""
+    `class_name` is given (the condition shows the AI's answer); else "its answer". Without
+    `prototypes` (a condition hiding the AI's answer, see the module docstring) the words
+    name no training-photo column and the caption says why there is none."""
     answer = "its answer" if class_name is None else class_name
     title = (
         "Why the AI chose its answer" if class_name is None else f"Why the AI chose {class_name}"
     )
-    return FigureCaptions(
-        method="xnn",
-        caption=(
+    if prototypes:
+        caption = (
             "How the AI decides: each row is one concept the AI found, where it is in the "
             "photo, how much it pushed towards the answer (red: for, blue: against), and "
             "training photos where that concept is strongest."
-        ),
+        )
+        intro_end: tuple[str, ...] = (
+            "in this image, how much it adds to",
+            f"the score for {answer}",
+            "(red: for it, blue: against it),",
+            "and training images that show it most.",
+        )
+        columns: tuple[str, ...] = (
+            "Where in this image",
+            "Contribution",
+            "Training images with this concept",
+        )
+    else:
+        caption = (
+            "How the AI decides: each row is one concept the AI found, where it is in the "
+            "photo, and how much it pushed towards the answer (red: for, blue: against). "
+            "The AI's training photos of each concept are not shown: they would give away "
+            "its answer."
+        )
+        intro_end = (
+            "in this image and how much it adds to",
+            f"the score for {answer}",
+            "(red: for it, blue: against it).",
+        )
+        columns = ("Where in this image", "Contribution")
+    return FigureCaptions(
+        method="xnn",
+        caption=caption,
         alt="The concepts the AI found in the photo",
         drawn={
             "title": (title,),
             "intro": (
                 "The AI found these concepts.",
                 "Each row shows where a concept is",
-                "in this image, how much it adds to",
-                f"the score for {answer}",
-                "(red: for it, blue: against it),",
-                "and training images that show it most.",
+                *intro_end,
             ),
             "sum": ("Sum of contributions:",),
-            "columns": (
-                "Where in this image",
-                "Contribution",
-                "Training images with this concept",
-            ),
+            "columns": columns,
             "concept": ("Concept",),
         },
     )
@@ -168,12 +198,14 @@ def figure_captions(
     """The words of `method`'s figure in a condition that reveals `disclosure`.
 
     `class_name` is the AI's answer for the photo; it is used only where the condition
-    shows that answer.
+    shows that answer, and so are XNN prototypes (see the module docstring).
     """
     if method == "sag":
         return sag_captions()
     if method == "xnn":
-        return xnn_captions(class_name if disclosure.prediction else None)
+        if disclosure.prediction:
+            return xnn_captions(class_name)
+        return xnn_captions(None, prototypes=False)
     if method in HEATMAP_METHODS:
         return heatmap_captions()
     raise ValueError(f"no figure is declared for method {method!r}")

@@ -10,6 +10,8 @@ a narrow one, with text at the page's own size.
   outlined in red), its confidence and the boxes it comes from.
 - `xnn_parts`: one row per concept, its heatmap and prototype tiles cut out of the stored
   panel (`render.xnn_panel_layout`), and its contribution as a number and a bar length.
+  Without `prototypes` (a condition that hides the AI's answer: the prototypes are training
+  photos of the answer's class, see `captions`), no prototype tile is cut.
 
 The words are the declared ones (`captions`), passed in by the caller, which knows what
 the condition reveals. Pure PIL / NumPy: never imports Django or PyTorch.
@@ -173,6 +175,7 @@ class XNNParts:
     words: FigureCaptions
     total: float
     concepts: tuple[XNNConceptRow, ...]
+    shows_prototypes: bool = True
 
     @property
     def total_label(self) -> str:
@@ -183,9 +186,12 @@ class XNNParts:
         return self.words.drawn["title"][0]
 
 
-def xnn_parts(panel_png: bytes, data: Mapping[str, Any], words: FigureCaptions) -> XNNParts:
+def xnn_parts(
+    panel_png: bytes, data: Mapping[str, Any], words: FigureCaptions, *, prototypes: bool = True
+) -> XNNParts:
     """An XNN explanation as concept rows: the numbers from its stored data (see
-    `render.xnn_concept_item`), the pictures cut out of its stored panel."""
+    `render.xnn_concept_item`), the pictures cut out of its stored panel; the prototypes
+    only with `prototypes`."""
     column = list(data["classes"]).index(data["target_class"])
     concepts = data["concepts"]
     values = [float(concept["contributions"][column]) for concept in concepts]
@@ -212,8 +218,10 @@ def xnn_parts(panel_png: bytes, data: Mapping[str, Any], words: FigureCaptions) 
             heatmap_png=cut(layout.heatmaps[j]),
             prototype_pngs=tuple(
                 cut(layout.prototypes[j][p]) for p in range(len(concepts[j]["prototype_ids"]))
-            ),
+            )
+            if prototypes
+            else (),
         )
         for j in range(len(concepts))
     )
-    return XNNParts(words=words, total=sum(values), concepts=rows)
+    return XNNParts(words=words, total=sum(values), concepts=rows, shows_prototypes=prototypes)

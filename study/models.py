@@ -313,9 +313,9 @@ class Withdrawal(models.Model):
 
 class StudyEvent(models.Model):
     """Audit log of a study: every launch, pause, resume, close, reopen, archive and quota
-    change, every participant excluded, included or withdrawn by hand, every approval or
-    rejection sent to Prolific with its outcome; who (blank: the command line), when and
-    why."""
+    change, every participant excluded, included or withdrawn by hand, every deletion of
+    simulated participants, every approval or rejection sent to Prolific with its outcome;
+    who (blank: the command line), when and why."""
 
     class Action(models.TextChoices):
         LAUNCH_PILOT = "launch_pilot", "launched as pilot"
@@ -332,6 +332,7 @@ class StudyEvent(models.Model):
         WITHDRAW = "withdraw", "participant withdrawn"
         PROLIFIC_APPROVE = "prolific_approve", "approval sent to Prolific"
         PROLIFIC_REJECT = "prolific_reject", "rejection sent to Prolific"
+        DELETE_SIMULATED = "delete_simulated", "simulated participants deleted"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=20, choices=Action.choices)

@@ -6,6 +6,14 @@ a participant answers the last trials by elimination; with the AI right on every
 where following it is wrong. `main_items_draw` draws items over the test images (not per
 class), so species counts differ, and takes the declared share of them from the
 classifier's errors on the test split.
+
+Uneven counts open the opposite shortcut: "always the most frequent species" (and "always
+the first species offered") scores the largest count over the number of items. So no class
+gets more than `class_cap` items, the fewest that still lets counts differ: with n items
+over k classes, ceil(n / k) (n / k + 1 when k divides n). Over 8 species, 12 items (counts
+2,2,2,2,1,1,1,1 or with some species absent) hold every strategy of
+`study.design.shortcut_audit` within 4.2 points of chance; 8 items cannot (2 of 8 is 12.5
+points above it).
 """
 
 from __future__ import annotations
@@ -20,6 +28,11 @@ from study.design.spec import StudyConfigError
 
 #: Draws tried for species counts that differ before giving up.
 MAX_DRAWS = 100
+
+
+def class_cap(n_main: int, n_classes: int) -> int:
+    """The most main items one class may have: the fewest that lets counts differ."""
+    return n_main // n_classes + 1 if n_classes else n_main
 
 
 @dataclass(frozen=True)
@@ -71,9 +84,9 @@ def main_items_draw(
 
     With `ai_wrong_share`, round(share x n_main) of them are images the classifier gets
     wrong and the others images it gets right (predictions missing for the test images are
-    computed first); with None, any. The draw is over images, so species counts vary; it is
-    repeated until not every class appears equally often. StudyConfigError names the
-    numbers when the test split cannot give what is asked.
+    computed first); with None, any. The draw is over images, so species counts vary, no
+    class above `class_cap`; it is repeated until not every class appears equally often.
+    StudyConfigError names the numbers when the test split cannot give what is asked.
     """
     if n_main < 1:
         raise StudyConfigError(f"a study needs at least one main item; got {n_main}")
@@ -88,18 +101,43 @@ def main_items_draw(
         else _groups_by_ai_error(classifier, pool, n_main=n_main, ai_wrong_share=ai_wrong_share)
     )
     rng = random.Random(seed)
+    cap = class_cap(n_main, len(labels))
     for _ in range(MAX_DRAWS):
-        main = [image for images, n in groups for image in rng.sample(images, n)]
+        main = _capped_draw(rng, groups, cap)
+        if main is None:
+            continue
         counts = Counter(image.class_label_id for image in main)
         if len(labels) < 2 or len({counts[label.pk] for label in labels}) > 1:
             break
     else:
         raise StudyConfigError(
             f"no draw of {n_main} main items gives the {len(labels)} classes different "
-            "counts; ask for a number of items that is not a multiple of the classes"
+            f"counts with at most {cap} of any class; ask for a number of items that is not "
+            "a multiple of the classes, or add test images of the classes short of them"
         )
     rng.shuffle(main)
     chosen = {image.pk for image in main}
     rest = [image for image in pool if image.pk not in chosen]
     rng.shuffle(rest)
     return ItemDraw(main=main, rest=rest)
+
+
+def _capped_draw(
+    rng: random.Random, groups: list[tuple[list[Image], int]], cap: int
+) -> list[Image] | None:
+    """From each group its number of images, in a random order, skipping images of a class
+    that has `cap` already; None if a group runs out."""
+    counts: Counter[int] = Counter()
+    main: list[Image] = []
+    for images, n in groups:
+        taken = 0
+        for image in rng.sample(images, len(images)):
+            if taken == n:
+                break
+            if counts[image.class_label_id] < cap:
+                counts[image.class_label_id] += 1
+                main.append(image)
+                taken += 1
+        if taken < n:
+            return None
+    return main

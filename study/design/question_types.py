@@ -82,33 +82,44 @@ def sag_search(*, classifier: Classifier, image: Image) -> Explanation | None:
 
 
 def sag_comparison(
-    *, classifier: Classifier, image: Image, prefer: Sequence[str] = PAIR_KINDS
+    *,
+    classifier: Classifier,
+    image: Image,
+    prefer: Sequence[str] = PAIR_KINDS,
+    answers: Sequence[str] = (),
 ) -> Comparison | None:
     """The comparison for an image: the first pair of its SAG search that is valid under
     the pair rule (`explain_engine.methods.sag`, step 5: never a node of the SAG shown in
     the same study, never one set inside the other), of the first kind in `prefer` that it
-    has; None if there is no finished search or no valid pair."""
+    has; within that kind, the first pair whose right answer comes earliest in `answers`
+    (empty: the first pair of the kind). None if there is no finished search or no valid
+    pair."""
     explanation = sag_search(classifier=classifier, image=image)
     if explanation is None:
         return None
     pairs = explanation.data.get("pairs", [])
     for kind in prefer:
-        for index, pair in enumerate(pairs):
-            if pair.get("kind") == kind:
-                return Comparison(explanation, index, pair["answer"])
+        of_kind = [(index, pair) for index, pair in enumerate(pairs) if pair.get("kind") == kind]
+        for answer in (*answers, None):
+            for index, pair in of_kind:
+                if answer is None or pair["answer"] == answer:
+                    return Comparison(explanation, index, pair["answer"])
     return None
 
 
 def sag_comparisons(*, classifier: Classifier, items: Iterable[StudyItem]) -> dict[int, Comparison]:
     """Each item's comparison (by image id), drawn so that among the items of each role the
-    picture showing more of the photo is the more confident one in about half: item by
-    item (in id order), the kind that brings the two counts closer comes first."""
+    picture showing more of the photo is the more confident one in about half, and so is
+    picture A ("always A" and "always the larger picture" both near chance): item by item
+    (in id order), the kind that brings the two counts closer comes first, and within it
+    the answer that brings the A and B counts closer."""
     chosen: dict[int, Comparison] = {}
     by_role: dict[str, list[StudyItem]] = {}
     for item in sorted(items, key=lambda item: item.pk):
         by_role.setdefault(item.role, []).append(item)
     for role_items in by_role.values():
         larger = smaller = 0
+        answered = {"A": 0, "B": 0}
         for item in role_items:
             if larger > smaller:
                 prefer = ("smaller_more_confident", "same_size", "larger_more_confident")
@@ -116,9 +127,13 @@ def sag_comparisons(*, classifier: Classifier, items: Iterable[StudyItem]) -> di
                 prefer = ("larger_more_confident", "same_size", "smaller_more_confident")
             else:
                 prefer = PAIR_KINDS
-            comparison = sag_comparison(classifier=classifier, image=item.image, prefer=prefer)
+            answers = ("B", "A") if answered["A"] > answered["B"] else ("A", "B")
+            comparison = sag_comparison(
+                classifier=classifier, image=item.image, prefer=prefer, answers=answers
+            )
             if comparison is None:
                 continue
+            answered[comparison.answer] += 1
             kind = comparison.explanation.data["pairs"][comparison.pair_index]["kind"]
             larger += kind == "larger_more_confident"
             smaller += kind == "smaller_more_confident"

@@ -1,5 +1,9 @@
 """The SAG and XNN figures of a trial as parts its page lays out (`explain_engine.reflow`),
-so that they reflow on a phone, worded as the participant's condition declares."""
+so that they reflow on a phone, worded as the participant's condition declares.
+
+An XNN figure shows its prototypes (training photos of the explained class) only where the
+condition shows the AI's answer: elsewhere they would give it away (`explain_engine.captions`).
+"""
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ def explanation_parts(
 def _parts(explanation: Explanation, stored_as: str, answer: str | None) -> SAGParts | XNNParts:
     # Keyed by the explanation's pk, the (opaque, never reused) name of its stored figure,
     # so that a recomputed explanation is never served from here, and the answer the
-    # words may name.
+    # words may name (None: the answer is hidden, and so are XNN prototypes).
     disclosure = Disclosure(prediction=answer is not None, confidence=False, explanation=True)
     words = figure_captions(explanation.method, disclosure, class_name=answer)
     if explanation.method == "sag":
@@ -44,4 +48,4 @@ def _parts(explanation: Explanation, stored_as: str, answer: str | None) -> SAGP
             return sag_parts(image.convert("RGB"), explanation.data, words)
     figure = explanation.overlay
     with figure.storage.open(figure.name, "rb") as handle:
-        return xnn_parts(handle.read(), explanation.data, words)
+        return xnn_parts(handle.read(), explanation.data, words, prototypes=answer is not None)

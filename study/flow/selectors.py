@@ -18,6 +18,7 @@ from study.design.question_types import (
     attention_check_choice,
 )
 from study.design.stimuli import GalleryEntry
+from study.flow.figures import REFLOWED
 from study.flow.stimulus_tokens import stimulus_resolve
 from study.models import Participant, PlatformIdentity, Response, Study, StudyItem
 from study.platforms import mturk_submit_url
@@ -178,12 +179,14 @@ def participant_explanation(
     *, assignment: ParticipantAssignment, code: str, token: str
 ) -> Explanation | None:
     """The explanation the participant's `token` stands for, if their condition shows it on
-    one of their trials."""
+    one of their trials as a stored figure: never a SAG or XNN figure, which the page lays
+    out from its parts (the stored XNN panel holds the prototypes, training photos of the
+    AI's answer, that a condition hiding the answer leaves out; study.flow.figures)."""
     frozen = assignment.frozen
     candidates = [
         frozen.explanations[key]
         for key in ((assignment.condition_id, image_id) for image_id in assignment.trial_image_ids)
-        if key in frozen.explanations
+        if key in frozen.explanations and frozen.explanations[key].method not in REFLOWED
     ]
     return stimulus_resolve(code=code, kind="explanation", token=token, candidates=candidates)
 

@@ -112,6 +112,7 @@ class StudyDashboard:
     pilot_view: bool  # True: the counts are of pilot participants (the study is a pilot)
     conditions: list[ConditionStatus]
     other_mode_participants: int  # pilot participants of a live study, or the reverse
+    simulated_participants: int  # simulate_participants' bots, pilot or live
     median_duration_s: float | None
     accuracy_visible: bool
     recent: list[ActivityEvent]
@@ -214,6 +215,7 @@ def study_dashboard(*, study: Study) -> StudyDashboard:
         other_mode_participants=Participant.objects.filter(
             study=study, is_pilot=not pilot_view, preview=False
         ).count(),
+        simulated_participants=Participant.objects.filter(study=study, simulated=True).count(),
         median_duration_s=statistics.median(durations) if durations else None,
         accuracy_visible=study_accuracy_visible(study=study),
         recent=study_recent_activity(study=study),

@@ -261,3 +261,10 @@ class PreviewForm(forms.Form):
 class PrecomputeStartForm(forms.Form):
     """Start computing what the study shows; the form has nothing to fill in but its
     token, and a second post while a job runs starts nothing."""
+
+
+class DeleteSimulatedForm(forms.Form):
+    confirm = forms.SlugField(
+        max_length=60, help_text="Type the study's slug to delete its simulated participants."
+    )
+    reason = forms.CharField(max_length=500, required=False, strip=True)

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 
 from study.models import Study
 from study.researcher import dashboard, lifecycle
-from study.researcher.forms import LifecycleForm, QuotaForm
+from study.researcher.forms import DeleteSimulatedForm, LifecycleForm, QuotaForm
+from study.researcher.services import SimulatedDeletionError, simulated_participants_delete
 
 
 def owned_study(request: HttpRequest, slug: str) -> Study:
@@ -59,4 +60,30 @@ def study_quota(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except lifecycle.LifecycleError as error:
         request.session["launch_error"] = str(error)
+    return redirect("researcher-study", slug=study.slug)
+
+
+@login_required(login_url="researcher-login")
+@require_POST
+def study_simulated_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    """Delete the study's simulated participants, as `delete_simulated_participants` does,
+    once the owner has typed the study's slug."""
+    study = owned_study(request, slug)
+    form = DeleteSimulatedForm(request.POST)
+    if not form.is_valid():
+        return form_refused(request, study, form)
+    if form.cleaned_data["confirm"] != study.slug:
+        form.add_error("confirm", f"type {study.slug} to delete its simulated participants")
+        return form_refused(request, study, form)
+    try:
+        deletion = simulated_participants_delete(
+            study=study, requested_by=request.user, reason=form.cleaned_data["reason"]
+        )
+    except SimulatedDeletionError as error:
+        request.session["launch_error"] = str(error)
+    else:
+        request.session["dashboard_message"] = (
+            f"Deleted {deletion.participants_deleted} simulated participant(s) and "
+            f"{deletion.responses_deleted} answer(s); the study log keeps the entry."
+        )
     return redirect("researcher-study", slug=study.slug)

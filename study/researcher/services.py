@@ -3,7 +3,7 @@ withdrawal and the deletion of simulated participants (data deleted, an audit en
 
 from django.db import transaction
 
-from study.models import Participant, Response, SimulatedDeletion, Study, Withdrawal
+from study.models import Participant, Response, SimulatedDeletion, Study, StudyEvent, Withdrawal
 from study.platforms import platform_pseudonym
 
 
@@ -60,7 +60,8 @@ def simulated_participants_delete(
     *, study: Study, requested_by=None, reason: str = ""
 ) -> SimulatedDeletion:
     """Delete every simulated participant of the study with their answers, and leave an
-    audit entry. People's data are not touched."""
+    audit entry (kept as a SimulatedDeletion, and in the study's log as a StudyEvent, which
+    the dashboard shows). People's data are not touched."""
     with transaction.atomic():
         simulated = Participant.objects.select_for_update().filter(study=study, simulated=True)
         participant_ids = list(simulated.values_list("pk", flat=True))
@@ -68,10 +69,24 @@ def simulated_participants_delete(
             raise SimulatedDeletionError(f"study {study.slug!r} has no simulated participants")
         responses_deleted, _ = Response.objects.filter(participant_id__in=participant_ids).delete()
         Participant.objects.filter(pk__in=participant_ids).delete()
-        return SimulatedDeletion.objects.create(
+        deletion = SimulatedDeletion.objects.create(
             study=study,
             participants_deleted=len(participant_ids),
             responses_deleted=responses_deleted,
             requested_by=requested_by,
             reason=reason,
         )
+        StudyEvent.objects.create(
+            study=study,
+            action=StudyEvent.Action.DELETE_SIMULATED,
+            status_before=study.status,
+            status_after=study.status,
+            detail={
+                "participants_deleted": deletion.participants_deleted,
+                "responses_deleted": deletion.responses_deleted,
+                "simulated_deletion": deletion.pk,
+            },
+            actor=requested_by,
+            reason=reason[: StudyEvent._meta.get_field("reason").max_length],
+        )
+        return deletion

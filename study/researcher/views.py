@@ -96,6 +96,7 @@ def study_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "launch_error": request.session.pop("launch_error", None),
         "notices": request.session.pop("notices", []),
         "prolific_outcome": request.session.pop(PROLIFIC_OUTCOME_KEY, None),
+        "message": request.session.pop("dashboard_message", None),
         "actions": lifecycle.study_actions(study=study),
         "events": lifecycle.study_events(study=study),
         "shortcut_audit": launch.study_shortcut_audit(study=study),

@@ -18,6 +18,7 @@ from study.design.question_types import (
     comparative_pair_counts,
     sag_comparison,
     sag_comparisons,
+    sag_search,
 )
 from study.models import Participant, Response, Study
 from tests.study.conftest import make_study
@@ -182,6 +183,28 @@ def test_items_draw_pairs_so_the_larger_picture_wins_about_half(trained_classifi
         "same_size": 0,
     }
     assert [row["valid"] for row in counts["per_image"]] == [2, 2, 2, 0]
+
+    # Searches offering each kind with either answer (picture A right in the first of each
+    # kind, as a search may store them): the draw also balances A and B, so "always A" is at
+    # chance (it was 4 of 4 with the first pair of each kind).
+    for image in images:
+        search = sag_search(classifier=study.classifier, image=image)
+        search.data = {
+            **search.data,
+            "pairs": [
+                _pair([1, 2, 24], [3, 4], "A", "larger_more_confident"),
+                _pair([7, 8], [5, 6, 24], "B", "larger_more_confident"),
+                _pair([14, 15], [16, 17, 24], "A", "smaller_more_confident"),
+                _pair([10, 11, 24], [12, 13], "B", "smaller_more_confident"),
+            ],
+        }
+        search.save(update_fields=["data"])
+    comparisons = sag_comparisons(classifier=study.classifier, items=study.items.all())
+    drawn = [comparisons[image.pk] for image in images]
+    assert [c.answer for c in drawn] == ["A", "B", "A", "B"]
+    assert sorted(
+        larger_picture(c.explanation.data["pairs"][c.pair_index], 7) == c.answer for c in drawn
+    ) == [False, False, True, True]
 
 
 def test_the_comparison_picture_is_stored_at_precompute_and_no_request_draws_it(

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def small_demo(monkeypatch):
+def tiny_data(monkeypatch):
+    """The demo on 6 photos per species at 64 px, trained one epoch, a small XNN."""
     monkeypatch.setattr(demo, "DEMO_PER_CLASS", 6)
     monkeypatch.setattr(demo, "DEMO_IMAGE_SIZE", 64)
     monkeypatch.setitem(training.DEMO_TRAINING, "epochs", 1)
@@ -33,6 +34,16 @@ def small_demo(monkeypatch):
         "DEMO_XNN",
         {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "mode": "shared"},
     )
+
+
+@pytest.fixture
+def small_demo(tiny_data, monkeypatch):
+    """`tiny_data` with as many photos to explain as before the demo drew 12 main items (12
+    per method): 9 main items, the fewest over 8 species that pass the shortcut audit's 10
+    points (2 of 9: +9.7), and one practice trial. The draw of the demo's own 12 is audited
+    by `test_the_demo_draw_passes_the_shortcut_audit_at_the_default_margin`."""
+    monkeypatch.setattr(demo, "DEMO_MAIN_ITEMS", 9)
+    monkeypatch.setattr(demo, "DEMO_PRACTICE_TRIALS", 1)
 
 
 def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, client):
@@ -50,14 +61,15 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     ]
     assert Image.objects.count() == 48
     main = list(study.items.filter(role="main").select_related("image"))
-    assert len(main) == 8
+    assert len(main) == 9
     # Species counts differ (no answering by elimination); the AI errs on the declared
-    # share, unless this undertrained classifier cannot give it, which the demo says.
+    # share, unless this undertrained classifier's test split cannot give it, which the demo
+    # says with the numbers.
     counts = Counter(item.image.class_label_id for item in main)
-    assert sorted(counts.values()) != [1] * 8
+    assert sorted(counts.values()) != [1] * 8 and max(counts.values()) == 2
     wrong = sum(not Prediction.objects.get(image=item.image).is_correct for item in main)
-    assert wrong == 2 or "drawn without the AI-wrong share" in first
-    assert study.items.filter(role="training").count() == 2
+    assert wrong == 2 or "main items drawn with" in first
+    assert study.items.filter(role="training").count() == 1
     assert study.items.filter(role="attention").count() == 2
     assert len(study.comprehension_questions) == 2
     methods = ["gradcam", "igos", "igospp", "sag", "xnn"]
@@ -162,3 +174,37 @@ def test_an_xnn_fit_is_drawn_as_epochs_over_all_its_models():
     assert demo.xnn_fit_progress(entry) == (14, 48, "model 3 of 8")
     retried = {**entry, "attempt": 2}
     assert demo.xnn_fit_progress(retried) == (14, 48, "model 3 of 8, attempt 2 of 3")
+
+
+class _Stop(Exception):
+    """Raised where the test has seen what it needs, before the explanations are computed."""
+
+
+def test_the_demo_draw_passes_the_shortcut_audit_at_the_default_margin(
+    tiny_data, tmp_path, monkeypatch
+):
+    """The demo's main items (drawn before any explanation is computed) hold every strategy
+    of the audit within the default 10 points of chance, species counts still differing.
+    With 4 test photos per species (12 photos each), a draw could take a species 3 times."""
+    from study.design.launch import study_shortcut_audit
+    from study.design.shortcut_audit import DEFAULT_MARGIN_POINTS
+
+    def stop(**fit):
+        raise _Stop
+
+    monkeypatch.setattr(demo, "concept_model_fit", stop)
+    monkeypatch.setattr(demo, "DEMO_PER_CLASS", 12)
+    with pytest.raises(_Stop):
+        call_command("demo", "--no-serve", "--workers", "0", "--data-dir", str(tmp_path))
+    study = Study.objects.get(slug="demo")
+    main = [item.image for item in study.items.filter(role="main").select_related("image")]
+    counts = Counter(image.class_label_id for image in main)
+    assert len(main) == demo.DEMO_MAIN_ITEMS == 12
+    assert len(set(counts.values()) | ({0} if len(counts) < 8 else set())) > 1
+    report = study_shortcut_audit(study=study)
+    assert study.shortcut_margin_points == report.margin_points == DEFAULT_MARGIN_POINTS == 10
+    assert report.n_items == 12 and report.failures == (), report.table()
+    assert max(counts.values()) == 2
+    assert max(row.beats_chance_by_points for row in report.rows) == pytest.approx(
+        100 / 12 * 2 - 12.5
+    )

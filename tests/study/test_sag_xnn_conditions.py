@@ -9,12 +9,15 @@ import pytest
 from django.urls import reverse
 from PIL import Image as PILImage
 
+from explain_engine.captions import xnn_captions
 from explain_engine.models import ConceptModel, Explanation
+from explain_engine.reflow import xnn_parts
 from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
 from study.design.launch import study_launch
 from study.design.spec import ConditionSpec, StudySpec
+from study.flow.stimulus_tokens import stimulus_token
 from study.models import Study
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +37,12 @@ def study(trained_classifier):
             conditions=[
                 ConditionSpec(name="sag", explanation_method="sag"),
                 ConditionSpec(name="xnn", explanation_method="xnn", explanation_params=FAST_XNN),
+                ConditionSpec(
+                    name="xnn-with-answer",
+                    explanation_method="xnn",
+                    explanation_params=FAST_XNN,
+                    show_ai_prediction=True,
+                ),
             ],
             main_images=images[:3],
             training_images=images[3:4],
@@ -75,8 +84,10 @@ def test_precompute_stores_sag_graphs_and_xnn_concepts_with_their_figures(study)
 
 
 def test_participants_see_the_figure_laid_out_by_the_page(client, study):
+    """One participant per condition (balanced assignment). The XNN prototypes (training
+    photos of the AI's answer) are on the page only where the condition shows the answer."""
     seen = set()
-    for index in range(2):
+    for index in range(3):
         url = client.get(
             reverse("study:entry", args=[study.slug]),
             {"js": "1", "PROLIFIC_PID": f"w-{index}", "STUDY_ID": "s", "SESSION_ID": "x"},
@@ -86,7 +97,8 @@ def test_participants_see_the_figure_laid_out_by_the_page(client, study):
         page = client.get(url)
         html = page.content.decode()
         explanation = page.context["trial"].explanation
-        seen.add(explanation.method)
+        condition = page.context["participant"].condition
+        seen.add(condition.name)
         assert "heatmap-toggle" not in html and "zoom-toggle" not in html
         # Not the stored wide PNG: its parts, as data: images in the page.
         code = url.rstrip("/").rsplit("/", 1)[1]
@@ -96,8 +108,36 @@ def test_participants_see_the_figure_laid_out_by_the_page(client, study):
             assert 'class="wide-explanation sag-figure"' in html
             assert html.count('class="sag-card') == len(explanation.data["nodes"])
         else:
-            assert 'class="wide-explanation xnn-figure"' in html
             assert html.count('class="xnn-row"') == len(explanation.data["concepts"])
-            assert "Why the AI chose its answer" in html
+            prototypes = _prototype_srcs(explanation)
+            assert len(prototypes) >= len(explanation.data["concepts"])
+            shown = [src for src in prototypes if src in html]
+            if condition.show_ai_prediction:
+                assert 'class="wide-explanation xnn-figure"' in html
+                assert shown == prototypes and "Training images with this concept" in html
+                answer = page.context["trial"].ai_prediction.predicted_label.display_name
+                assert f"Why the AI chose {answer}" in html
+            else:
+                assert 'class="wide-explanation xnn-figure no-prototypes"' in html
+                assert shown == [] and "Training images" not in html
+                assert "training photos of each concept are not shown" in html
+                assert "Why the AI chose its answer" in html
+                # one picture per concept: its heatmap on the photo
+                assert html.count('src="data:image/png;base64,') == len(
+                    explanation.data["concepts"]
+                )
+            # The stored panel, prototypes and all, is not served to a participant.
+            token = stimulus_token(code=code, kind="explanation", public_id=explanation.public_id)
+            assert (
+                client.get(reverse("study:explanation", args=[study.slug, code, token])).status_code
+                == 404
+            )
         assert html.count('src="data:image/png;base64,') >= 2
-    assert seen == {"sag", "xnn"}
+    assert seen == {"sag", "xnn", "xnn-with-answer"}
+
+
+def _prototype_srcs(explanation):
+    """The data: URIs of the explanation's prototype tiles, as the page would show them."""
+    with explanation.overlay.open("rb") as handle:
+        parts = xnn_parts(handle.read(), explanation.data, xnn_captions(None))
+    return [src for row in parts.concepts for src in row.prototype_srcs]
