@@ -8,9 +8,9 @@ Run (no database needed; a few minutes on a busy 2-core machine)::
    variation and nobody inattentive, so every answer is an independent draw: the power of
    the model's contrast, simulated at 15 participants per condition and projected to 30 and
    45, against the two-proportion z-test; and the n for 80% power from both.
-2. The demo design (six conditions, eight main items and two attention checks over eight
-   species, the demo's exclusion rules, 50 participants per condition planned), with no
-   explanation at 50% and every explanation 15 points higher: `plan_study demo --baseline
+2. The demo design (six conditions, `DEMO_MAIN_ITEMS` (12) main items and two attention
+   checks over eight species, the demo's exclusion rules, 50 participants per condition
+   planned), with no explanation at 50% and every explanation 15 points higher: `plan_study demo --baseline
    0.5 --difference 0.15` does the same on the demo's database. Prints the plan and the
    seconds it took, with the machine's load average (the machine is shared).
 """
@@ -34,7 +34,7 @@ django.setup()
 
 from scipy import stats  # noqa: E402
 
-from study.design.demo import DEMO_ATTENTION_CHECKS, EXCLUSION_RULES  # noqa: E402
+from study.design.demo import DEMO_ATTENTION_CHECKS, DEMO_MAIN_ITEMS, EXCLUSION_RULES  # noqa: E402
 from study.results.exclusions import exclusion_reasons  # noqa: E402
 from study.results.planning import (  # noqa: E402
     PlanAssumptions,
@@ -97,7 +97,7 @@ def closed_form_check(sims: int) -> None:
 def demo_plan(sims: int) -> None:
     design = PlanDesign(
         conditions=DEMO_CONDITIONS,
-        main_items=8,
+        main_items=DEMO_MAIN_ITEMS,
         attention_items=DEMO_ATTENTION_CHECKS,
         n_choices=8,
         exclusion_rules=EXCLUSION_RULES,
