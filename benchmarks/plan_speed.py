@@ -10,9 +10,9 @@ Run (no database needed; a few minutes on a busy 2-core machine)::
    45, against the two-proportion z-test; and the n for 80% power from both.
 2. The demo design (six conditions, `DEMO_MAIN_ITEMS` (12) main items and two attention
    checks over eight species, the demo's exclusion rules, 50 participants per condition
-   planned), with no explanation at 50% and every explanation 15 points higher: `plan_study demo --baseline
-   0.5 --difference 0.15` does the same on the demo's database. Prints the plan and the
-   seconds it took, with the machine's load average (the machine is shared).
+   planned), with no explanation at 50% and every explanation 15 points higher:
+   `plan_study demo --baseline 0.5 --difference 0.15` does the same on the demo's database.
+   Prints the plan and the seconds it took, with the machine's load average (the machine is shared).
 """
 
 from __future__ import annotations
