@@ -140,6 +140,16 @@ class StudyItem(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="items")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="study_items")
     role = models.CharField(max_length=10, choices=Role.choices)
+    # A comparative study's A/B pair for the item, chosen at launch and kept: the SAG search
+    # it comes from and the pair's index in it (study.design.question_types).
+    comparison_explanation = models.ForeignKey(
+        "explain_engine.Explanation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    comparison_pair = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "pk"]

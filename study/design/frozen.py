@@ -24,6 +24,7 @@ from study.design.question_types import (
     QUESTION_TYPES,
     Choice,
     Comparison,
+    comparisons_stored,
     item_correct_value,
     sag_comparisons,
 )
@@ -146,10 +147,13 @@ def study_choices(study: Study) -> list[Choice]:
 
 
 def _comparisons(study: Study, items) -> dict[int, Comparison]:
-    """The comparative question's pair for each item's image that has one, by image id,
-    drawn so that the larger picture is the more confident in about half (`sag_comparisons`)."""
+    """The comparative question's pair for each item's image that has one, by image id:
+    those stored at launch, else (a draft) drawn now so that the larger picture is the more
+    confident in about half (`sag_comparisons`)."""
     images = {item.image_id: item.image for item in items}
-    comparisons = sag_comparisons(classifier=study.classifier, items=items)
+    comparisons = comparisons_stored(items) or sag_comparisons(
+        classifier=study.classifier, items=items
+    )
     for image_id, comparison in comparisons.items():
         comparison.explanation.image = images[image_id]
     return comparisons
@@ -164,7 +168,10 @@ def _build(study: Study) -> FrozenStudy:
     for condition in conditions.values():
         condition.study = study
     items = {
-        item.pk: item for item in StudyItem.objects.filter(study=study).select_related("image")
+        item.pk: item
+        for item in StudyItem.objects.filter(study=study).select_related(
+            "image", "comparison_explanation"
+        )
     }
     images_by_id = {item.image_id: item.image for item in items.values()}
     predictions = {

@@ -6,9 +6,11 @@ import hashlib
 import json
 from pathlib import PurePosixPath
 
+from django.db import transaction
+
 from explain_engine.models import Explanation, Prediction
 from study.design.frozen import FrozenStudy, frozen_study
-from study.design.question_types import QUESTION_TYPES, sag_comparison
+from study.design.question_types import QUESTION_TYPES, comparisons_freeze, sag_comparison
 from study.design.shortcut_audit import AuditCondition, AuditItem, AuditReport, shortcut_audit
 from study.design.spec import StudyConfigError
 from study.design.stimuli import explanation_for
@@ -207,7 +209,8 @@ def _design_items(study: Study, conditions: list) -> list[dict]:
         ).select_related("predicted_label")
     }
     items = []
-    for item in study.items.select_related("image__class_label").order_by("pk"):
+    items_with_images = study.items.select_related("image__class_label", "comparison_explanation")
+    for item in items_with_images.order_by("pk"):
         prediction = predictions.get(item.image_id)
         explanations = {}
         for condition in conditions:
@@ -224,9 +227,24 @@ def _design_items(study: Study, conditions: list) -> list[dict]:
                 "ai_prediction": prediction.predicted_label.display_name if prediction else None,
                 "ai_confidence": round(prediction.confidence, 6) if prediction else None,
                 "explanations": explanations,
+                **_design_comparison(item),
             }
         )
     return items
+
+
+def _design_comparison(item: StudyItem) -> dict:
+    """A comparative item's pair as stored at launch: the SAG search, the pair, its answer."""
+    if item.comparison_pair is None:
+        return {}
+    pair = item.comparison_explanation.data["pairs"][item.comparison_pair]
+    return {
+        "comparison": {
+            "sag_search": str(item.comparison_explanation.public_id),
+            "pair": item.comparison_pair,
+            "answer": pair["answer"],
+        }
+    }
 
 
 def study_config_hash(*, study: Study) -> str:
@@ -258,16 +276,22 @@ def study_launch(
     if problems:
         raise StudyConfigError("cannot launch: " + "; ".join(problems))
     override = shortcut_override_reason.strip() or study.shortcut_override_reason
-    audit = study_shortcut_audit(study=study)
-    if audit.failures and not override:
-        raise StudyConfigError(
-            f"cannot launch: the shortcut audit finds answers that need no understanding "
-            f"beating chance by more than {audit.margin_points:g} points: "
-            + "; ".join(row.line() for row in audit.failures)
-            + ". Change the items, or override with a reason (kept in the design)"
-        )
-    study.shortcut_override_reason = override
-    study.config_hash = study_config_hash(study=study)
-    study.status = status
-    study.save(update_fields=["shortcut_override_reason", "config_hash", "status"])
+    # A refused launch keeps nothing, the comparisons drawn for it included.
+    with transaction.atomic():
+        if QUESTION_TYPES[study.question_type].needs_comparison:
+            comparisons_freeze(
+                classifier=study.classifier, items=list(study.items.select_related("image"))
+            )
+        audit = study_shortcut_audit(study=study)
+        if audit.failures and not override:
+            raise StudyConfigError(
+                f"cannot launch: the shortcut audit finds answers that need no understanding "
+                f"beating chance by more than {audit.margin_points:g} points: "
+                + "; ".join(row.line() for row in audit.failures)
+                + ". Change the items, or override with a reason (kept in the design)"
+            )
+        study.shortcut_override_reason = override
+        study.config_hash = study_config_hash(study=study)
+        study.status = status
+        study.save(update_fields=["shortcut_override_reason", "config_hash", "status"])
     return study

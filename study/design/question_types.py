@@ -141,6 +141,32 @@ def sag_comparisons(*, classifier: Classifier, items: Iterable[StudyItem]) -> di
     return chosen
 
 
+def comparisons_freeze(*, classifier: Classifier, items: Sequence[StudyItem]) -> None:
+    """Store each item's comparison (`sag_comparisons`) on it, unless the items hold theirs
+    already: drawn once, at the first launch, and kept, so that the pictures a launched
+    study shows never change with the code that draws them."""
+    if any(item.comparison_pair is not None for item in items):
+        return
+    comparisons = sag_comparisons(classifier=classifier, items=items)
+    for item in items:
+        comparison = comparisons.get(item.image_id)
+        if comparison is not None:
+            item.comparison_explanation = comparison.explanation
+            item.comparison_pair = comparison.pair_index
+            item.save(update_fields=["comparison_explanation", "comparison_pair"])
+
+
+def comparisons_stored(items: Iterable[StudyItem]) -> dict[int, Comparison]:
+    """The comparisons `comparisons_freeze` stored, by image id (empty before a launch)."""
+    stored = {}
+    for item in items:
+        if item.comparison_pair is not None:
+            explanation = item.comparison_explanation
+            pair = explanation.data["pairs"][item.comparison_pair]
+            stored[item.image_id] = Comparison(explanation, item.comparison_pair, pair["answer"])
+    return stored
+
+
 def comparative_pair_counts(*, study) -> dict:
     """What the classifier's SAG searches offer a comparative study, for the launch audit
     (JSON-safe): ``items`` (main items), ``items_without_pair``, ``items_with_kind`` (main

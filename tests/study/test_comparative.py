@@ -11,15 +11,22 @@ from PIL import Image as PILImage
 from explain_engine.methods.sag import larger_picture
 from explain_engine.models import Explanation
 from explain_engine.tasks import precompute_job_run
+from study.design import frozen as frozen_module
 from study.design.creation import study_precompute_job
-from study.design.frozen import frozen_study
-from study.design.launch import study_launch_problems
+from study.design.frozen import frozen_studies_forget, frozen_study
+from study.design.launch import (
+    study_config_hash,
+    study_design,
+    study_launch,
+    study_launch_problems,
+)
 from study.design.question_types import (
     comparative_pair_counts,
     sag_comparison,
     sag_comparisons,
     sag_search,
 )
+from study.design.spec import StudyConfigError
 from study.models import Participant, Response, Study
 from tests.study.conftest import make_study
 
@@ -256,3 +263,36 @@ def test_a_search_stored_before_comparisons_were_is_drawn_once(client, comparati
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert drawn_first >= 1 and len(drawn) == drawn_first
+
+
+def test_the_pairs_are_drawn_at_launch_and_kept_whatever_the_drawing_code_does(
+    comparative, monkeypatch
+):
+    items = list(comparative.items.all())
+    stored = {i.image_id: (i.comparison_explanation_id, i.comparison_pair) for i in items}
+    assert len(stored) == 3 and all(pair is not None for _, pair in stored.values())
+    design = study_design(study=comparative)
+    assert [row["comparison"]["pair"] for row in design["items"]] == [
+        item.comparison_pair for item in sorted(items, key=lambda item: item.pk)
+    ]
+    # The code that draws pairs changes (here: it finds none): the launched study keeps its.
+    monkeypatch.setattr(frozen_module, "sag_comparisons", lambda **kwargs: {})
+    frozen_studies_forget()
+    kept = frozen_study(comparative).comparisons
+    assert {key: (c.explanation.pk, c.pair_index) for key, c in kept.items()} == stored
+    assert study_config_hash(study=comparative) == comparative.config_hash
+
+
+def test_a_refused_launch_keeps_no_pair(comparative, trained_classifier):
+    draft = make_study(
+        trained_classifier,
+        slug="compare-draft",
+        question_type="sag_comparative",
+        n_items=3,
+        launch=False,
+        shortcut_margin_points=0,  # any strategy above chance fails the audit
+    )
+    precompute_job_run.delay(study_precompute_job(study=draft).pk)
+    with pytest.raises(StudyConfigError, match="shortcut audit"):
+        study_launch(study=draft, status=Study.Status.LIVE)
+    assert not draft.items.filter(comparison_pair__isnull=False).exists()
