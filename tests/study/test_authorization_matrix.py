@@ -411,6 +411,17 @@ ROWS = {
         ),
         ("get", None, study_url("researcher-precompute"), GET_ONLY_LOGGED_IN_405),
     ],
+    # Deleting the study's simulated participants: owners only; an empty form (no slug
+    # typed) is a 400 that deletes nothing.
+    "researcher-simulated-delete": [
+        (
+            "post",
+            {},
+            study_url("researcher-simulated-delete"),
+            researcher_page(owner=400, staff=403),
+        ),
+        ("get", None, study_url("researcher-simulated-delete"), GET_ONLY_LOGGED_IN_405),
+    ],
     "researcher-study-job": [
         ("get", None, study_job_url("researcher-study-job"), researcher_page(staff=200))
     ],
