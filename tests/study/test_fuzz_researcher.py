@@ -97,6 +97,8 @@ def test_researcher_posts_of_anything_never_fail_on_the_server(client, owned):
             "rejection_category",
         ],
         reverse("researcher-prolific-token"): ["token"],
+        reverse("researcher-preview", args=[study.slug]): ["condition"],
+        reverse("researcher-simulated-delete", args=[study.slug]): ["confirm", "reason"],
     }
     uploads = st.one_of(
         st.none(),
@@ -120,7 +122,19 @@ def test_researcher_posts_of_anything_never_fail_on_the_server(client, owned):
         url=st.sampled_from(sorted(views)),
         form=st.dictionaries(
             st.sampled_from(
-                ["status", "show", "method", "submissions", "state", "action", "token", "x"]
+                [
+                    "status",
+                    "show",
+                    "method",
+                    "submissions",
+                    "state",
+                    "action",
+                    "token",
+                    "condition",
+                    "confirm",
+                    "reason",
+                    "x",
+                ]
             ),
             texts | st.lists(texts, min_size=2, max_size=3),
             max_size=3,
