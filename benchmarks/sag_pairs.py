@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/sag_pairs.py [--images 16] [--threads 1]``
 
-Uses the demo classifier of ``saliency_quality.py`` (small_cnn, trained once with the demo's
-settings and cached under /tmp/explainstudy-bench) on its first test images, and runs SAG
+Uses the demo's classifier as ``saliency_quality.py`` loads it (the checkpoint the demo ships
+in study/design/demo_classifier/) on test images spread over the 8 species, and runs SAG
 with its defaults. For each image it prints the patch sets the search scored, the graph's
 nodes, and the valid comparative pairs (two scored sets, neither a graph node nor inside the
 other, confidences at least ``pair_gap`` points apart; see `explain_engine.methods.sag`,

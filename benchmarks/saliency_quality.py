@@ -3,10 +3,12 @@
 Run: ``.venv/bin/python benchmarks/saliency_quality.py [--images 50] [--resolutions 7 14 28]
 [--protocols igos rise] [--scoring path plain]``
 
-The demo classifier is trained as the embedded demo does (synthetic gulls, ``per_class=60``,
-``seed=0``, ``DEMO_TRAINING``) and cached under ``/tmp/explainstudy-bench`` so reruns are
-fast. The first ``--images`` test images are explained with ``igospp``, ``igos``,
-``integrated_gradients`` and ``gradcam`` for each mask resolution, and scored with
+The demo classifier is the checkpoint the demo ships (study/design/demo_classifier/, made by
+``manage.py train_demo_classifier``: synthetic gulls, ``per_class=60``, ``seed=0``,
+``DEMO_TRAINING``); for other settings one is trained here and cached under
+``/tmp/explainstudy-bench``. The first ``--images`` test images are explained with
+``igospp``, ``igos``, ``integrated_gradients`` and ``gradcam`` for each mask resolution, and
+scored with
 ``metrics.deletion_insertion(protocol="igos", resolution=s)``.
 
 I-GOS and iGOS++ optimize a mask at resolution s; their s x s map (``1 - mask``) is scored
@@ -24,6 +26,7 @@ insertion AUC (higher is better), their difference, and the seconds the method t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -33,7 +36,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explain_engine.classifiers import load_model  # noqa: E402
+from explain_engine.classifiers import (  # noqa: E402
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    load_model,
+)
 from explain_engine.datasets.cub import read_cub  # noqa: E402
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds  # noqa: E402
 from explain_engine.methods import get_method  # noqa: E402
@@ -41,12 +49,48 @@ from explain_engine.metrics import deletion_insertion  # noqa: E402
 from explain_engine.training import DEMO_TRAINING, save_checkpoint, train_classifier  # noqa: E402
 
 CACHE = Path("/tmp/explainstudy-bench")
+SHIPPED_DEMO_CLASSIFIER = Path(__file__).resolve().parent.parent / "study/design/demo_classifier"
 METHODS = ("igospp", "igos", "integrated_gradients", "gradcam")
 
 
+def _shipped_demo_checkpoint(seed: int, per_class: int) -> Path | None:
+    """The demo's shipped checkpoint (study/design/demo_classifier/, written by
+    `manage.py train_demo_classifier`) when it was trained with these settings: the very
+    model the demo registers, instead of one trained here."""
+    record_path = SHIPPED_DEMO_CLASSIFIER / "record.json"
+    if seed != 0 or per_class != 60 or not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    if record["training"] != json.loads(json.dumps({**DEMO_TRAINING, "seed": seed})):
+        return None
+    return SHIPPED_DEMO_CLASSIFIER / "checkpoint.pt"
+
+
 def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60, device: str = "cpu"):
-    """(model in eval mode, normalized test images (N, 3, S, S), labels (N,)), cached."""
+    """(model in eval mode, normalized test images (N, 3, S, S), labels (N,)), cached. The
+    model is the demo's shipped one for the demo's settings (seed 0, 60 per class), else
+    trained here with `DEMO_TRAINING`."""
     CACHE.mkdir(parents=True, exist_ok=True)
+    shipped = _shipped_demo_checkpoint(seed, per_class)
+    if shipped is not None:
+        with tempfile.TemporaryDirectory() as directory:
+            root = Path(directory)
+            generate_synthetic_birds(root, per_class=per_class, seed=seed)
+            dataset = read_cub(root)
+            _, test = dataset.labelled_items()
+            preprocessing = Preprocessing(
+                input_size=int(DEMO_TRAINING["input_size"]), mean=IMAGENET_MEAN, std=IMAGENET_STD
+            )
+            from PIL import Image
+
+            images = torch.stack(
+                [preprocessing.to_tensor(Image.open(path).convert("RGB")) for path, _ in test]
+            )
+            labels = torch.tensor([label for _, label in test])
+            num_classes = len(dataset.class_names)
+        model = load_model(str(DEMO_TRAINING["architecture"]), num_classes, shipped)
+        print(f"the demo's shipped classifier ({shipped})", flush=True)
+        return model.eval(), images, labels
     tag = f"demo-{DEMO_TRAINING['architecture']}-{DEMO_TRAINING['input_size']}-s{seed}-p{per_class}"
     checkpoint = CACHE / f"{tag}.pt"
     test_file = CACHE / f"{tag}-test.pt"
