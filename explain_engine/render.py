@@ -581,12 +581,11 @@ def sag_figure(
     # An edge to the next row runs through the gap between rows and goes under the pictures;
     # one that skips a row (a wrapped layer, or a node deeper in the DAG) is drawn over them,
     # so it is not mistaken for an edge from the row it crosses.
-    def skips_a_row(edge: Mapping[str, Any]) -> bool:
-        return row_of[int(edge["child"])] > row_of[int(edge["parent"])] + 1
-
-    skipping = [edge for edge in data["edges"] if skips_a_row(edge)]
+    skipping = []
     for edge in data["edges"]:
-        if not skips_a_row(edge):
+        if row_of[int(edge["child"])] > row_of[int(edge["parent"])] + 1:
+            skipping.append(edge)
+        else:
             draw_edge(edge)
 
     removed: dict[int, list[tuple[int, float]]] = {}

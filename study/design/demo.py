@@ -215,27 +215,27 @@ def _demo_classifier_make(
     """The shipped checkpoint where its record holds (see study.design.demo_classifier),
     else trained here."""
     mismatch = demo_classifier.shipped_classifier_mismatch(image_set=image_set)
-    if mismatch:
-        log(f"Training the classifier: {mismatch}.")
-    with StepProgress("demo-training", show=show) as step:
-        if mismatch:
-            classifier = demo_classifier_train(
-                image_set=image_set,
-                name=DEMO_CLASSIFIER,
-                progress=lambda entry: step.advance(
-                    entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
-                ),
+    if not mismatch:
+        with StepProgress("demo-training", show=show) as step:
+            classifier = demo_classifier.shipped_classifier_register(
+                image_set=image_set, name=DEMO_CLASSIFIER
             )
-            step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
-            return classifier
-        classifier = demo_classifier.shipped_classifier_register(
-            image_set=image_set, name=DEMO_CLASSIFIER
+            step.advance(
+                step.step.done,
+                detail=f"the shipped checkpoint, test accuracy {classifier.test_accuracy:.1%} "
+                f"(`{demo_classifier.COMMAND}` retrains it)",
+            )
+        return classifier
+    log(f"Training the classifier: {mismatch}.")
+    with StepProgress("demo-training", show=show) as step:
+        classifier = demo_classifier_train(
+            image_set=image_set,
+            name=DEMO_CLASSIFIER,
+            progress=lambda entry: step.advance(
+                entry["epoch"], entry["epochs"], f"train accuracy {entry['accuracy']:.0%}"
+            ),
         )
-        step.advance(
-            step.step.done,
-            detail=f"the shipped checkpoint, test accuracy {classifier.test_accuracy:.1%} "
-            f"(`{demo_classifier.COMMAND}` retrains it)",
-        )
+        step.advance(step.step.done, detail=f"test accuracy {classifier.test_accuracy:.1%}")
     return classifier
 
 
@@ -256,10 +256,10 @@ def demo_prepare(
     preparation_begin(steps=demo_steps(), studies=[DEMO_STUDY, DEMO_COMPARE_STUDY])
     if demo_image_set_ready():
         step_skip("demo-data", show=show)
+        image_set = ImageSet.objects.get(name=DEMO_IMAGE_SET)
     else:
         with StepProgress("demo-data", show=show):
-            demo_image_set(data_dir=data_dir)
-    image_set = demo_image_set(data_dir=data_dir)
+            image_set = demo_image_set(data_dir=data_dir)
     classifier = Classifier.objects.filter(name=DEMO_CLASSIFIER).first()
     if classifier is None:
         classifier = _demo_classifier_make(image_set=image_set, log=log, show=show)
