@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install everything with pip
 
 demo: $(STAMP)  ## set up the demo (data, classifier, explanations, study) and serve it
-	$(PY) manage.py demo
+	$(PY) manage.py demo $(DEMO_ARGS)
 
 test: $(STAMP) chromium  ## run the test suite
 	$(PY) -m pytest

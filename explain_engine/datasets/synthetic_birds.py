@@ -16,6 +16,13 @@ as nuisance: mantle shade, body proportions, bill length, head posture, position
 rotation, facing direction and the beach background. The mark assignment is invented for
 this data set.
 
+With ``distant_per_class``, each species also gets that many test-only photos of a distant
+bird in sea haze (the bird at about half its usual size, every colour pulled toward a pale
+grey): the hard photos a real test set holds, unlike any training photo. A classifier trained
+on the others errs on many of them (the shipped demo classifier on about 4 in 10), so a study
+can draw the AI's errors from its test split. They are written after all the other images,
+so adding them changes no other image, id or split.
+
 Besides the CUB files, the generator writes ``ground_truth.json``: the marks, their values
 per species, the minimal sufficient sets, the CUB parts each mark lies on, and per image the
 box (x, y, width, height in pixels, as ``bounding_boxes.txt``) of every mark
@@ -184,6 +191,10 @@ JPEG_QUALITY = 92
 # Drawing at twice the size and averaging down gives anti-aliased edges, which PIL's
 # polygon drawing lacks; part coordinates are reported in the final image's pixels.
 SUPERSAMPLING = 2
+#: Distant photos: the bird at this share of its usual size, in sea haze of this strength.
+DISTANT_SCALE = 0.55
+DISTANT_HAZE = (0.2, 0.35)
+HAZE_GREY = 215.0
 
 METADATA_FILES = (
     "images.txt",
@@ -205,14 +216,18 @@ def generate_synthetic_birds(
     seed: int,
     image_size: int = 224,
     test_fraction: float = 0.3,
+    distant_per_class: int = 0,
 ) -> None:
-    """Draw `per_class` images of each of the 8 species into `out_dir` in the CUB layout.
+    """Draw `per_class` images of each of the 8 species into `out_dir` in the CUB layout,
+    then `distant_per_class` distant, hazy test photos of each (see the module docstring).
 
     The same arguments always give byte-identical files. Image k of a class depends only on
     (seed, class, k), so a larger `per_class` adds images without changing the first ones
     (the train/test split may change). Refuses to write into a folder that already holds a
     data set.
     """
+    if distant_per_class < 0:
+        raise ValueError(f"distant_per_class must be 0 or more, got {distant_per_class}")
     out_dir = Path(out_dir)
     _check_arguments(out_dir, per_class, seed, image_size, test_fraction)
 
@@ -223,38 +238,40 @@ def generate_synthetic_birds(
     part_loc_lines: list[str] = []
     mark_boxes: dict[str, dict[str, list[float]]] = {}
     split_rng = np.random.default_rng([seed, 1])
-    image_id = 0
+    draws = []  # (species, rng, file name, is test, distant), in image id order
     for class_index, species in enumerate(SPECIES_TABLE):
-        class_dir = out_dir / "images" / species.folder_name
-        class_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "images" / species.folder_name).mkdir(parents=True, exist_ok=True)
         is_test = _stratified_test_mask(split_rng, per_class, test_fraction)
         for k in range(per_class):
-            image_id += 1
             rng = np.random.default_rng([seed, 0, class_index, k])
-            drawing = _draw_image(rng, species, image_size)
-            relative_path = f"{species.folder_name}/{species.name}_{k + 1:04d}.jpg"
-            drawing.image.save(
-                out_dir / "images" / relative_path,
-                format="JPEG",
-                quality=JPEG_QUALITY,
-                subsampling=0,  # 4:4:4 keeps the colour of thin legs and the bill spot
-            )
-            image_lines.append(f"{image_id} {relative_path}")
-            label_lines.append(f"{image_id} {species.cub_number}")
-            split_lines.append(f"{image_id} {0 if is_test[k] else 1}")
-            x, y, w, h = drawing.bbox
-            bbox_lines.append(f"{image_id} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
-            mark_boxes[str(image_id)] = {
-                name: [round(value, 1) for value in box] for name, box in drawing.mark_boxes.items()
-            }
-            for part_id, part_name in enumerate(PART_NAMES, start=1):
-                location = drawing.parts.get(part_name)
-                if location is None:
-                    part_loc_lines.append(f"{image_id} {part_id} 0.0 0.0 0")
-                else:
-                    part_loc_lines.append(
-                        f"{image_id} {part_id} {location[0]:.1f} {location[1]:.1f} 1"
-                    )
+            draws.append((species, rng, f"{species.name}_{k + 1:04d}", bool(is_test[k]), False))
+    for class_index, species in enumerate(SPECIES_TABLE):
+        for k in range(distant_per_class):
+            rng = np.random.default_rng([seed, 2, class_index, k])
+            draws.append((species, rng, f"{species.name}_distant_{k + 1:04d}", True, True))
+    for image_id, (species, rng, file_name, test, distant) in enumerate(draws, start=1):
+        drawing = _draw_image(rng, species, image_size, distant=distant)
+        relative_path = f"{species.folder_name}/{file_name}.jpg"
+        drawing.image.save(
+            out_dir / "images" / relative_path,
+            format="JPEG",
+            quality=JPEG_QUALITY,
+            subsampling=0,  # 4:4:4 keeps the colour of thin legs and the bill spot
+        )
+        image_lines.append(f"{image_id} {relative_path}")
+        label_lines.append(f"{image_id} {species.cub_number}")
+        split_lines.append(f"{image_id} {0 if test else 1}")
+        x, y, w, h = drawing.bbox
+        bbox_lines.append(f"{image_id} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+        mark_boxes[str(image_id)] = {
+            name: [round(value, 1) for value in box] for name, box in drawing.mark_boxes.items()
+        }
+        for part_id, part_name in enumerate(PART_NAMES, start=1):
+            location = drawing.parts.get(part_name)
+            if location is None:
+                part_loc_lines.append(f"{image_id} {part_id} 0.0 0.0 0")
+            else:
+                part_loc_lines.append(f"{image_id} {part_id} {location[0]:.1f} {location[1]:.1f} 1")
 
     class_lines = [f"{s.cub_number} {s.folder_name}" for s in SPECIES_TABLE]
     part_lines = [f"{part_id} {name}" for part_id, name in enumerate(PART_NAMES, start=1)]
@@ -407,13 +424,17 @@ class _Drawing:
     mark_boxes: dict[str, tuple[float, float, float, float]]  # x, y, width, height in pixels
 
 
-def _draw_image(rng: np.random.Generator, species: Species, image_size: int) -> _Drawing:
+def _draw_image(
+    rng: np.random.Generator, species: Species, image_size: int, *, distant: bool = False
+) -> _Drawing:
     bird = _build_bird(rng, species)
 
     # Pose: the bird faces right (showing its right side) unless flipped.
     facing_left = bool(rng.random() < 0.5)
     angle = math.radians(rng.uniform(-12, 12))
     scale = rng.uniform(0.72, 1.02) * image_size / 224
+    if distant:
+        scale *= DISTANT_SCALE
     flip = -1.0 if facing_left else 1.0
     cos_a, sin_a = math.cos(angle), math.sin(angle)
 
@@ -449,6 +470,10 @@ def _draw_image(rng: np.random.Generator, species: Species, image_size: int) -> 
     # Light sensor noise, so that flat colours are not a give-away of drawn pixels.
     pixels = np.asarray(image, dtype=np.float32)
     pixels += rng.normal(0.0, 3.0, size=pixels.shape).astype(np.float32)
+    if distant:
+        # sea haze: every colour pulled toward a pale grey, the marks' contrast with it
+        haze = rng.uniform(*DISTANT_HAZE)
+        pixels = pixels * (1 - haze) + np.float32(HAZE_GREY) * haze
     image = Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8))
 
     near, far = ("left", "right") if facing_left else ("right", "left")

@@ -37,6 +37,8 @@ DEMO_STUDY = "demo"
 DEMO_COMPARE_STUDY = "demo-compare"
 DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
+#: Distant, hazy test photos per species: the hard photos the AI-wrong items come from.
+DEMO_DISTANT_PER_CLASS = 2
 DEMO_IMAGE_SIZE = 224
 # 12 main items over 8 species, no species more than twice (`items.class_cap`): "always the
 # most frequent species" scores 2 of 12, 4.2 points above chance (12.5%), inside the shortcut
@@ -196,7 +198,11 @@ def demo_image_set(*, data_dir: Path) -> ImageSet:
         birds_dir = demo_birds_dir(data_dir)
         if not (birds_dir / "images.txt").exists():
             generate_synthetic_birds(
-                birds_dir, per_class=DEMO_PER_CLASS, seed=0, image_size=DEMO_IMAGE_SIZE
+                birds_dir,
+                per_class=DEMO_PER_CLASS,
+                seed=0,
+                image_size=DEMO_IMAGE_SIZE,
+                distant_per_class=DEMO_DISTANT_PER_CLASS,
             )
         call_command("import_cub", str(birds_dir), name=DEMO_IMAGE_SET, verbosity=0)
     return ImageSet.objects.get(name=DEMO_IMAGE_SET)
@@ -381,37 +387,7 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
     """The demo study: main items drawn so that species counts differ and a declared share
     of them the AI gets wrong (`items.main_items_draw`); practice and attention checks from
     the test images left."""
-    labels = list(classifier.image_set.classes.all())
-    # The declared share, or as many of the AI's errors as the test split has (a classifier
-    # this accurate may err on only one or two of its test photos), said with the numbers.
-    declared = round(DEMO_AI_WRONG_SHARE * DEMO_MAIN_ITEMS)
-    refusal: StudyConfigError | None = None
-    for n_wrong in range(declared, -1, -1):
-        try:
-            draw = main_items_draw(
-                classifier=classifier,
-                labels=labels,
-                n_main=DEMO_MAIN_ITEMS,
-                ai_wrong_share=n_wrong / DEMO_MAIN_ITEMS,
-                seed=0,
-            )
-        except StudyConfigError as error:
-            refusal = refusal or error
-            continue
-        break
-    else:
-        # An undertrained classifier may not succeed often enough on the test split.
-        draw = main_items_draw(
-            classifier=classifier,
-            labels=labels,
-            n_main=DEMO_MAIN_ITEMS,
-            ai_wrong_share=None,
-            seed=0,
-        )
-        n_wrong = -1
-    if refusal is not None:
-        drawn = "any photos" if n_wrong < 0 else f"{n_wrong} AI-wrong item(s)"
-        log(f"main items drawn with {drawn}, not the declared {declared}: {refusal}")
+    draw = _demo_main_items_draw(classifier, log)
     practice = draw.rest[:DEMO_PRACTICE_TRIALS]
     attention = draw.rest[DEMO_PRACTICE_TRIALS : DEMO_PRACTICE_TRIALS + DEMO_ATTENTION_CHECKS]
     with transaction.atomic():
@@ -443,6 +419,42 @@ def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], No
                 exclusion_rules=EXCLUSION_RULES,
             )
         )
+
+
+def _demo_main_items_draw(classifier: Classifier, log: Callable[[str], None]):
+    """The declared share of AI-wrong main items, or as many of the AI's errors as the test
+    split has (a classifier this accurate may err on only one or two of its test photos),
+    said with the numbers."""
+    labels = list(classifier.image_set.classes.all())
+    declared = round(DEMO_AI_WRONG_SHARE * DEMO_MAIN_ITEMS)
+    refusal: StudyConfigError | None = None
+    for n_wrong in range(declared, -1, -1):
+        try:
+            draw = main_items_draw(
+                classifier=classifier,
+                labels=labels,
+                n_main=DEMO_MAIN_ITEMS,
+                ai_wrong_share=n_wrong / DEMO_MAIN_ITEMS,
+                seed=0,
+            )
+        except StudyConfigError as error:
+            refusal = refusal or error
+            continue
+        break
+    else:
+        # An undertrained classifier may not succeed often enough on the test split.
+        draw = main_items_draw(
+            classifier=classifier,
+            labels=labels,
+            n_main=DEMO_MAIN_ITEMS,
+            ai_wrong_share=None,
+            seed=0,
+        )
+        n_wrong = -1
+    if refusal is not None:
+        drawn = "any photos" if n_wrong < 0 else f"{n_wrong} AI-wrong item(s)"
+        log(f"main items drawn with {drawn}, not the declared {declared}: {refusal}")
+    return draw
 
 
 def _demo_compare_create(*, demo: Study, owner, log: Callable[[str], None]) -> Study | None:

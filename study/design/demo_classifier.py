@@ -64,6 +64,9 @@ def shipped_classifier_write(*, classifier: Classifier, directory: Path | None =
         "training": {key: classifier.training[key] for key in _training_settings()},
         "image_set_fingerprint": image_set_fingerprint(classifier.image_set),
         "torch": torch.__version__,
+        # the kernels PyTorch picked: the same seed gives the same bytes only with the same
+        # ones (an AVX2 machine and this AVX-512 one wrote different checkpoints)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "made_by": COMMAND,
     }
     (directory / RECORD).write_text(json.dumps(record, indent=2) + "\n")

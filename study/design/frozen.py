@@ -174,24 +174,8 @@ def _build(study: Study) -> FrozenStudy:
         )
     }
     images_by_id = {item.image_id: item.image for item in items.values()}
-    predictions = {
-        prediction.image_id: prediction
-        for prediction in Prediction.objects.select_related("predicted_label").filter(
-            classifier=classifier, image_id__in=images_by_id
-        )
-    }
-    for prediction in predictions.values():
-        prediction.classifier = classifier
-        prediction.image = images_by_id[prediction.image_id]
-    explanations = {
-        (condition.pk, image_id): explanation
-        for condition in conditions.values()
-        for image_id, explanation in explanations_for(
-            condition=condition, predictions=predictions.values()
-        ).items()
-    }
-    for explanation in explanations.values():
-        explanation.image = images_by_id[explanation.image_id]
+    predictions = _predictions(classifier, images_by_id)
+    explanations = _explanations(conditions.values(), predictions, images_by_id)
     choices = question_type.choices(classifier=classifier)
     comparisons = _comparisons(study, items.values()) if question_type.needs_comparison else {}
     gallery = reference_gallery_from_database(study)
@@ -220,3 +204,31 @@ def _build(study: Study) -> FrozenStudy:
             for image in [item.image for item in items.values()] + [e.image for e in gallery]
         },
     )
+
+
+def _predictions(classifier, images_by_id: dict) -> dict:
+    """The classifier's prediction of each item's photo, with its relations attached."""
+    predictions = {
+        prediction.image_id: prediction
+        for prediction in Prediction.objects.select_related("predicted_label").filter(
+            classifier=classifier, image_id__in=images_by_id
+        )
+    }
+    for prediction in predictions.values():
+        prediction.classifier = classifier
+        prediction.image = images_by_id[prediction.image_id]
+    return predictions
+
+
+def _explanations(conditions, predictions: dict, images_by_id: dict) -> dict:
+    """Each (condition, photo)'s finished explanation, with its photo attached."""
+    explanations = {
+        (condition.pk, image_id): explanation
+        for condition in conditions
+        for image_id, explanation in explanations_for(
+            condition=condition, predictions=predictions.values()
+        ).items()
+    }
+    for explanation in explanations.values():
+        explanation.image = images_by_id[explanation.image_id]
+    return explanations

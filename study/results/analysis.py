@@ -734,6 +734,25 @@ def analyze_collected(
         )
         for name in order
     ]
+    notes += _few_items_notes(summaries)
+    chi_square, wald, model_fit, pairwise = _tests(responses, order, summaries, fit_model, notes)
+    return StudyReport(
+        conditions=summaries,
+        n_choices=n_choices,
+        confidence_levels=tuple(confidence_levels),
+        participants_dropped_pilot=n_pilot,
+        participants_dropped_excluded=n_excluded,
+        chi_square=chi_square,
+        wald=wald,
+        pairwise=pairwise,
+        model=model_fit,
+        notes=notes,
+    )
+
+
+def _few_items_notes(summaries: list[ConditionSummary]) -> list[str]:
+    """A note where the AI-right or AI-wrong accuracy rests on too few items to generalise."""
+    notes = []
     for what, counts in (
         ("wrong", [s.ai_wrong_items for s in summaries]),
         ("right", [s.ai_right_items for s in summaries]),
@@ -744,7 +763,12 @@ def analyze_collected(
                 "condition: it tells how people did on those images, not how they do whenever "
                 f"the AI is {what}"
             )
+    return notes
 
+
+def _tests(responses, order, summaries, fit_model: bool, notes: list[str]):
+    """The omnibus chi-square, and the model's Wald test and pairs; why any is missing goes
+    to `notes`."""
     chi_square = wald = model_fit = None
     pairwise: list[PairwiseComparison] = []
     if len(summaries) < 2:
@@ -764,18 +788,7 @@ def analyze_collected(
                 model_fit = model.fit
                 wald = _wald(model)
                 pairwise = _pairwise(model, summaries)
-    return StudyReport(
-        conditions=summaries,
-        n_choices=n_choices,
-        confidence_levels=tuple(confidence_levels),
-        participants_dropped_pilot=n_pilot,
-        participants_dropped_excluded=n_excluded,
-        chi_square=chi_square,
-        wald=wald,
-        pairwise=pairwise,
-        model=model_fit,
-        notes=notes,
-    )
+    return chi_square, wald, model_fit, pairwise
 
 
 def _percent(value: float) -> str:

@@ -124,6 +124,31 @@ def test_more_images_per_class_keeps_the_first_ones(tmp_path):
     assert small.read_bytes() == large.read_bytes()
 
 
+def test_distant_photos_are_test_only_come_last_and_change_no_other_file(tmp_path):
+    generate_synthetic_birds(tmp_path / "plain", per_class=3, seed=1, image_size=96)
+    generate_synthetic_birds(
+        tmp_path / "hard", per_class=3, seed=1, image_size=96, distant_per_class=2
+    )
+    plain, hard = all_file_bytes(tmp_path / "plain"), all_file_bytes(tmp_path / "hard")
+    distant = sorted(name for name in hard if "_distant_" in name)
+    assert len(distant) == 8 * 2
+    assert all(hard[name] == plain[name] for name in plain if name.endswith(".jpg"))
+    # the first 24 rows (the usual photos) are unchanged, the 16 distant ones follow
+    for listing in ("images.txt", "train_test_split.txt", "image_class_labels.txt"):
+        plain_rows = read_rows(tmp_path / "plain" / listing)
+        hard_rows = read_rows(tmp_path / "hard" / listing)
+        assert hard_rows[: len(plain_rows)] == plain_rows
+        assert len(hard_rows) == len(plain_rows) + 16
+    split = dict(read_rows(tmp_path / "hard" / "train_test_split.txt"))
+    names = dict(read_rows(tmp_path / "hard" / "images.txt"))
+    assert {split[i] for i, name in names.items() if "_distant_" in name} == {"0"}
+    # a distant bird is drawn smaller than the same species' usual birds
+    boxes = {row[0]: float(row[3]) for row in read_rows(tmp_path / "hard" / "bounding_boxes.txt")}
+    usual = [boxes[i] for i, name in names.items() if "_distant_" not in name]
+    far = [boxes[i] for i, name in names.items() if "_distant_" in name]
+    assert max(far) < min(usual)
+
+
 def test_every_class_has_per_class_images_and_the_split_is_stratified(tmp_path):
     generate_synthetic_birds(tmp_path, per_class=10, seed=0, image_size=64, test_fraction=0.3)
     class_by_image = dict(read_rows(tmp_path / "image_class_labels.txt"))

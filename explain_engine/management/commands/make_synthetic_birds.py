@@ -13,10 +13,23 @@ class Command(BaseCommand):
         parser.add_argument("--per-class", type=int, default=60)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--image-size", type=int, default=224)
+        parser.add_argument(
+            "--distant-per-class",
+            type=int,
+            default=0,
+            help="test-only photos of a distant bird in haze, per species (hard photos)",
+        )
 
-    def handle(self, *args, out, per_class, seed, image_size, **options):
+    def handle(self, *args, out, per_class, seed, image_size, distant_per_class, **options):
         try:
-            generate_synthetic_birds(out, per_class=per_class, seed=seed, image_size=image_size)
+            generate_synthetic_birds(
+                out,
+                per_class=per_class,
+                seed=seed,
+                image_size=image_size,
+                distant_per_class=distant_per_class,
+            )
         except ValueError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(f"wrote {8 * per_class} images of 8 species to {out}")
+        total = 8 * (per_class + distant_per_class)
+        self.stdout.write(f"wrote {total} images of 8 species to {out}")
