@@ -29,16 +29,18 @@ def progress_line(job: PrecomputeJob) -> str:
     return f"[{bar}] {progress.done}/{progress.total} done, {progress.failed} failed"
 
 
-def precompute_job_run_here(job: PrecomputeJob, *, after_each_task: Callable[[], None]) -> None:
+def precompute_job_run_here(
+    job: PrecomputeJob, *, after_each_task: Callable[[], None], fit: bool = True
+) -> None:
     """Run the job's tasks in this process (Celery eager), calling `after_each_task` as each
-    one ends."""
+    one ends; `fit` as in `precompute_job_run`."""
 
     def task_ended(**kwargs):
         after_each_task()
 
     task_postrun.connect(task_ended, weak=False)
     try:
-        precompute_job_run.delay(job.pk)
+        precompute_job_run.delay(job.pk, fit=fit)
     finally:
         task_postrun.disconnect(task_ended)
 

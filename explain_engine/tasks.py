@@ -25,12 +25,13 @@ logger = logging.getLogger(__name__)
 LOST_CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
-def precompute_job_send(job_id: int) -> bool:
+def precompute_job_send(job_id: int, *, fit: bool = True) -> bool:
     """Queue the job's first task; False if the broker cannot be reached. The job then
     waits, and `precompute_jobs_send_waiting` (Celery beat, every minute) sends it once the
-    broker answers again: nobody has to run anything a second time."""
+    broker answers again: nobody has to run anything a second time. `fit` as in
+    `precompute_job_run`."""
     try:
-        precompute_job_run.delay(job_id)
+        precompute_job_run.delay(job_id, fit=fit)
     except BrokerUnreachable as error:
         logger.warning("precompute job %s waits for the broker: %s", job_id, error)
         return False
@@ -53,12 +54,17 @@ def precompute_jobs_send_waiting() -> int:
 
 
 @shared_task(acks_late=True)
-def precompute_job_run(job_id: int) -> int:
+def precompute_job_run(job_id: int, fit: bool = True) -> int:
+    """Fit what the job's methods need, plan its rows and send their batches. With `fit`
+    False nothing is fitted and only the rows of methods that need no fitted model, or whose
+    model is fitted already, are planned: the rest wait for a run that fits (the demo
+    computes the others this way while it fits the XNN)."""
     # Sent by any path (a direct call included): it is not waiting for the broker any more.
     precompute.precompute_job_mark_sent(job_id=job_id)
     job = PrecomputeJob.objects.select_related("classifier").get(pk=job_id)
-    precompute.precompute_job_fit(job=job)
-    explanation_ids = precompute.precompute_job_plan(job=job)
+    if fit:
+        precompute.precompute_job_fit(job=job)
+    explanation_ids = precompute.precompute_job_plan(job=job, fitted_only=not fit)
     batches = precompute.explanation_batches(
         explanation_ids=explanation_ids, batch_size=job.batch_size
     )

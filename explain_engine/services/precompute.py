@@ -14,7 +14,7 @@ from explain_engine.models import (
     PrecomputeJob,
     Prediction,
 )
-from explain_engine.services.concept_models import concept_model_fit
+from explain_engine.services.concept_models import concept_model_fit, concept_model_fitted
 from explain_engine.services.errors import EngineInputError
 from explain_engine.services.explanations import method_for
 from explain_engine.services.predictions import predictions_compute
@@ -61,9 +61,10 @@ def precompute_job_fit(*, job: PrecomputeJob) -> None:
             concept_model_fit(classifier=job.classifier, **spec["params"])
 
 
-def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
+def precompute_job_plan(*, job: PrecomputeJob, fitted_only: bool = False) -> list[int]:
     """Compute the predictions the job needs, then create its explanation rows (one per
-    image and method, explaining the predicted class). Returns the ids still to compute."""
+    image and method, explaining the predicted class). Returns the ids still to compute.
+    With `fitted_only`, methods whose model is not fitted yet are left out."""
     images = list(Image.objects.filter(pk__in=job.image_ids))
     failures = predictions_compute(classifier=job.classifier, images=images)
     PrecomputeJob.objects.filter(pk=job.pk).update(image_failures=failures)
@@ -77,6 +78,8 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
     rows = []
     hashes = set()
     for spec in job.methods:
+        if fitted_only and not _method_ready(job, spec):
+            continue
         method = get_method(spec["method"], **spec["params"])
         params, params_hash = method.params(), method.params_hash()
         hashes.add(params_hash)
@@ -102,6 +105,17 @@ def precompute_job_plan(*, job: PrecomputeJob) -> list[int]:
         status=Explanation.Status.DONE
     )
     return list(wanted.filter(params_hash__in=hashes).values_list("pk", flat=True))
+
+
+def _method_ready(job: PrecomputeJob, spec: dict) -> bool:
+    """The method needs no fitted model, or its model is fitted already."""
+    if not getattr(REGISTRY[spec["method"]], "needs_fit", False):
+        return True
+    try:
+        concept_model_fitted(classifier=job.classifier, **spec["params"])
+    except EngineInputError:
+        return False
+    return True
 
 
 def explanation_batches(*, explanation_ids: list[int], batch_size: int) -> list[list[int]]:

@@ -5,6 +5,7 @@ Each step reuses what an earlier run left, so running the demo twice costs secon
 """
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,11 @@ from explain_engine.selectors import precompute_job_method_progress
 from explain_engine.services.classifiers import classifier_train
 from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.services.ground_truth import precompute_job_ground_truth
+from explain_engine.services.precompute import precompute_job_release_claims
 from explain_engine.tasks import precompute_job_run
 from study.design import demo_classifier
 from study.design.creation import study_create, study_precompute_job
-from study.design.demo_workers import precompute_job_compute
+from study.design.demo_workers import precompute_job_compute, precompute_workers_start
 from study.design.items import main_items_draw
 from study.design.launch import study_launch, study_shortcut_audit
 from study.design.preparation import StepPlan, StepProgress, preparation_begin, step_skip
@@ -37,6 +39,8 @@ DEMO_STUDY = "demo"
 DEMO_COMPARE_STUDY = "demo-compare"
 DEMO_RESEARCHER = "researcher"
 DEMO_PER_CLASS = 60
+#: Images per worker task: small, so that two workers share the slow methods to the end.
+DEMO_BATCH_SIZE = 2
 #: Distant, hazy test photos per species: the hard photos the AI-wrong items come from.
 DEMO_DISTANT_PER_CLASS = 2
 DEMO_IMAGE_SIZE = 224
@@ -282,17 +286,7 @@ def demo_prepare(
         study = _demo_study_create(classifier=classifier, owner=owner, log=log)
     study.owners.add(owner)
     if study.status == Study.Status.DRAFT:
-        job = study_precompute_job(study=study)
-        with StepProgress("demo-concepts", show=show) as step:
-            # The demo keeps its XNN even when it fails the success rule, as `fit_xnn
-            # --accept-weak-fit` would: recorded on the concept model, printed below and
-            # shown by the launch checks, so that the demo always runs.
-            concept_model_fit(
-                classifier=classifier,
-                accept_weak_fit=True,
-                progress=lambda entry: step.advance(*xnn_fit_progress(entry)),
-                **DEMO_XNN,
-            )
+        job = study_precompute_job(study=study, batch_size=DEMO_BATCH_SIZE)
         _demo_explain(job, show=show, workers=workers, worker_log=worker_log)
         job.refresh_from_db()
         precompute_job_ground_truth(job=job, truth_root=demo_birds_dir(data_dir))
@@ -346,6 +340,38 @@ def _launch(study: Study, log: Callable[[str], None]) -> None:
         log(f"{study.slug} stays a draft: {error}")
 
 
+class _MethodSteps:
+    """One preparation step per method, advanced from the job's rows."""
+
+    def __init__(self, job: PrecomputeJob, show: Callable[[PreparationStep], None]):
+        self.job = job
+        self.steps = {
+            slug: StepProgress(f"demo-explain-{slug}", show=show).start()
+            for slug in DEMO_METHOD_NAMES
+        }
+        self.polled_at = 0.0
+
+    def poll(self) -> None:
+        self.polled_at = time.monotonic()
+        for progress in precompute_job_method_progress(job=self.job):
+            step = self.steps.get(progress.method)
+            if step is not None and step.running:
+                step.advance(progress.finished, progress.total)
+                if progress.total and progress.finished == progress.total:
+                    step.finish()
+
+    def poll_now_and_then(self) -> None:
+        if time.monotonic() - self.polled_at >= 1:
+            self.poll()
+
+    def end(self, error: BaseException | None = None) -> None:
+        for step in self.steps.values():
+            if step.running and error is not None:
+                step.stop(error)
+            elif step.running:
+                step.finish()
+
+
 def _demo_explain(
     job: PrecomputeJob,
     *,
@@ -353,34 +379,44 @@ def _demo_explain(
     workers: int,
     worker_log: Path | None,
 ) -> None:
-    """Each method's explanations as a step of its own, computed by `workers` processes (or
-    here), the steps' progress read from the job's rows once a second."""
-    steps = {
-        slug: StepProgress(f"demo-explain-{slug}", show=show).start() for slug in DEMO_METHOD_NAMES
-    }
-
-    def poll() -> None:
-        for progress in precompute_job_method_progress(job=job):
-            step = steps.get(progress.method)
-            if step is not None and step.running:
-                step.advance(progress.finished, progress.total)
-                if progress.total and progress.finished == progress.total:
-                    step.finish()
-
+    """Fit the XNN here while `workers` - 1 processes compute the methods that need no fit,
+    then compute the rest with `workers` processes in all (or everything here with 0)."""
+    steps = _MethodSteps(job, show)
+    precompute_job_release_claims(job=job)
+    running = precompute_workers_start(
+        job, count=max(workers - 1, 0), fit=False, log_path=worker_log
+    )
     try:
-        precompute_job_compute(job, workers=workers, poll=poll, log_path=worker_log)
-        poll()
+        with StepProgress("demo-concepts", show=show) as step:
+
+            def fit_progress(entry: dict) -> None:
+                step.advance(*xnn_fit_progress(entry))
+                steps.poll_now_and_then()
+
+            # The demo keeps its XNN even when it fails the success rule, as `fit_xnn
+            # --accept-weak-fit` would: recorded on the concept model, printed below and
+            # shown by the launch checks, so that the demo always runs.
+            concept_model_fit(
+                classifier=job.classifier, accept_weak_fit=True, progress=fit_progress, **DEMO_XNN
+            )
+        precompute_job_compute(
+            job,
+            workers=workers - len(running),
+            poll=steps.poll,
+            log_path=worker_log,
+            running=running,
+        )
+        steps.poll()
         job.refresh_from_db()
         if job.status == PrecomputeJob.Status.FAILED:
             raise RuntimeError(f"precompute job {job.pk}: {job.error}")
     except BaseException as error:
-        for step in steps.values():
-            if step.running:
-                step.stop(error)
+        for process in running:
+            if process.poll() is None:
+                process.terminate()
+        steps.end(error)
         raise
-    for step in steps.values():
-        if step.running:
-            step.finish()
+    steps.end()
 
 
 def _demo_study_create(*, classifier: Classifier, owner, log: Callable[[str], None]) -> Study:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -40,27 +40,19 @@ def precompute_job_compute(
     poll: Callable[[], None],
     log_path: Path | None = None,
     poll_seconds: float = 1.0,
+    running: Sequence[subprocess.Popen] = (),
 ) -> None:
     """Compute the job's explanations with `workers` worker processes (0: here, in this
-    process), calling `poll` about once a second. Rows an interrupted earlier run left
-    claimed are released first: in the embedded mode no other worker can hold them."""
-    precompute_job_release_claims(job=job)
-    if workers == 0:
+    process), calling `poll` about once a second, and wait for them and for the `running`
+    ones (`precompute_workers_start`). Rows an interrupted earlier run left claimed are
+    released first, unless workers are `running` already: in the embedded mode no other
+    worker can hold them."""
+    if not running:
+        precompute_job_release_claims(job=job)
+    if workers == 0 and not running:
         precompute_job_run_here(job, after_each_task=poll)
         return
-    log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "precompute"]
-    processes = [
-        subprocess.Popen(
-            [*command, "--job", str(job.pk)],
-            cwd=settings.BASE_DIR,
-            env=_single_threaded_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_lower_priority,
-        )
-        for _ in range(workers)
-    ]
+    processes = [*running, *precompute_workers_start(job, count=workers, log_path=log_path)]
     try:
         while any(process.poll() is None for process in processes):
             poll()
@@ -71,12 +63,20 @@ def precompute_job_compute(
                 process.terminate()
         for process in processes:
             process.wait()
-        if log_path:
-            log.close()
     failed = [process.returncode for process in processes if process.returncode != 0]
     if failed:
         where = f"; see {log_path}" if log_path else ""
         raise RuntimeError(f"{len(failed)} precompute worker(s) failed{where}")
+
+
+def precompute_workers_start(
+    job: PrecomputeJob, *, count: int, fit: bool = True, log_path: Path | None = None
+) -> list[subprocess.Popen]:
+    """Start `count` worker processes on the job (`precompute --job`, with `--no-fit` unless
+    `fit`), single-threaded at a lower priority, and return at once."""
+    return [
+        _worker_start(job.pk, fit=fit, log_path=log_path, own_session=False) for _ in range(count)
+    ]
 
 
 def precompute_worker_start(*, job_id: int, log_path: Path | None = None) -> subprocess.Popen:
@@ -84,17 +84,24 @@ def precompute_worker_start(*, job_id: int, log_path: Path | None = None) -> sub
     dashboard's start in the embedded mode, where no Celery worker listens. It runs
     single-threaded at a lower priority, in a session of its own, so it outlives the request
     and leaves the web server's cores to participants."""
+    return _worker_start(job_id, fit=True, log_path=log_path, own_session=True)
+
+
+def _worker_start(
+    job_id: int, *, fit: bool, log_path: Path | None, own_session: bool
+) -> subprocess.Popen:
     log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         return subprocess.Popen(
             [sys.executable, str(settings.BASE_DIR / "manage.py"), "precompute"]
-            + ["--job", str(job_id)],
+            + ["--job", str(job_id)]
+            + ([] if fit else ["--no-fit"]),
             cwd=settings.BASE_DIR,
             env=_single_threaded_environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_lower_priority,
-            start_new_session=True,
+            start_new_session=own_session,
         )
     finally:
         if log_path:

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 from explain_engine.methods import get_method
 from explain_engine.methods.xnn import r2_score
-from explain_engine.models import ConceptModel, Image
+from explain_engine.models import ConceptModel, Explanation, Image
 from explain_engine.services.classifiers import classifier_model
 from explain_engine.services.concept_models import (
     PROTOTYPES_PER_CONCEPT,
@@ -27,6 +27,7 @@ from explain_engine.services.precompute import (
     precompute_job_fit,
     precompute_job_plan,
 )
+from explain_engine.tasks import precompute_job_run
 from tests.conftest import TINY_INPUT_SIZE
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +254,27 @@ def test_a_precompute_job_fits_its_concept_model_in_its_own_step(classifier):
     kept = concept_model_fit(classifier=classifier, accept_weak_fit=True, **FAST)
     precompute_job_fit(job=job)
     assert list(ConceptModel.objects.all()) == [kept] and kept.accepted_weak_fit
+
+
+def test_a_run_without_fitting_computes_the_other_methods_and_leaves_the_xnn_for_later(
+    classifier,
+):
+    """What the demo's second worker does while the first process fits the XNN."""
+    images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
+    job = precompute_job_create(
+        classifier=classifier, methods=[("gradcam", {}), ("xnn", {**FAST})], images=images
+    )
+    precompute_job_run.delay(job.pk, fit=False)
+    assert not ConceptModel.objects.exists()
+    rows = Explanation.objects.filter(job=job)
+    assert set(rows.values_list("method", "status").distinct()) == {("gradcam", "done")}
+    assert rows.count() == len(images)
+
+    concept_model_fit(classifier=classifier, accept_weak_fit=True, **FAST)
+    # a run without fitting now finds the XNN fitted, so it computes it too
+    precompute_job_run.delay(job.pk, fit=False)
+    assert set(rows.values_list("method", "status").distinct()) == {
+        ("gradcam", "done"),
+        ("xnn", "done"),
+    }
+    assert set(rows.values_list("attempts", flat=True)) == {1}

@@ -59,7 +59,11 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
         "sag",
         "xnn",
     ]
-    assert Image.objects.count() == 48
+    # 6 photos per species and 2 distant test-only ones
+    assert Image.objects.count() == 8 * (6 + 2)
+    assert (
+        Image.objects.filter(source_path__contains="_distant_").exclude(split="test").count() == 0
+    )
     main = list(study.items.filter(role="main").select_related("image"))
     assert len(main) == 9
     # Species counts differ (no answering by elimination); the AI errs on the declared
@@ -112,7 +116,7 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
         assert f"{plan.label}: done earlier" in second
     assert "against the gulls' field marks" in second
     assert Classifier.objects.count() == 1 and ConceptModel.objects.count() == 1
-    assert Image.objects.count() == 48
+    assert Image.objects.count() == 8 * (6 + 2)
     assert (
         Study.objects.count(),
         PrecomputeJob.objects.count(),

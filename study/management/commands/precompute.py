@@ -40,8 +40,15 @@ class Command(BaseCommand):
             help="Images per worker task (default: the EXPLAINSTUDY_BATCH_SIZE setting).",
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until done.")
+        parser.add_argument(
+            "--no-fit",
+            action="store_true",
+            help="Fit nothing: compute only the methods that need no fitted model, or whose "
+            "model is fitted already (the rest wait for a run that fits).",
+        )
 
     def handle(self, *args, study, classifier, job, methods, params, split, wait, **options):
+        fit = not options["no_fit"]
         batch_size = options["batch_size"]
         if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise CommandError(
@@ -56,10 +63,10 @@ class Command(BaseCommand):
         names = sorted({spec["method"] for spec in job.methods})
         self.stdout.write(f"precompute job {job.pk}: {len(job.image_ids)} images × {names}")
         if runs_in_process():
-            self._run_in_process(job)
+            self._run_in_process(job, fit=fit)
             return
         # Commands run in autocommit, so the job row is already visible to any worker.
-        if not precompute_job_send(job.pk):
+        if not precompute_job_send(job.pk, fit=fit):
             raise CommandError(
                 f"cannot reach the Celery broker. Precompute job {job.pk} is saved and waits: "
                 "it is sent by itself once the broker answers (Celery beat runs "
@@ -68,9 +75,9 @@ class Command(BaseCommand):
         if wait:
             self._wait(job)
 
-    def _run_in_process(self, job: PrecomputeJob) -> None:
+    def _run_in_process(self, job: PrecomputeJob, *, fit: bool) -> None:
         """The embedded default: the same tasks, run here, with the same progress bar."""
-        precompute_job_run_here(job, after_each_task=lambda: self._show_progress(job))
+        precompute_job_run_here(job, after_each_task=lambda: self._show_progress(job), fit=fit)
         self._finish(job)
 
     def _existing_job(self, job_id: int) -> PrecomputeJob:
