@@ -141,7 +141,7 @@ def _steps(database: Path) -> list[tuple]:
     if not database.exists():
         return []
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+        with sqlite3.connect(database, timeout=5) as connection:
             return connection.execute(STEP_QUERY).fetchall()
     except sqlite3.Error:  # not migrated yet
         return []
