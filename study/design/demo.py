@@ -4,6 +4,7 @@ a live study, and a comparative study reusing its SAG searches.
 Each step reuses what an earlier run left, so running the demo twice costs seconds.
 """
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -25,7 +26,11 @@ from explain_engine.services.precompute import precompute_job_release_claims
 from explain_engine.tasks import precompute_job_run
 from study.design import demo_classifier
 from study.design.creation import study_create, study_precompute_job
-from study.design.demo_workers import precompute_job_compute, precompute_workers_start
+from study.design.demo_workers import (
+    precompute_job_compute,
+    precompute_workers_start,
+    single_threaded,
+)
 from study.design.items import main_items_draw
 from study.design.launch import study_launch, study_shortcut_audit
 from study.design.preparation import StepPlan, StepProgress, preparation_begin, step_skip
@@ -396,9 +401,13 @@ def _demo_explain(
             # The demo keeps its XNN even when it fails the success rule, as `fit_xnn
             # --accept-weak-fit` would: recorded on the concept model, printed below and
             # shown by the launch checks, so that the demo always runs.
-            concept_model_fit(
-                classifier=job.classifier, accept_weak_fit=True, progress=fit_progress, **DEMO_XNN
-            )
+            with single_threaded() if running else contextlib.nullcontext():
+                concept_model_fit(
+                    classifier=job.classifier,
+                    accept_weak_fit=True,
+                    progress=fit_progress,
+                    **DEMO_XNN,
+                )
         precompute_job_compute(
             job,
             workers=workers - len(running),

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from django.conf import settings
 
 from explain_engine.job_progress import precompute_job_run_here
@@ -27,6 +29,18 @@ SERVER_START_SECONDS = 60
 
 def _single_threaded_environment() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextmanager
+def single_threaded():
+    """PyTorch on one thread in this process, for work done beside worker processes: with
+    its default of one thread per core it would take the workers' core too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _lower_priority() -> None:
