@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 
 from django.db import transaction
 
+from explain_engine.methods.sag import shown_share
 from explain_engine.models import Explanation, Prediction
 from study.design.frozen import FrozenStudy, frozen_study
 from study.design.question_types import QUESTION_TYPES, comparisons_freeze, sag_comparison
@@ -129,7 +130,9 @@ def _audit_item(frozen: FrozenStudy, item: StudyItem) -> AuditItem:
     if comparison is not None:
         pair = comparison.explanation.data["pairs"][comparison.pair_index]
         pair_sets = {frozenset(pair["a_patches"]), frozenset(pair["b_patches"])}
-        pair_sizes = (len(pair["a_patches"]), len(pair["b_patches"]))
+        # what a participant sees: the share of the photo each shows, as the pair's kind
+        grid = comparison.explanation.params["grid"]
+        pair_sizes = (shown_share(pair["a_patches"], grid), shown_share(pair["b_patches"], grid))
         for condition in frozen.conditions.values():
             shown = frozen.explanations.get((condition.pk, item.image_id))
             if condition.explanation_method != "sag" or shown is None:

@@ -38,7 +38,7 @@ DEFAULT_MARGIN_POINTS = 10
 class AuditItem:
     correct: str  # the choice value that counts as correct
     ai_answer: str | None = None  # the choice value the AI names, if it is a choice
-    pair_sizes: tuple[int, int] | None = None  # patches shown in A and B (comparative)
+    pair_sizes: tuple[float, float] | None = None  # share of the photo A and B show
     readable_in: frozenset[str] = frozenset()  # conditions whose figure shows the answer
 
 

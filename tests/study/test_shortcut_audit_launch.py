@@ -125,3 +125,24 @@ def test_the_command_prints_the_table_and_the_verdict(classifier, capsys):
     assert out.strip().endswith("planted: the shortcut audit fails: the larger picture")
     with pytest.raises(CommandError, match="no study with slug 'nope'"):
         call_command("shortcut_audit", "nope")
+
+
+def test_the_larger_picture_is_the_one_showing_more_of_the_photo_not_more_patches(classifier):
+    """Two corner patches show half a patch's worth of the photo (each patch is a bilinear
+    tent, cut by the border), one inner patch a whole one: the inner one is the larger
+    picture, as the pair's kind says, though it has fewer patches."""
+    study = _planted(classifier, larger_is_right=True)
+    main_images = study.items.filter(role=StudyItem.Role.MAIN).values_list("image_id", flat=True)
+    for index, search in enumerate(
+        Explanation.objects.filter(method="sag", image_id__in=main_images).order_by("pk")
+    ):
+        answer = "AB"[index % 2]
+        inner, corners = [24], [0, 6]  # right: the inner patch, which shows more
+        a, b = (inner, corners) if answer == "A" else (corners, inner)
+        pair = {**search.data["pairs"][0], "a_patches": a, "b_patches": b}
+        search.data = {**search.data, "pairs": [pair]}
+        search.save(update_fields=["data"])
+    rows = _rows(study_shortcut_audit(study=study))
+    assert rows[("the larger picture", "")] == 1.0
+    with pytest.raises(StudyConfigError, match="the larger picture: 100.0%"):
+        study_launch(study=study)
