@@ -123,6 +123,10 @@ def test_the_command_prints_the_table_and_the_verdict(classifier, capsys):
     out = capsys.readouterr().out
     assert "the larger picture: 100.0% (chance 50.0%, +50.0 points)" in out
     assert out.strip().endswith("planted: the shortcut audit fails: the larger picture")
+    # each item's planted search keeps one pair, of the kind the larger right picture gives
+    assert "0 of 4 items without one" in out
+    assert out.count("valid (0 / 1 / 0)") == 4
+    assert "Drawn for the main items: smaller_more_confident 0, larger_more_confident 4" in out
     with pytest.raises(CommandError, match="no study with slug 'nope'"):
         call_command("shortcut_audit", "nope")
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from study.design.launch import study_shortcut_audit
+from study.design.question_types import QUESTION_TYPES, comparative_pair_counts
 from study.models import Study
 
 
@@ -20,6 +21,8 @@ class Command(BaseCommand):
             raise CommandError(f"no study with slug {slug!r}") from None
         report = study_shortcut_audit(study=study)
         self.stdout.write(report.table())
+        if QUESTION_TYPES[study.question_type].needs_comparison:
+            self._pairs(study)
         failures = report.failures
         if failures:
             verdict = "fails: " + ", ".join(
@@ -30,3 +33,17 @@ class Command(BaseCommand):
         else:
             verdict = "passes"
         self.stdout.write(f"{study.slug}: the shortcut audit {verdict}")
+
+    def _pairs(self, study: Study) -> None:
+        """The comparative pairs each main item's SAG search offers, and the kinds drawn."""
+        counts = comparative_pair_counts(study=study)
+        kinds = list(counts["chosen"])
+        self.stdout.write(
+            f"Comparative pairs kept per main item ({', '.join(kinds)}), "
+            f"{counts['items_without_pair']} of {counts['items']} items without one:"
+        )
+        for number, row in enumerate(counts["per_image"], start=1):
+            kept = " / ".join(str(row["stored"][kind]) for kind in kinds)
+            self.stdout.write(f"  item {number}: {row['valid']} valid ({kept})")
+        chosen = ", ".join(f"{kind} {n}" for kind, n in counts["chosen"].items())
+        self.stdout.write(f"Drawn for the main items: {chosen}")
