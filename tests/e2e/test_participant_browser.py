@@ -6,6 +6,8 @@ from study.models import Participant, Response
 from tests.study.conftest import make_study
 
 PROLIFIC_HOST = "https://app.prolific.com/"
+#: The photo's width in every condition, on a phone (390 px) as on a desktop.
+PHOTO_WIDTH = 340
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 
 
@@ -24,6 +26,7 @@ def test_participant_completes_the_study_in_a_browser(
         if screenshot_dir:
             page.screenshot(path=screenshot_dir / f"{device}-{name}.png", full_page=True)
 
+    photo_widths = {}
     for pid in ("bot-none", "bot-gradcam"):
         page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID={pid}&STUDY_ID=s&SESSION_ID=x")
         page.wait_for_url("**/p/**")  # the entry page's script admits the browser
@@ -51,6 +54,9 @@ def test_participant_completes_the_study_in_a_browser(
                 assert images.nth(index).evaluate("img => img.complete && img.naturalWidth > 0")
             if position == 0:
                 snap(f"{condition}-3-trial")
+                photo_widths[condition] = images.first.evaluate(
+                    "img => img.getBoundingClientRect().width"
+                )
                 if condition == "gradcam":
                     page.get_by_role("button", name="Hide the heatmap").click()
                     page.get_by_role("button", name="Show the heatmap").click()
@@ -91,4 +97,7 @@ def test_participant_completes_the_study_in_a_browser(
         page.wait_for_url("**/p/**")
         assert "C0DE42" in page.content()
         snap(f"{condition}-5-complete")
+    # The photo is as large with an explanation beside it as without: a condition that
+    # shrank it would make the species harder to tell apart there, whatever it explains.
+    assert photo_widths["none"] == photo_widths["gradcam"] == PHOTO_WIDTH
     context.close()

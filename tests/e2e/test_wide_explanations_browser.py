@@ -85,6 +85,9 @@ def test_sag_and_xnn_figures_are_legible_on_a_phone_and_a_laptop(
             scrolls_sideways = page.evaluate(
                 "document.documentElement.scrollWidth > document.documentElement.clientWidth"
             )
+            photo = page.locator(".stimulus-image").first
+            # as large as in every other condition (test_participant_browser.PHOTO_WIDTH)
+            assert photo.evaluate("img => img.getBoundingClientRect().width") == 340
             seen[(method, name)] = (measured, scrolls_sideways)
             if screenshot_dir:
                 page.screenshot(path=screenshot_dir / f"{name}-{method}.png", full_page=True)
