@@ -42,6 +42,9 @@ participants_per_condition = 5
 time_limit_minutes = 30
 owners = ["researcher"]
 comprehension_max_attempts = 2
+# one item per species passes "most frequent" and fails elimination: the audit is not
+# what this snapshot compares (trees before the audit refuse this key: drop it there)
+shortcut_margin_points = 100
 
 [items]
 per_class = 1
@@ -87,11 +90,13 @@ VOLATILE = [
     (re.compile(r"\b[A-Z][a-z]+ \d{1,2}, \d{4}, \d{1,2}:\d\d [ap]\.m\."), "<TIME>"),
     # The dashboard's median duration: how long the scripted walk took on the clock.
     (re.compile(r"(completed participation: <strong>)[^<]*(</strong>)"), r"\1<S>\2"),
+    # analysis.txt's response times (the server's clock), row by row
+    (re.compile(r"(?m)^(  \S+ +\d+) +\d+ +\d+-\d+$"), r"\1 <MS> <MS>"),
 ]
 
 
 # Export columns measured by the server's clock.
-TIMED_COLUMNS = ("server_response_ms", "duration_s")
+TIMED_COLUMNS = ("server_response_ms", "response_ms", "median_response_ms", "duration_s")
 
 
 def _normalize(text: str) -> str:

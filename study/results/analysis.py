@@ -884,7 +884,7 @@ def report_text(report: StudyReport) -> str:
         lines.append(f"  {s.name:<20} {s.brier:>7.3f} {s.ece:>7.3f}")
     lines += [
         "",
-        "Response times (client, ms)",
+        "Response times (ms: the browser's where consistent with the server's, else the server's)",
         f"  {'condition':<20} {'n':>6} {'median':>8} {'IQR':>17}",
     ]
     for s in report.conditions:
