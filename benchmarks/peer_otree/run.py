@@ -326,8 +326,10 @@ def otree_site(base: str, database: str, participants: int) -> Site:
 
 def explainstudy_site(base: str, database: str, slug: str, participants: int, run: int) -> Site:
     before = count(database, "SELECT count(*) FROM study_response")
+    # js=1 is what the entry page's script adds as it reloads (without it the page asks for
+    # JavaScript and takes no place); the generator runs no script, so its links carry it
     links = [
-        f"{base}/s/{slug}/?PROLIFIC_PID=peer-{run}-{index}&STUDY_ID=peer&SESSION_ID=s{index}"
+        f"{base}/s/{slug}/?js=1&PROLIFIC_PID=peer-{run}-{index}&STUDY_ID=peer&SESSION_ID=s{index}"
         for index in range(participants)
     ]
     return Site(
