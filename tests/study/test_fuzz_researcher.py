@@ -386,7 +386,7 @@ def test_precompute_with_any_parameters_is_a_job_or_a_clear_error(classifier, mo
     from study.management.commands.precompute import Command
 
     # The checks and the recorded job are what is fuzzed; running a job is tested elsewhere.
-    monkeypatch.setattr(Command, "_run_in_process", lambda self, job: None)
+    monkeypatch.setattr(Command, "_run_in_process", lambda self, job, fit: None)
     params_texts = st.one_of(
         st.sampled_from(
             [
