@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,8 +152,6 @@ def _steps(database: Path) -> list[tuple]:
 
 def _since(timestamp: str, wall_start: float) -> float:
     """Seconds from `wall_start` to a UTC timestamp as Django stores it in SQLite."""
-    from datetime import UTC, datetime
-
     moment = datetime.fromisoformat(timestamp).replace(tzinfo=UTC)
     return moment.timestamp() - wall_start
 

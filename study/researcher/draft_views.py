@@ -73,11 +73,8 @@ def study_file_download(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def study_delete(request: HttpRequest, slug: str) -> HttpResponse:
     study = owned_study(request, slug)
-    form = DeleteDraftForm(request.POST)
+    form = DeleteDraftForm(request.POST, study=study)
     if not form.is_valid():
-        return form_refused(request, study, form)
-    if form.cleaned_data["confirm"] != study.slug:
-        form.add_error("confirm", f"type {study.slug} to delete this draft")
         return form_refused(request, study, form)
     try:
         lifecycle.study_draft_delete(study=study)

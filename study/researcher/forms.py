@@ -244,7 +244,25 @@ class StudyFileForm(forms.Form):
         return cleaned
 
 
-class DeleteDraftForm(forms.Form):
+class _SlugConfirmedForm(forms.Form):
+    """A deletion confirmed by typing the study's slug; `deletes` completes the error
+    "type <slug> to ..." when it does not match."""
+
+    deletes = ""
+
+    def __init__(self, *args, study: Study, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.study = study
+
+    def clean_confirm(self) -> str:
+        confirm = self.cleaned_data["confirm"]
+        if confirm != self.study.slug:
+            raise forms.ValidationError(f"type {self.study.slug} to {self.deletes}")
+        return confirm
+
+
+class DeleteDraftForm(_SlugConfirmedForm):
+    deletes = "delete this draft"
     confirm = forms.SlugField(max_length=60, help_text="Type the study's slug to delete it.")
 
 
@@ -263,7 +281,8 @@ class PrecomputeStartForm(forms.Form):
     token, and a second post while a job runs starts nothing."""
 
 
-class DeleteSimulatedForm(forms.Form):
+class DeleteSimulatedForm(_SlugConfirmedForm):
+    deletes = "delete its simulated participants"
     confirm = forms.SlugField(
         max_length=60, help_text="Type the study's slug to delete its simulated participants."
     )

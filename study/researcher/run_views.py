@@ -69,11 +69,8 @@ def study_simulated_delete(request: HttpRequest, slug: str) -> HttpResponse:
     """Delete the study's simulated participants, as `delete_simulated_participants` does,
     once the owner has typed the study's slug."""
     study = owned_study(request, slug)
-    form = DeleteSimulatedForm(request.POST)
+    form = DeleteSimulatedForm(request.POST, study=study)
     if not form.is_valid():
-        return form_refused(request, study, form)
-    if form.cleaned_data["confirm"] != study.slug:
-        form.add_error("confirm", f"type {study.slug} to delete its simulated participants")
         return form_refused(request, study, form)
     try:
         deletion = simulated_participants_delete(
