@@ -5,10 +5,14 @@ the repository is the one its record names."""
 import json
 
 import pytest
+import torch
 from django.core.management import call_command
+from PIL import Image as PILImage
 
 from explain_engine import training
-from explain_engine.classifiers import sha256_file
+from explain_engine.classifiers import Preprocessing, load_model, sha256_file
+from explain_engine.datasets.cub import read_cub
+from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
 from explain_engine.models import Classifier, Image
 from study.design import demo, demo_classifier
 
@@ -91,3 +95,38 @@ def test_the_demo_uses_the_shipped_checkpoint(small_demo, tmp_path, monkeypatch)
     assert classifier.name == demo.DEMO_CLASSIFIER
     assert classifier.checkpoint_sha256 == record["sha256"]
     assert "train_demo_classifier" in classifier.training["shipped"]
+
+
+def test_the_shipped_classifier_errs_on_enough_demo_test_photos_for_the_declared_share(tmp_path):
+    """The demo declares a quarter of its 12 main items AI-wrong, at most 2 per species: the
+    shipped classifier must err on at least 3 test photos of at least 2 species. Its errors
+    are on the distant photos only (as the README says)."""
+    birds = tmp_path / "birds"
+    generate_synthetic_birds(
+        birds,
+        per_class=demo.DEMO_PER_CLASS,
+        seed=0,
+        image_size=demo.DEMO_IMAGE_SIZE,
+        distant_per_class=demo.DEMO_DISTANT_PER_CLASS,
+    )
+    record = json.loads((demo_classifier.SHIPPED_DIR / demo_classifier.RECORD).read_text())
+    model = load_model(
+        record["architecture"], 8, demo_classifier.SHIPPED_DIR / demo_classifier.CHECKPOINT
+    )
+    preprocessing = Preprocessing(
+        input_size=record["input_size"], mean=tuple(record["mean"]), std=tuple(record["std"])
+    )
+    _, test = read_cub(birds).labelled_items()
+    images = torch.stack(
+        [preprocessing.to_tensor(PILImage.open(p).convert("RGB")) for p, _ in test]
+    )
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1).tolist()
+    wrong = [
+        (path, label)
+        for (path, label), guess in zip(test, predicted, strict=True)
+        if guess != label
+    ]
+    assert len(wrong) >= round(demo.DEMO_AI_WRONG_SHARE * demo.DEMO_MAIN_ITEMS) == 3
+    assert len({label for _, label in wrong}) >= 2
+    assert all("_distant_" in path.name for path, _ in wrong)
