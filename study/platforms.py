@@ -41,7 +41,8 @@ class Arrival:
 
 
 def _param(query, name: str) -> str:
-    return query.get(name, "").strip()[:200]
+    # No platform id holds a NUL; PostgreSQL text cannot store one (a forged query gave a 500)
+    return query.get(name, "").replace("\x00", "").strip()[:200]
 
 
 def arrival_from_query(platform: str, query) -> Arrival:

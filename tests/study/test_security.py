@@ -194,3 +194,13 @@ def test_a_lost_database_connection_gives_a_retry_page_and_saves_nothing(
     assert client.get(url).context["trial"].position == trial.position  # the same question
     assert client.post(url, form).status_code == 302
     assert Response.objects.count() == 1
+
+
+def test_platform_ids_with_a_nul_are_stored_without_it():
+    """PostgreSQL text cannot hold NUL: a forged STUDY_ID with one gave a 500 at entry."""
+    from study.platforms import arrival_from_query
+
+    arrival = arrival_from_query(
+        "prolific", {"PROLIFIC_PID": "p\x00id", "STUDY_ID": "s\x00", "SESSION_ID": "\x00x"}
+    )
+    assert (arrival.worker_id, arrival.platform_study_id, arrival.session_id) == ("pid", "s", "x")
