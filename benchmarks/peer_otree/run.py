@@ -10,6 +10,7 @@ Run (PostgreSQL on 127.0.0.1:5432, user postgres; the full-scale defaults take a
 
     .venv/bin/python benchmarks/peer_otree/run.py [--participants 300 500] [--think-ms 3000]
         [--saturation-clients 32] [--saturation-seconds 60] [--rounds 2] [--workers 4]
+        [--sites explainstudy oTree]
     .venv/bin/python benchmarks/peer_otree/run.py --smoke     # 20 participants, a minute
 
 Both sites show the same pages: consent, instructions, 12 trials (a photo, an explanation
@@ -33,7 +34,9 @@ saturation (``--saturation-clients`` clients, no think time, participants back t
 ``--saturation-seconds``: completed participants per second), then one run per
 ``--participants`` count, arriving over ``--ramp-seconds`` with think time (p50/p99 per
 request kind). After each run the answers stored are counted against the trial POSTs the
-site acknowledged: lost or doubled answers show as a difference.
+site acknowledged: lost or doubled answers show as a difference. Each run also prints
+where the machine's CPU went: the server, PostgreSQL and this generator (which shares the
+cores, so a run that starves it reads slower for both sites).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ PROJECT = HERE / "project"
 TRIALS = 12
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 REDIRECTS = (301, 302, 303, 307, 308)
+SITES = ("explainstudy", "oTree")
 
 
 # ------------------------------------------------------------------ the neutral browser
@@ -343,6 +347,49 @@ def explainstudy_site(base: str, database: str, slug: str, participants: int, ru
 # ------------------------------------------------------------------ runs
 
 
+def _ticks(path: str, fields: slice) -> int:
+    try:
+        text = Path(path).read_text()
+    except OSError:  # the process ended while the table was read
+        return 0
+    return sum(int(value) for value in text.rsplit(")", 1)[1].split()[fields])
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of the whole machine (busy), PostgreSQL (the postmaster with the
+    backends it has reaped, and the live ones) and this generator, from /proc; the server's
+    share is what is left of the machine's."""
+    hertz = os.sysconf("SC_CLK_TCK")
+    busy = Path("/proc/stat").read_text().split("\n")[0].split()[1:]
+    machine = sum(int(v) for v in busy) - int(busy[3]) - int(busy[4])  # less idle, iowait
+    database = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if command == "postgres":
+            # utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the name
+            database += _ticks(f"{entry}/stat", slice(11, 15))
+    generator = os.times()
+    return {
+        "machine": machine / hertz,
+        "database": database / hertz,
+        "generator": generator.user + generator.system,
+    }
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float]) -> str:
+    used = {key: after[key] - before[key] for key in before}
+    server = used["machine"] - used["database"] - used["generator"]
+    return (
+        f"CPU s: server {server:.0f}, PostgreSQL {used['database']:.0f}, "
+        f"generator {used['generator']:.0f} (machine {used['machine']:.0f})"
+    )
+
+
 async def saturation(site: Site, clients: int, seconds: float) -> tuple[Stats, float]:
     import aiohttp
 
@@ -383,7 +430,7 @@ async def crowd(site: Site, participants: int, think: float, ramp: float) -> tup
     return stats, time.perf_counter() - started
 
 
-def report(title: str, site: Site, stats: Stats, seconds: float) -> dict:
+def report(title: str, site: Site, stats: Stats, seconds: float, cpu: str) -> dict:
     stored = site.stored_answers()
     print(
         f"\n{title} — {site.name}: {seconds:.1f} s, {stats.completed} participants completed "
@@ -400,6 +447,7 @@ def report(title: str, site: Site, stats: Stats, seconds: float) -> dict:
             )
     errors = ", ".join(f"{kind} x{n}" for kind, n in sorted(stats.errors.items())) or "none"
     print(f"errors: {errors}")
+    print(cpu)
     return {
         "completed_per_s": stats.completed / seconds,
         "p99": {k: percentile(v, 0.99) for k, v in stats.latencies.items() if v},
@@ -418,6 +466,8 @@ def main() -> None:
                         help="places made per site for a saturation run")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--sites", nargs="+", choices=SITES, default=list(SITES),
+                        help="which sites run (both by default; one to study it alone)")  # fmt: skip
     parser.add_argument("--database", default="explainstudy_peer")
     parser.add_argument("--otree-database", default="otree_peer")
     parser.add_argument("--smoke", action="store_true",
@@ -436,13 +486,13 @@ def main() -> None:
     ours_port, otree_port = free_port(), free_port()
     # A shared machine may take a while to import torch before the workers fork.
     ours = start_gunicorn(ours_port, args.workers, dict(os.environ), wait_seconds=180)
-    theirs = start_otree(otree_port, args.otree_database)
+    theirs = start_otree(otree_port, args.otree_database) if "oTree" in args.sites else None
     ours_base, otree_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{otree_port}"
     results = defaultdict(list)
     run = 0
     try:
         for _ in range(args.rounds):
-            for name in ("explainstudy", "oTree"):
+            for name in args.sites:
                 run += 1
                 places = args.saturation_participants
                 site = (
@@ -450,26 +500,33 @@ def main() -> None:
                     if name == "explainstudy"
                     else otree_site(otree_base, args.otree_database, places)
                 )
+                before = cpu_seconds()
                 stats, seconds = asyncio.run(
                     saturation(site, args.saturation_clients, args.saturation_seconds)
                 )
+                cpu = cpu_split(before, cpu_seconds())
                 title = f"saturation, {args.saturation_clients} clients, no think time"
-                results[("saturation", name)].append(report(title, site, stats, seconds))
+                results[("saturation", name)].append(report(title, site, stats, seconds, cpu))
             for participants in args.participants:
-                for name in ("explainstudy", "oTree"):
+                for name in args.sites:
                     run += 1
                     site = (
                         explainstudy_site(ours_base, args.database, slug, participants, run)
                         if name == "explainstudy"
                         else otree_site(otree_base, args.otree_database, participants)
                     )
+                    before = cpu_seconds()
                     stats, seconds = asyncio.run(
                         crowd(site, participants, args.think_ms / 1000, args.ramp_seconds)
                     )
+                    cpu = cpu_split(before, cpu_seconds())
                     title = f"{participants} participants, {args.think_ms:.0f} ms mean think time"
-                    results[(participants, name)].append(report(title, site, stats, seconds))
+                    results[(participants, name)].append(
+                        report(title, site, stats, seconds, cpu)
+                    )
     finally:
-        stop(theirs)
+        if theirs is not None:
+            stop(theirs)
         ours.terminate()
         ours.wait(timeout=30)
 
