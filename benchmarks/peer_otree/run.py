@@ -467,7 +467,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--sites", nargs="+", choices=SITES, default=list(SITES),
-                        help="which sites run (both by default; one to study it alone)")  # fmt: skip
+                        help="which sites run (both by default)")  # fmt: skip
     parser.add_argument("--database", default="explainstudy_peer")
     parser.add_argument("--otree-database", default="otree_peer")
     parser.add_argument("--smoke", action="store_true",
@@ -521,9 +521,7 @@ def main() -> None:
                     )
                     cpu = cpu_split(before, cpu_seconds())
                     title = f"{participants} participants, {args.think_ms:.0f} ms mean think time"
-                    results[(participants, name)].append(
-                        report(title, site, stats, seconds, cpu)
-                    )
+                    results[(participants, name)].append(report(title, site, stats, seconds, cpu))
     finally:
         if theirs is not None:
             stop(theirs)
