@@ -128,6 +128,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The heuristic I-GOS weights of the SAG release (lambda1, lambda2).
 RANKING_L1 = 1.0
 RANKING_TV = 20.0
+#: Removals scored in the minimization's first pass over a set (see `SAG._minimize`).
+MINIMIZE_FIRST_CHUNK = 2
 
 Patches = tuple[int, ...]
 PairKind = Literal["larger_more_confident", "smaller_more_confident", "same_size"]
@@ -527,31 +529,41 @@ class SAG(ExplanationMethod):
     def _minimize(
         score: _Scorer, patches: frozenset[int], probability: float, threshold: float
     ) -> MSE:
-        """The release's greedy 1-minimization, with each scan's removals scored together.
+        """The release's greedy 1-minimization, with a scan's removals scored a few at a time.
 
         The release tries dropping each patch in raster order, one forward pass at a time,
         keeps every drop that stays sufficient and rescans until a scan drops nothing. Here
-        a scan scores all remaining removals of the current set in one batch and takes the
-        first sufficient one; the removals before it were tested on the same set, so the
-        result is the release's. At least one patch stays.
+        the next removals of the current set are scored together, in raster order, and the
+        first sufficient one is taken; the ones before it were tested on the same set, so
+        the result is the release's. At least one patch stays.
+
+        How many at a time: `MINIMIZE_FIRST_CHUNK`, doubled after a chunk with no drop and
+        halved after a drop. Early on nearly every removal is a drop, and scoring all of a
+        set's removals each time threw away all but the first (on one demo photo whose beam
+        search found sufficient sets of 30 patches, 39,000 of its 41,000 model images);
+        near the minimum nearly none is, and the doubling scores them in a few passes.
         """
         current = sorted(patches)
+        chunk = MINIMIZE_FIRST_CHUNK
         changed = True
         while changed:
             changed = False
             after = -1
             while len(current) > 1:
-                tried = [p for p in current if p > after]
+                tried = [p for p in current if p > after][:chunk]
                 if not tried:
                     break
                 probs = score([frozenset(current) - {p} for p in tried])
                 hit = next((j for j, value in enumerate(probs) if value > threshold), None)
                 if hit is None:
-                    break
+                    after = tried[-1]
+                    chunk *= 2
+                    continue
                 after = tried[hit]
                 current.remove(after)
                 probability = probs[hit]
                 changed = True
+                chunk = max(MINIMIZE_FIRST_CHUNK, chunk // 2)
         return MSE(tuple(current), probability)
 
     # ------------------------------------------------------------------ graph
