@@ -136,13 +136,17 @@ def demo_server_start(addr: str, *, log_path: Path) -> subprocess.Popen:
     )
     log.close()
     deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the web server stopped at start; see {log_path}")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise RuntimeError(f"the web server did not answer within {SERVER_START_SECONDS} s")
+    try:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the web server stopped at start; see {log_path}")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+                    return server
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the web server did not answer within {SERVER_START_SECONDS} s")
+    except BaseException:  # Ctrl-C while waiting included: the caller has no server to stop
+        server.terminate()
+        server.wait()
+        raise

@@ -212,3 +212,16 @@ def test_the_demo_draw_passes_the_shortcut_audit_at_the_default_margin(
     assert max(row.beats_chance_by_points for row in report.rows) == pytest.approx(
         100 / 12 * 2 - 12.5
     )
+
+
+def test_ctrl_c_while_the_server_starts_stops_with_one_line_and_no_traceback(
+    tmp_path, capsys, monkeypatch
+):
+    from study.management.commands import demo as demo_command
+
+    def interrupted(addr, *, log_path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_command, "demo_server_start", interrupted)
+    call_command("demo", "--data-dir", str(tmp_path))  # returns: no KeyboardInterrupt
+    assert "Stopped. Run the demo again" in capsys.readouterr().out

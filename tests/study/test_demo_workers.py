@@ -54,3 +54,30 @@ def test_rows_an_interrupted_run_left_claimed_are_computed_again(classifier):
     precompute_job_compute(job, workers=0, poll=lambda: None)
     stranded.refresh_from_db()
     assert stranded.status == "done" and stranded.attempts == 2
+
+
+def test_ctrl_c_while_waiting_for_the_web_server_stops_the_server(tmp_path, monkeypatch):
+    from study.design import demo_workers
+
+    class Server:
+        stopped = False
+
+        def poll(self):
+            return None
+
+        def terminate(self):
+            self.stopped = True
+
+        def wait(self):
+            return 0
+
+    server = Server()
+    monkeypatch.setattr(demo_workers.subprocess, "Popen", lambda *args, **kwargs: server)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_workers.socket, "create_connection", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo_workers.demo_server_start("127.0.0.1:1", log_path=tmp_path / "server.log")
+    assert server.stopped

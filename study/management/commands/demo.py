@@ -33,20 +33,22 @@ class Command(BaseCommand):
     def handle(self, *args, data_dir, addr, no_serve, workers, **options):
         if workers < 0:
             raise CommandError(f"--workers must be 0 or more, not {workers}")
-        call_command("migrate", interactive=False, verbosity=0)
-        # Celery's and kombu's log lines say nothing a newcomer can act on here.
-        logging.getLogger("celery").setLevel(logging.ERROR)
-        logging.getLogger("kombu").setLevel(logging.ERROR)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        username, password = demo_researcher_reset()
-        base = f"http://{addr}"
         server = None
-        if not no_serve:
-            server = demo_server_start(addr, log_path=data_dir / "server.log")
-            self.stdout.write(self.style.SUCCESS(f"Serving on {base}/ (log: server.log)"))
-        self._links(base, username, password, ["demo"])
-        self.stdout.write("Preparing the demo (the researcher pages show the same progress):")
+        # Ctrl-C may come at any moment, the web server's start included: always the same
+        # one line, never a traceback.
         try:
+            call_command("migrate", interactive=False, verbosity=0)
+            # Celery's and kombu's log lines say nothing a newcomer can act on here.
+            logging.getLogger("celery").setLevel(logging.ERROR)
+            logging.getLogger("kombu").setLevel(logging.ERROR)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            username, password = demo_researcher_reset()
+            base = f"http://{addr}"
+            if not no_serve:
+                server = demo_server_start(addr, log_path=data_dir / "server.log")
+                self.stdout.write(self.style.SUCCESS(f"Serving on {base}/ (log: server.log)"))
+            self._links(base, username, password, ["demo"])
+            self.stdout.write("Preparing the demo (the researcher pages show the same progress):")
             site = demo_prepare(
                 data_dir=data_dir,
                 log=self.stdout.write,
