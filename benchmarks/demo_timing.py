@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUSY_LOOP = "while True: pass"
 STEP_QUERY = (
-    "SELECT key, label, started_at, finished_at FROM study_preparationstep ORDER BY position"
+    "SELECT key, label, started_at, finished_at, status FROM study_preparationstep "
+    "ORDER BY position"
 )
 
 
@@ -103,10 +104,12 @@ def _run_demo(repo: Path, port: int, limit_s: float) -> dict:
             if served is None and _answers(f"http://127.0.0.1:{port}/healthz"):
                 served = time.monotonic() - start
             steps = _steps(repo / "db.sqlite3")
-            launch = [row for row in steps if row[0] == "demo-launch" and row[3]]
+            launch = [row for row in steps if row[0] == "demo-launch" and row[4] == "done"]
             if served is not None and launch:
-                # a second run finds the studies launched by the first: launched once served
-                launched = max(served, _since(launch[0][3], wall_start))
+                # A second run finds the studies launched by the first: launched once served.
+                # It marks the first run's steps "done earlier", with no times.
+                finished = launch[0][3]
+                launched = max(served, _since(finished, wall_start)) if finished else served
                 break
             time.sleep(0.5)
     finally:
@@ -121,7 +124,7 @@ def _run_demo(repo: Path, port: int, limit_s: float) -> dict:
     # as read when the launch was seen (a later run marks every step "done earlier")
     durations = [
         (label, _since(finished, wall_start) - _since(started, wall_start))
-        for _, label, started, finished in steps
+        for _, label, started, finished, _ in steps
         if started and finished
     ]
     return {

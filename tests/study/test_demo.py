@@ -225,3 +225,72 @@ def test_ctrl_c_while_the_server_starts_stops_with_one_line_and_no_traceback(
     monkeypatch.setattr(demo_command, "demo_server_start", interrupted)
     call_command("demo", "--data-dir", str(tmp_path))  # returns: no KeyboardInterrupt
     assert "Stopped. Run the demo again" in capsys.readouterr().out
+
+
+class _Stream:
+    """What `StepBoard` writes to, with a terminal's screen: it keeps the lines as an ANSI
+    terminal shows them (cursor to the start of a line N lines up, clear to the end)."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.writes, self.screen, self.partial = tty, [], [], ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, text: str, ending: str = "\n") -> None:
+        text += ending
+        self.writes.append(text)
+        for part in re.split(r"(\x1b\[\d+F|\x1b\[J)", text):
+            if (up := re.fullmatch(r"\x1b\[(\d+)F", part)) is not None:
+                del self.screen[len(self.screen) - int(up[1]) :]
+            elif part != "\x1b[J":
+                *lines, self.partial = (self.partial + part).split("\n")
+                self.screen += lines
+
+
+def _step(key: str, status: str, done: int = 0) -> PreparationStep:
+    from django.utils import timezone
+
+    now = timezone.now()
+    return PreparationStep(
+        key=key, label=key, status=status, done=done, total=10, unit="photos",
+        started_at=now, finished_at=now if status == "done" else None,
+    )  # fmt: skip
+
+
+def _board_sequence(board) -> None:
+    board.show(_step("igos", "running", 1))
+    board.show(_step("sag", "running", 1))
+    board.show(_step("igos", "running", 5))
+    board.log("a log line")
+    board.show(_step("sag", "running", 4))
+    board.show(_step("igos", "done"))
+
+
+def test_the_terminal_shows_every_running_step_on_its_own_line_under_what_has_ended():
+    from study.management.commands.demo import StepBoard
+
+    stream = _Stream(tty=True)
+    _board_sequence(StepBoard(stream))
+    assert [line.split("[")[0].strip() for line in stream.screen] == [
+        "a log line",
+        "igos: done in 0:00",
+        "sag",
+    ]
+    assert "4/10 photos" in stream.screen[-1]
+
+
+def test_a_log_file_gets_each_step_once_when_it_starts_and_once_when_it_ends():
+    from study.management.commands.demo import StepBoard
+
+    stream = _Stream(tty=False)
+    _board_sequence(StepBoard(stream))
+    assert [line.split("[")[0].strip() for line in stream.screen] == [
+        "igos",
+        "sag",
+        "a log line",
+        "igos: done in 0:00",
+    ]

@@ -1,4 +1,5 @@
 import logging
+import shutil
 from pathlib import Path
 
 from django.conf import settings
@@ -33,6 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args, data_dir, addr, no_serve, workers, **options):
         if workers < 0:
             raise CommandError(f"--workers must be 0 or more, not {workers}")
+        board = StepBoard(self.stdout)
         server = None
         # Ctrl-C may come at any moment, the web server's start included: always the same
         # one line, never a traceback.
@@ -51,8 +53,8 @@ class Command(BaseCommand):
             self.stdout.write("Preparing the demo (the researcher pages show the same progress):")
             site = demo_prepare(
                 data_dir=data_dir,
-                log=self.stdout.write,
-                show=self._show,
+                log=board.log,
+                show=board.show,
                 workers=workers,
                 worker_log=data_dir / "workers.log",
             )
@@ -82,14 +84,48 @@ class Command(BaseCommand):
             f"  Researcher pages: {base}/researcher/  user {username!r}, password {password!r}"
         )
 
-    def _show(self, step: PreparationStep) -> None:
-        """Redraw a running step in place on a terminal; elsewhere (a log, a pipe) write
-        each step once when it starts and once when it ends."""
-        line = step_line(step)
+
+class StepBoard:
+    """The preparation as the terminal shows it: log lines and finished steps scroll up, and
+    the running steps (several at once while the workers compute) are a block of progress
+    bars redrawn in place below them. Elsewhere (a log file, a pipe) each step is written
+    once when it starts and once when it ends, and log lines as they come."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.running: dict[str, str] = {}
+        self.drawn = 0  # lines of the block now on the screen
+        self.started: set[str] = set()
+
+    def show(self, step: PreparationStep) -> None:
+        line = "  " + step_line(step)
         running = step.status == PreparationStep.Status.RUNNING
-        if self.stdout.isatty():
-            self.stdout.write("\r  " + line.ljust(90), ending="" if running else "\n")
-            self.stdout.flush()
-        elif not running or step.key != getattr(self, "_shown_key", None):
-            self.stdout.write("  " + line)
-        self._shown_key = step.key
+        if not self.tty:
+            if not (running and step.key in self.started):
+                self.stream.write(line)
+            self.started.add(step.key)
+            return
+        if running:
+            self.running[step.key] = line
+        else:
+            self.running.pop(step.key, None)
+        self._redraw(above=None if running else line)
+
+    def log(self, text: str) -> None:
+        if self.tty:
+            self._redraw(above=text)
+        else:
+            self.stream.write(text)
+
+    def _redraw(self, *, above: str | None) -> None:
+        # Up to the block's first line and clear below (ANSI CPL and ED), then the new text
+        # and the block again; block lines are cut to the width, so that each is one line.
+        width = max(shutil.get_terminal_size().columns - 1, 20)
+        out = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
+        if above is not None:
+            out += above + "\n"
+        out += "".join(line[:width] + "\n" for line in self.running.values())
+        self.drawn = len(self.running)
+        self.stream.write(out, ending="")
+        self.stream.flush()
