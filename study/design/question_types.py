@@ -180,7 +180,12 @@ def comparative_pair_counts(*, study) -> dict:
         counts = pair_kind_counts(explanation.data if explanation is not None else {})
         per_image.append({"image": str(item.image.public_id), **counts})
     chosen = dict.fromkeys(PAIR_KINDS, 0)
-    for comparison in sag_comparisons(classifier=study.classifier, items=main).values():
+    # A launched study's pairs are the ones stored at launch, whatever the drawing code
+    # does now; a draft's are drawn as its launch will draw them.
+    comparisons = comparisons_stored(main) or sag_comparisons(
+        classifier=study.classifier, items=main
+    )
+    for comparison in comparisons.values():
         chosen[comparison.explanation.data["pairs"][comparison.pair_index]["kind"]] += 1
     return {
         "items": len(main),

@@ -12,6 +12,7 @@ from explain_engine.methods.sag import larger_picture
 from explain_engine.models import Explanation
 from explain_engine.tasks import precompute_job_run
 from study.design import frozen as frozen_module
+from study.design import question_types as question_types_module
 from study.design.creation import study_precompute_job
 from study.design.frozen import frozen_studies_forget, frozen_study
 from study.design.launch import (
@@ -275,11 +276,16 @@ def test_the_pairs_are_drawn_at_launch_and_kept_whatever_the_drawing_code_does(
     assert [row["comparison"]["pair"] for row in design["items"]] == [
         item.comparison_pair for item in sorted(items, key=lambda item: item.pk)
     ]
-    # The code that draws pairs changes (here: it finds none): the launched study keeps its.
+    chosen_at_launch = comparative_pair_counts(study=comparative)["chosen"]
+    assert sum(chosen_at_launch.values()) == 3
+    # The code that draws pairs changes (here: it finds none): the launched study keeps its,
+    # and the audit's printout (`shortcut_audit SLUG`) shows them.
     monkeypatch.setattr(frozen_module, "sag_comparisons", lambda **kwargs: {})
+    monkeypatch.setattr(question_types_module, "sag_comparisons", lambda **kwargs: {})
     frozen_studies_forget()
     kept = frozen_study(comparative).comparisons
     assert {key: (c.explanation.pk, c.pair_index) for key, c in kept.items()} == stored
+    assert comparative_pair_counts(study=comparative)["chosen"] == chosen_at_launch
     assert study_config_hash(study=comparative) == comparative.config_hash
 
 
