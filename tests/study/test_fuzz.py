@@ -83,12 +83,15 @@ FIELDS = set()
 def _report_counts(request):
     yield
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"participant fuzzing: {COUNTS['requests']} requests, {len(FIELDS)} distinct "
-            f"fields on {len({page for page, _ in FIELDS})} pages, "
-            f"{COUNTS['edge_values']} edge values, {COUNTS['server_errors']} server errors"
-        )
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        # a module fixture's teardown output is captured (and dropped) unless let through
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"participant fuzzing: {COUNTS['requests']} requests, {len(FIELDS)} distinct "
+                f"fields on {len({page for page, _ in FIELDS})} pages, "
+                f"{COUNTS['edge_values']} edge values, {COUNTS['server_errors']} server errors"
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -50,13 +50,16 @@ FIELDS = set()  # (view, field) pairs posted
 def _report_counts(request):
     yield
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"researcher fuzzing: {COUNTS['requests']} requests over {len(FIELDS)} "
-            f"(view, field) pairs; {COUNTS['study_files']} study files, "
-            f"{COUNTS['imports']} imports, {COUNTS['precompute']} precompute runs; "
-            f"{COUNTS['server_errors']} server errors"
-        )
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        # a module fixture's teardown output is captured (and dropped) unless let through
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"researcher fuzzing: {COUNTS['requests']} requests over {len(FIELDS)} "
+                f"(view, field) pairs; {COUNTS['study_files']} study files, "
+                f"{COUNTS['imports']} imports, {COUNTS['precompute']} precompute runs; "
+                f"{COUNTS['server_errors']} server errors"
+            )
 
 
 def _studies_state() -> list:
