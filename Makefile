@@ -12,7 +12,9 @@ help:  ## list the commands
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@# setuptools warns on every editable build about folders named like the package; a
+	@# newcomer can do nothing about it (errors still show)
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install everything with pip
