@@ -66,3 +66,13 @@ def make_study(
 @pytest.fixture
 def study(classifier):
     return make_study(classifier)
+
+
+def report_line(request, line: str) -> None:
+    """Write `line` to the terminal summary from a module fixture's teardown (the fuzzers'
+    counts), whose output is otherwise captured and dropped."""
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from study.models import Participant, PlatformIdentity, Response, StudyItem
-from tests.study.conftest import make_study
+from tests.study.conftest import make_study, report_line
 
 pytestmark = pytest.mark.django_db
 
@@ -82,16 +82,12 @@ FIELDS = set()
 @pytest.fixture(scope="module", autouse=True)
 def _report_counts(request):
     yield
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if reporter is not None and capture is not None:
-        # a module fixture's teardown output is captured (and dropped) unless let through
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(
-                f"participant fuzzing: {COUNTS['requests']} requests, {len(FIELDS)} distinct "
-                f"fields on {len({page for page, _ in FIELDS})} pages, "
-                f"{COUNTS['edge_values']} edge values, {COUNTS['server_errors']} server errors"
-            )
+    report_line(
+        request,
+        f"participant fuzzing: {COUNTS['requests']} requests, {len(FIELDS)} distinct "
+        f"fields on {len({page for page, _ in FIELDS})} pages, "
+        f"{COUNTS['edge_values']} edge values, {COUNTS['server_errors']} server errors",
+    )
 
 
 @pytest.fixture(autouse=True)

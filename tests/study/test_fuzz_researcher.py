@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from explain_engine.models import Explanation, ImageSet, PrecomputeJob
 from study.models import Study
-from tests.study.conftest import make_study
+from tests.study.conftest import make_study, report_line
 
 pytestmark = pytest.mark.django_db
 
@@ -49,17 +49,13 @@ FIELDS = set()  # (view, field) pairs posted
 @pytest.fixture(scope="module", autouse=True)
 def _report_counts(request):
     yield
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if reporter is not None and capture is not None:
-        # a module fixture's teardown output is captured (and dropped) unless let through
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(
-                f"researcher fuzzing: {COUNTS['requests']} requests over {len(FIELDS)} "
-                f"(view, field) pairs; {COUNTS['study_files']} study files, "
-                f"{COUNTS['imports']} imports, {COUNTS['precompute']} precompute runs; "
-                f"{COUNTS['server_errors']} server errors"
-            )
+    report_line(
+        request,
+        f"researcher fuzzing: {COUNTS['requests']} requests over {len(FIELDS)} "
+        f"(view, field) pairs; {COUNTS['study_files']} study files, "
+        f"{COUNTS['imports']} imports, {COUNTS['precompute']} precompute runs; "
+        f"{COUNTS['server_errors']} server errors",
+    )
 
 
 def _studies_state() -> list:
