@@ -217,18 +217,27 @@ def main() -> None:
             )
             for image in chosen
         ]
+        models = (
+            [dataset.class_names[int(p)] for p in predicted]
+            if method.mode == "per_class"
+            else None
+        )
         xnn = gt.xnn_summary(
-            result.heatmaps, parts, r2=getattr(report, "holdout_r2", None), tolerance=tolerance
+            result.heatmaps,
+            parts,
+            r2=getattr(report, "holdout_r2", None),
+            tolerance=tolerance,
+            models=models,
         )
         print(
-            f"\nXNN fitted in {fitted:.0f} s: R^2 {xnn['r2']}, per concept: "
-            + ", ".join(
-                f"{part} ({share:.0%})"
-                for part, share in zip(xnn["part"], xnn["on_part"], strict=True)
-            )
-            + f"; mean pairwise |correlation| {xnn['correlation']:.2f}",
+            f"\nXNN fitted in {fitted:.0f} s: R^2 {xnn['r2']}, on a part per concept slot: "
+            + ", ".join(f"{share:.0%}" for share in xnn["on_part"])
+            + f"; mean pairwise |correlation| {xnn['correlation']:.2f}; where each model's "
+            "concepts peak most often:",
             flush=True,
         )
+        for model, model_parts in xnn["models_parts"].items():
+            print(f"  {model}: {', '.join(str(p) for p in model_parts)}", flush=True)
 
     print("\ngoals:")
     for line in gt.format_goals(gt.goals(saliency=saliency, sag=sag, xnn=xnn)):

@@ -49,7 +49,7 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
     maps: dict[str, list] = {}
     sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
     class_order = job.classifier.class_order
-    xnn_maps, xnn_parts, concept_model_ids = [], [], set()
+    xnn_maps, xnn_parts, xnn_models, concept_model_ids = [], [], [], set()
     images = set()
     for row in rows:
         boxes = truth.mark_boxes.get(row.image.source_id)
@@ -74,6 +74,9 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
                     boxes, row.image.parts, MARK_PARTS, truth.image_size, heatmaps.shape[-1]
                 )
             )
+            # per-class XNN: each explained class has its own concepts
+            per_class = row.params.get("mode") == "per_class"
+            xnn_models.append(class_order[row.target_index] if per_class else "shared")
             concept_model_ids.add(row.data.get("concept_model_id"))
         else:
             saliency = torch.from_numpy(_array(row.raw_map))
@@ -106,6 +109,7 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
             xnn_parts,
             r2=min(r2s) if r2s else None,
             tolerance=tolerance(xnn_maps[0].shape[-1]),
+            models=xnn_models,
         )
     report = {
         "images": len(images),

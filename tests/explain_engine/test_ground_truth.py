@@ -115,6 +115,49 @@ def test_saliency_goals_compare_igospp_with_gradcam_and_integrated_gradients():
     assert gt.format_goals([("g", True, "1"), ("h", False, "2")]) == ["holds  g: 1", "fails  h: 2"]
 
 
+def test_sufficient_cells_reveal_every_mark_of_each_set():
+    marks = {
+        "on a grid point": (9.0, 9.0, 5.0, 5.0),
+        "between points": (15.0, 15.0, 6.0, 6.0),
+        "far": (55.0, 55.0, 5.0, 5.0),
+    }
+    sets = [("on a grid point", "far"), ("between points",)]
+    cells = gt.sufficient_cells(marks, sets, 7, SIZE)
+    assert len(cells) == 2
+    for names, chosen in zip(sets, cells, strict=True):
+        assert set(names) <= gt.covered_marks(chosen, 7, marks, SIZE)
+    # A mark on a grid point needs its one cell; one between four points needs more.
+    assert cells[0] == [8, 40]
+    assert 2 <= len(cells[1]) <= 4
+
+
+def test_xnn_summary_reads_each_models_concepts_on_their_own_images():
+    parts = {
+        "bill": (10.0, 10.0, 4.0, 4.0),
+        "legs": (40.0, 40.0, 0.0, 0.0),
+        "tail": (60.0, 10.0, 0.0, 0.0),
+    }
+    bill, legs, tail = map_with_peak(12, 12), map_with_peak(40, 40), map_with_peak(60, 10)
+    # Model "a": concepts on bill, legs, tail; model "b": on tail, bill, legs. Pooled over
+    # the concept slots, each slot's most frequent part is the first image's.
+    heatmaps = torch.stack(
+        [torch.stack([bill, legs, tail])] * 2 + [torch.stack([tail, bill, legs])]
+    )
+    summary = gt.xnn_summary(heatmaps, [parts] * 3, r2=0.95, tolerance=1.0, models=["a", "a", "b"])
+    assert summary["models_parts"] == {"a": ["bill", "legs", "tail"], "b": ["tail", "bill", "legs"]}
+    assert summary["distinct_parts"] == 3
+    assert summary["on_part"] == [1.0, 1.0, 1.0]
+    # Model "b" alone with all concepts on the bill covers one part: the fewest counts.
+    heatmaps[2] = torch.stack([bill, bill, bill])
+    summary = gt.xnn_summary(heatmaps, [parts] * 3, r2=0.95, tolerance=1.0, models=["a", "a", "b"])
+    assert summary["distinct_parts"] == 1
+    rows = {goal: holds for goal, holds, _ in gt.goals(xnn=summary)}
+    assert not rows["XNN each model's concepts cover >= 3 distinct parts"]
+    assert rows["XNN R^2 >= 0.9 on the test split"]
+    with pytest.raises(ValueError, match="one model per image"):
+        gt.xnn_summary(heatmaps, [parts] * 3, r2=None, tolerance=1.0, models=["a"])
+
+
 def test_ground_truth_module_does_not_import_django():
     code = "import sys, explain_engine.ground_truth; print('django' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

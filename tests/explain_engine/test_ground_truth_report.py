@@ -8,6 +8,7 @@ from django.core.files.base import ContentFile
 
 from explain_engine.datasets.synthetic_birds import read_ground_truth
 from explain_engine.models import Explanation, PrecomputeJob
+from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.services.errors import EngineInputError
 from explain_engine.services.ground_truth import precompute_job_ground_truth
 from explain_engine.services.precompute import precompute_job_create
@@ -73,6 +74,22 @@ def test_a_map_peaking_on_a_mark_scores_a_hit_at_any_map_size(classifier, tiny_b
         _plant(row, corner_x, 0, truth.image_size, map_size=32)
     report = precompute_job_ground_truth(job=job, truth_root=tiny_birds_dir)
     assert report["saliency"]["gradcam"]["pointing"] == 0.0
+
+
+def test_per_class_concepts_are_read_per_explained_class(classifier, tiny_birds_dir):
+    # Concept j of one class's SRAE has nothing to do with concept j of another's: the
+    # parts are read per explained class, never pooled over the concept slot.
+    fast = {"k": 3, "epochs": 2, "pretrain_epochs": 1, "max_attempts": 1, "mode": "per_class"}
+    concept_model_fit(classifier=classifier, accept_weak_fit=True, **fast)
+    images = list(classifier.image_set.images.filter(split="test").order_by("pk"))
+    job = precompute_job_create(classifier=classifier, methods=[("xnn", fast)], images=images)
+    precompute_job_run.delay(job.pk)
+    report = precompute_job_ground_truth(job=job, truth_root=tiny_birds_dir)
+    rows = Explanation.objects.filter(job=job, method="xnn", status="done")
+    explained = {classifier.class_order[row.target_index] for row in rows}
+    assert report["xnn"]["images"] == len(images) == rows.count()
+    assert set(report["xnn"]["models_parts"]) == explained
+    assert all(len(parts) == 3 for parts in report["xnn"]["models_parts"].values())
 
 
 def test_a_folder_without_ground_truth_is_refused(classifier, tmp_path):

@@ -93,6 +93,10 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     assert set(scored.ground_truth["saliency"]) == {"gradcam", "igos", "igospp"}
     assert scored.ground_truth["sag"]["images"] == 12
     assert scored.ground_truth["xnn"]["images"] == 12
+    # concepts are read per fitted model (per class in per-class mode, see
+    # test_ground_truth_report)
+    models = scored.ground_truth["xnn"]["models_parts"]
+    assert set(models) == {"shared"}  # the shared XNN the tiny demo fits
     assert "against the gulls' field marks" in first
     lines = format_goals(scored.ground_truth["goals"])
     assert lines and all(line in first for line in lines)
