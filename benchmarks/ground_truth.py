@@ -218,9 +218,7 @@ def main() -> None:
             for image in chosen
         ]
         models = (
-            [dataset.class_names[int(p)] for p in predicted]
-            if method.mode == "per_class"
-            else None
+            [dataset.class_names[int(p)] for p in predicted] if method.mode == "per_class" else None
         )
         xnn = gt.xnn_summary(
             result.heatmaps,
