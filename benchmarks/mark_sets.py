@@ -89,14 +89,14 @@ def main() -> None:
     black = ((0.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)).view(1, 3, 1, 1)
     index = {name: i for i, name in enumerate(dataset.class_names)}
     test = [image for image in dataset.images if not image.is_train]
-    near = [image for image in test if "_distant_" not in dataset.image_path(image).name]
 
     def tensor(image) -> torch.Tensor:
         with Image.open(dataset.image_path(image)) as opened:
             return preprocessing.to_tensor(opened.convert("RGB"))[None]
 
+    images = torch.cat([tensor(image) for image in test])  # each photo decoded once
     with torch.no_grad():
-        full = model(torch.cat([tensor(image) for image in test])).softmax(dim=1)
+        full = model(images).softmax(dim=1)
     labels = torch.tensor([index[image.class_name] for image in test])
     accuracy = float((full.argmax(dim=1) == labels).float().mean())
 
@@ -105,8 +105,11 @@ def main() -> None:
     ratios: dict[tuple[str, str], list[float]] = {}
     counts: dict[tuple[str, str], list[int]] = {}
     shared: dict[str, list[int]] = {reveal: [] for reveal in REVEALS}
-    for image in near:
-        k = test.index(image)
+    near = 0
+    for k, image in enumerate(test):
+        if "_distant_" in dataset.image_path(image).name:
+            continue
+        near += 1
         target = int(full[k].argmax())
         boxes = gt.scaled_boxes(truth.mark_boxes[image.image_id], truth.image_size, size)
         cells = {
@@ -120,7 +123,7 @@ def main() -> None:
             for row, chosen in enumerate(cells[reveal]):
                 keep[row, chosen] = 1.0
             revealed = composite(
-                tensor(image).expand(len(sets), -1, -1, -1),
+                images[k : k + 1].expand(len(sets), -1, -1, -1),
                 black.expand(len(sets), 3, size, size),
                 keep.view(-1, 1, GRID, GRID),
             )
@@ -132,7 +135,7 @@ def main() -> None:
 
     print(
         f"{args.checkpoint}: test accuracy {accuracy:.1%} on {len(test)} test photos; each "
-        f"set revealed on black on the {len(near)} that are not distant"
+        f"set revealed on black on the {near} that are not distant"
     )
     header = f"{'revealed':<22} {'reveal':<8} {'cells (median)':>14} {'sufficient':>10}"
     print(f"\n{header} {'p(S)/p_full median':>19}")
