@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -61,18 +60,6 @@ def _birds() -> Path:
     return root
 
 
-def whole_cells(boxes, size: int) -> list[int]:
-    """The cells at the corners of every grid square a box reaches: inside those squares the
-    upsampled mask is 1, so the boxes show at full strength."""
-    spacing = (size - 1) / (GRID - 1)
-    cells = set()
-    for x, y, w, h in boxes:
-        columns = range(math.floor(x / spacing), min(math.floor((x + w) / spacing) + 2, GRID))
-        rows = range(math.floor(y / spacing), min(math.floor((y + h) / spacing) + 2, GRID))
-        cells.update(row * GRID + column for row in rows for column in columns)
-    return sorted(cells)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=SHIPPED)
@@ -98,7 +85,10 @@ def main() -> None:
     with torch.no_grad():
         full = model(images).softmax(dim=1)
     labels = torch.tensor([index[image.class_name] for image in test])
-    accuracy = float((full.argmax(dim=1) == labels).float().mean())
+    correct = full.argmax(dim=1) == labels
+    accuracy = float(correct.float().mean())
+    is_near = torch.tensor(["_distant_" not in dataset.image_path(image).name for image in test])
+    near_accuracy = float(correct[is_near].float().mean())
 
     sets = [*truth.minimal_sufficient_sets, tuple(truth.marks)]
     names = [" + ".join(marks) for marks in truth.minimal_sufficient_sets] + ["all marks"]
@@ -114,7 +104,7 @@ def main() -> None:
         boxes = gt.scaled_boxes(truth.mark_boxes[image.image_id], truth.image_size, size)
         cells = {
             "partial": gt.sufficient_cells(boxes, sets, GRID, size),
-            "whole": [whole_cells([boxes[m] for m in marks], size) for marks in sets],
+            "whole": [gt.whole_cells([boxes[m] for m in marks], GRID, size) for marks in sets],
         }
         for reveal in REVEALS:
             first, second = (set(c) for c in cells[reveal][:2])
@@ -134,8 +124,9 @@ def main() -> None:
                 counts.setdefault((name, reveal), []).append(len(chosen))
 
     print(
-        f"{args.checkpoint}: test accuracy {accuracy:.1%} on {len(test)} test photos; each "
-        f"set revealed on black on the {near} that are not distant"
+        f"{args.checkpoint}: test accuracy {accuracy:.1%} on {len(test)} test photos, "
+        f"{near_accuracy:.1%} on the {near} that are not distant; each set revealed on black "
+        "on those"
     )
     header = f"{'revealed':<22} {'reveal':<8} {'cells (median)':>14} {'sufficient':>10}"
     print(f"\n{header} {'p(S)/p_full median':>19}")

@@ -193,6 +193,35 @@ def sufficient_cells(
     return cells_of_sets
 
 
+def whole_cells(boxes: Iterable[Sequence[float]], grid: int, size: int) -> list[int]:
+    """The grid x grid cells that show every box at full strength: the cells at the corners
+    of each grid square a box reaches (inside those squares the bilinearly upsampled mask is
+    1). Cells are numbered k = grid * row + col, as in `sufficient_cells`."""
+    spacing = (size - 1) / (grid - 1)
+    cells: set[int] = set()
+    for x, y, w, h in boxes:
+        columns = range(max(int(x // spacing), 0), min(int((x + w) // spacing) + 2, grid))
+        rows = range(max(int(y // spacing), 0), min(int((y + h) // spacing) + 2, grid))
+        cells.update(row * grid + column for row in rows for column in columns)
+    return sorted(cells)
+
+
+def mark_set_keeps(
+    mark_boxes: Sequence[Mapping[str, Sequence[float]]],
+    sufficient_sets: Sequence[Sequence[str]],
+    grid: int,
+    size: int,
+) -> Tensor:
+    """Keep masks (N, len(sufficient_sets), grid, grid), 1 on the `whole_cells` of each set's
+    marks in each image's `mark_boxes` (already in pixels of a `size` square image), 0
+    elsewhere: what `training.train_classifier`'s ``mark_reveal`` shows of an image."""
+    keeps = torch.zeros(len(mark_boxes), len(sufficient_sets), grid * grid)
+    for image, boxes in enumerate(mark_boxes):
+        for index, names in enumerate(sufficient_sets):
+            keeps[image, index, whole_cells([boxes[name] for name in names], grid, size)] = 1.0
+    return keeps.view(len(mark_boxes), len(sufficient_sets), grid, grid)
+
+
 def covered_sets(
     covered: set[str], sufficient_sets: Iterable[Sequence[str]]
 ) -> list[tuple[str, ...]]:

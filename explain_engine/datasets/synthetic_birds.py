@@ -4,10 +4,14 @@ Eight "gull" species named after the CUB-200-2011 gull classes. Each species is 
 by either of two disjoint sets of small field marks, as field guides give real gulls several
 independent marks:
 
-- set "wing tip and bill": the wing tip (the folded primaries past the tail), black or pale
-  grey, and the bill's marks: plain, a red spot on the lower mandible, a black ring, or both;
-- set "legs and eye ring": the legs, pink, yellow, black or red, and the eye ring, red or
-  yellow.
+- set "bill and eye ring", on the head: the bill's marks (plain, a red spot on the lower
+  mandible, a black ring, or both) and the eye ring, red or yellow;
+- set "wing tip and legs", on the body: the wing tip (the folded primaries past the tail),
+  black or pale grey, and the legs, pink, yellow, black or red.
+
+The two sets lie apart on the bird (head against body), so that an explanation of one set
+need not show the other: at SAG's 7 x 7 patches at 128 px, the cells that show one set
+share none with the cells that show the other on most photos (``benchmarks/mark_sets.py``).
 
 Each set alone determines the species (`species_from_marks`), no other set of marks without
 one of them does (`minimal_sufficient_mark_sets`), so every image has at least two disjoint
@@ -95,7 +99,7 @@ MARK_PARTS: dict[str, tuple[str, ...]] = {
     "eye ring": ("left eye", "right eye"),
 }
 #: The two disjoint sets of marks that each identify the species.
-MARK_SETS: tuple[tuple[str, ...], ...] = (("wing tip", "bill"), ("legs", "eye ring"))
+MARK_SETS: tuple[tuple[str, ...], ...] = (("wing tip", "legs"), ("bill", "eye ring"))
 
 
 @dataclass(frozen=True)
@@ -126,17 +130,18 @@ class Species:
 
 # The mark table, in class order. Each of the two mark sets takes all 8 combinations of its
 # values once; the pairing between the sets is chosen so that no pair of marks across the
-# sets tells all species apart (`minimal_sufficient_mark_sets` checks it). Class ids in
+# sets tells all species apart (`minimal_sufficient_mark_sets` checks it). The eye ring and
+# the bill's marks are drawn large enough to read at the demo classifier's 128 px. Class ids in
 # classes.txt are the CUB numbers, as in the real CUB-200-2011 where the id always equals the
 # folder number.
 SPECIES_TABLE: tuple[Species, ...] = (
     Species(59, "California_Gull", "black", "plain", legs="pink", eye_ring="red"),
-    Species(60, "Glaucous_winged_Gull", "black", "red spot", legs="pink", eye_ring="yellow"),
+    Species(60, "Glaucous_winged_Gull", "pale grey", "red spot", legs="pink", eye_ring="red"),
     Species(61, "Heermann_Gull", "black", "black ring", legs="yellow", eye_ring="red"),
     Species(62, "Herring_Gull", "black", "red spot and black ring", legs="black", eye_ring="red"),
     Species(63, "Ivory_Gull", "pale grey", "plain", legs="yellow", eye_ring="yellow"),
     Species(64, "Ring_billed_Gull", "pale grey", "red spot", legs="red", eye_ring="yellow"),
-    Species(65, "Slaty_backed_Gull", "pale grey", "black ring", legs="red", eye_ring="red"),
+    Species(65, "Slaty_backed_Gull", "black", "black ring", legs="red", eye_ring="yellow"),
     Species(
         66, "Western_Gull", "pale grey", "red spot and black ring", legs="black", eye_ring="yellow"
     ),
@@ -683,10 +688,10 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
         add(
             _Shape(
                 [
-                    (ring_x - 1.6, bill_y - 3.2),
-                    (ring_x + 1.6, bill_y - 3.1),
-                    (ring_x + 1.6, bill_y + 3.9),
-                    (ring_x - 1.6, bill_y + 3.8),
+                    (ring_x - 2.4, bill_y - 3.2),
+                    (ring_x + 2.4, bill_y - 3.1),
+                    (ring_x + 2.4, bill_y + 3.9),
+                    (ring_x - 2.4, bill_y + 3.8),
                 ],
                 BILL_RING_COLOUR,
             ),
@@ -694,15 +699,15 @@ def _build_bird(rng: np.random.Generator, species: Species) -> _Bird:
         )
     if "red spot" in species.bill:
         add(
-            _Shape(_ellipse(bill_x + bill * 0.76, bill_y + 2.4, 3.2, 2.6), BILL_SPOT_COLOUR),
+            _Shape(_ellipse(bill_x + bill * 0.76, bill_y + 2.0, 4.2, 3.4), BILL_SPOT_COLOUR),
             "bill",
         )
     parts["beak"] = (bill_x + bill * 0.45, bill_y)
 
     # Eye on the near side, in its coloured ring.
     eye = (head_x + head_r * 0.35, head_y - head_r * 0.22)
-    add(_Shape(_ellipse(eye[0], eye[1], 3.8, 3.8), eye_ring), "eye ring")
-    add(_Shape(_ellipse(eye[0], eye[1], 1.9, 1.9), (25, 20, 15)), "eye ring")
+    add(_Shape(_ellipse(eye[0], eye[1], 5.5, 5.5), eye_ring), "eye ring")
+    add(_Shape(_ellipse(eye[0], eye[1], 2.2, 2.2), (25, 20, 15)), "eye ring")
     parts["near eye"] = eye
 
     return _Bird(shapes=shapes, parts=parts, marks=marks)

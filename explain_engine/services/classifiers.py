@@ -15,7 +15,8 @@ import torchvision
 from django.conf import settings
 from django.core.files.base import File
 
-from explain_engine import classifiers, training
+from explain_engine import classifiers, ground_truth, training
+from explain_engine.datasets.synthetic_birds import GROUND_TRUTH_FILE, read_ground_truth
 from explain_engine.models import (
     Classifier,
     Image,
@@ -42,7 +43,9 @@ def classifier_train(
     """Train a classifier from scratch on the image set's train split, test it on its test
     split, and register it with its checkpoint. Settings left None are the demo's
     (`training.DEMO_TRAINING`); ``occlusion`` is the share of training images given random
-    patch occlusion."""
+    patch occlusion. Where the image set's source folder holds the synthetic gulls' ground
+    truth, the demo's share of training images is shown through one set of field marks
+    (``mark_reveal``); elsewhere none is, and the record says 0."""
     options = dict(training.DEMO_TRAINING)
     if architecture is not None:
         options["architecture"] = architecture
@@ -56,7 +59,9 @@ def classifier_train(
     index_of = {source_name: index for index, source_name in enumerate(class_order)}
 
     def items(split: str) -> list[tuple[Path, int]]:
-        rows = image_set.images.filter(split=split).select_related("class_label")
+        rows = (
+            image_set.images.filter(split=split).select_related("class_label").order_by("source_id")
+        )
         return [(Path(image.file.path), index_of[image.class_label.source_name]) for image in rows]
 
     train_items, test_items = items(Image.Split.TRAIN), items(Image.Split.TEST)
@@ -65,12 +70,16 @@ def classifier_train(
             f"image set {image_set.name!r} needs images in both splits "
             f"(train: {len(train_items)}, test: {len(test_items)})"
         )
+    mark_keeps = _mark_keeps(image_set, int(options["input_size"]))
+    if mark_keeps is None:
+        options["mark_reveal"] = 0.0
     result = training.train_classifier(
         train_items,
         test_items,
         num_classes=len(class_order),
         seed=seed,
         progress=progress,
+        mark_keeps=mark_keeps,
         **options,
     )
     with tempfile.TemporaryDirectory() as scratch:
@@ -93,6 +102,27 @@ def classifier_train(
                 "history": result.history,
             },
         )
+
+
+def _mark_keeps(image_set: ImageSet, input_size: int) -> torch.Tensor | None:
+    """`ground_truth.mark_set_keeps` for the train split, in its order, where the image set's
+    source folder holds the synthetic gulls' ground truth; else None."""
+    root = Path(image_set.source_path)
+    if not (root / GROUND_TRUTH_FILE).is_file():
+        return None
+    truth = read_ground_truth(root)
+    source_ids = (
+        image_set.images.filter(split=Image.Split.TRAIN)
+        .order_by("source_id")
+        .values_list("source_id", flat=True)
+    )
+    boxes = [
+        ground_truth.scaled_boxes(truth.mark_boxes[source_id], truth.image_size, input_size)
+        for source_id in source_ids
+    ]
+    return ground_truth.mark_set_keeps(
+        boxes, truth.minimal_sufficient_sets, training.OCCLUSION_GRID, input_size
+    )
 
 
 def classifier_register(

@@ -94,13 +94,14 @@ INSTRUCTIONS_TEXT = """Each page shows one gull. Choose its species, then say ho
 The first two are practice: afterwards you will see the right answer. A few pages are
 attention checks that tell you which answer to pick.
 
-The species differ in small details: each can be told by the colour of its wing tips and
-the marks on its bill (a red spot, a black ring, both or neither), or by the colour of its
-legs and of the ring around its eye. Look closely before you answer."""
+The species differ in small details: each can be told by its head, from the marks on its
+bill (a red spot, a black ring, both or neither) and the colour of the ring around its eye,
+or by its body, from the colour of its wing tips and of its legs. Look closely before you
+answer."""
 
 
 DEBRIEF_TEXT = """**What this study was about.** The species in this demo are synthetic: they differ
-only in small field marks: wing tips and bill, or legs and eye ring, either pair enough to
+only in small field marks: bill and eye ring, or wing tips and legs, either pair enough to
 tell them apart. Some participants saw where the AI looked; we compare how well each group
 identified the gulls."""
 

@@ -1,6 +1,7 @@
 """Engine services against the database: import, register, predict, precompute."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,57 @@ def test_unknown_method_is_refused_before_anything_runs(classifier):
     with pytest.raises(EngineInputError, match="unknown explanation method 'sailency'"):
         precompute_job_create(classifier=classifier, methods=[("sailency", {})], images=images)
     assert not PrecomputeJob.objects.exists()
+
+
+def _recording_training(monkeypatch):
+    """Record what `classifier_train` passes to the training core (one epoch is enough)."""
+    from explain_engine import training
+
+    calls = []
+    real = training.train_classifier
+
+    def recording(train_items, test_items, **options):
+        calls.append((train_items, options))
+        return real(train_items, test_items, **{**options, "epochs": 1})
+
+    monkeypatch.setattr(training, "train_classifier", recording)
+    return calls
+
+
+def test_training_on_the_synthetic_gulls_reveals_each_set_of_marks(image_set, monkeypatch):
+    from explain_engine import ground_truth, training
+    from explain_engine.datasets.synthetic_birds import read_ground_truth
+    from explain_engine.services.classifiers import classifier_train
+
+    calls = _recording_training(monkeypatch)
+    classifier = classifier_train(image_set=image_set, name="revealed", input_size=64)
+    ((train_items, options),) = calls
+    assert options["mark_reveal"] == training.DEMO_MARK_REVEAL
+    assert classifier.training["mark_reveal"] == training.DEMO_MARK_REVEAL
+    # one keep mask per set of marks, for each train image in the order of its items
+    truth = read_ground_truth(image_set.source_path)
+    rows = image_set.images.filter(split=Image.Split.TRAIN).order_by("source_id")
+    assert [path for path, _ in train_items] == [Path(row.file.path) for row in rows]
+    expected = ground_truth.mark_set_keeps(
+        [
+            ground_truth.scaled_boxes(truth.mark_boxes[row.source_id], truth.image_size, 64)
+            for row in rows
+        ],
+        truth.minimal_sufficient_sets,
+        training.OCCLUSION_GRID,
+        64,
+    )
+    assert options["mark_keeps"].shape == (len(rows), 2, 7, 7)
+    torch.testing.assert_close(options["mark_keeps"], expected, rtol=0, atol=0)
+
+
+def test_training_without_ground_truth_reveals_nothing_and_says_so(db, birds_copy, monkeypatch):
+    from explain_engine.services.classifiers import classifier_train
+
+    (birds_copy / "ground_truth.json").unlink()
+    image_set = image_set_import_cub(root=birds_copy, name="no-truth")
+    calls = _recording_training(monkeypatch)
+    classifier = classifier_train(image_set=image_set, name="plain", input_size=64)
+    ((_, options),) = calls
+    assert options["mark_reveal"] == 0.0 and options["mark_keeps"] is None
+    assert classifier.training["mark_reveal"] == 0.0

@@ -13,6 +13,7 @@ from explain_engine.training import (
     _augment,
     occlude,
     occlusion_plan,
+    reveal_mark_sets,
     save_checkpoint,
     train_classifier,
 )
@@ -158,6 +159,9 @@ def test_a_last_batch_of_one_image_is_folded_in(red_blue):
         (dict(learning_rate=0.0), "learning_rate"),
         (dict(occlusion=1.5), "occlusion"),
         (dict(occlusion=-0.1), "occlusion"),
+        (dict(mark_reveal=1.5), "mark_reveal"),
+        (dict(mark_reveal=0.5), "mark_reveal needs mark_keeps"),
+        (dict(mark_keeps=torch.ones(3, 2, 7, 7)), r"16 train images, got shape \(3, 2, 7, 7\)"),
         (dict(num_classes=1), r"train labels must be in \[0, 1\)"),
         (dict(architecture="nope"), "Unknown architecture 'nope'"),
     ],
@@ -208,8 +212,10 @@ def test_demo_training_names_every_setting_train_classifier_needs():
         "batch_size",
         "learning_rate",
         "occlusion",
+        "mark_reveal",
     }
     assert DEMO_TRAINING["occlusion"] == training.DEFAULT_OCCLUSION > 0
+    assert DEMO_TRAINING["mark_reveal"] == training.DEMO_MARK_REVEAL > 0
 
 
 BLACK = (0.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
@@ -269,3 +275,79 @@ def test_training_occludes_with_the_given_probability(red_blue, monkeypatch):
     seen.clear()
     _train(red_blue, epochs=1)
     assert seen and set(seen) == {training.DEFAULT_OCCLUSION}
+
+
+def _two_set_keeps(n: int) -> torch.Tensor:
+    """Set 0 keeps the top-left cell, set 1 the bottom-right one, on every image."""
+    keeps = torch.zeros(n, 2, OCCLUSION_GRID, OCCLUSION_GRID)
+    keeps[:, 0, 0, 0] = 1.0
+    keeps[:, 1, -1, -1] = 1.0
+    return keeps
+
+
+def test_a_mark_reveal_shows_one_sets_cells_on_black_and_leaves_the_rest_whole():
+    # 25 px and a 7 x 7 grid: cell centres fall on every 4th pixel (see above).
+    n, size = 64, 25
+    images = torch.randn(n, 3, size, size)
+    out, revealed = reveal_mark_sets(
+        images, _two_set_keeps(n), torch.Generator().manual_seed(0), probability=0.5
+    )
+    assert 20 <= int(revealed.sum()) <= 44
+    torch.testing.assert_close(out[~revealed], images[~revealed], rtol=0, atol=0)
+    black = BLACK.view(3, 1, 1)
+    shown_sets = []
+    for image, original in zip(out[revealed], images[revealed], strict=True):
+        centres = image[:, ::4, ::4]  # (3, 7, 7): each cell's value
+        shown = [(0, 0), (6, 6)]
+        kept = [
+            cell
+            for cell in shown
+            if torch.allclose(centres[:, cell[0], cell[1]], original[:, cell[0] * 4, cell[1] * 4])
+        ]
+        assert len(kept) == 1  # exactly one set's cell shows the image
+        shown_sets.append(kept[0])
+        hidden = torch.ones(7, 7, dtype=torch.bool)
+        hidden[kept[0]] = False
+        torch.testing.assert_close(
+            centres[:, hidden], black.expand(3, 7, 7)[:, hidden], rtol=0, atol=1e-6
+        )
+    # both sets are drawn
+    assert {(0, 0), (6, 6)} == set(shown_sets)
+
+
+def test_mark_reveal_probabilities_zero_and_one():
+    images = torch.randn(16, 3, 25, 25)
+    keeps = _two_set_keeps(16)
+    out, revealed = reveal_mark_sets(images, keeps, torch.Generator().manual_seed(0), probability=0)
+    assert not revealed.any()
+    torch.testing.assert_close(out, images, rtol=0, atol=0)
+    _, revealed = reveal_mark_sets(images, keeps, torch.Generator().manual_seed(0), probability=1)
+    assert revealed.all()
+
+
+def test_revealed_training_images_are_not_occluded_as_well(red_blue, monkeypatch):
+    """A revealed image shows its set's cells; the random occlusion must not hide them."""
+    plans = []
+    real = training.occlude
+
+    def recording(images, plan, black):
+        plans.append(plan)
+        return real(images, plan, black)
+
+    reveals = []
+    real_reveal = training.reveal_mark_sets
+
+    def recording_reveal(images, keeps, generator, *, probability):
+        out, revealed = real_reveal(images, keeps, generator, probability=probability)
+        reveals.append(revealed.clone())
+        return out, revealed
+
+    monkeypatch.setattr(training, "occlude", recording)
+    monkeypatch.setattr(training, "reveal_mark_sets", recording_reveal)
+    _train(red_blue, epochs=1, occlusion=1.0, mark_reveal=0.5, mark_keeps=_two_set_keeps(16))
+    assert reveals and len(reveals) == len(plans)
+    for revealed, plan in zip(reveals, plans, strict=True):
+        assert revealed.any() and (~revealed).any()
+        assert bool((plan.keep[revealed] == 1).all())
+        assert not plan.blurred[revealed].any()
+        assert bool((plan.keep[~revealed] == 0).any())
