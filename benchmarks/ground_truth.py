@@ -47,7 +47,12 @@ from explain_engine.datasets.synthetic_birds import (  # noqa: E402
     read_ground_truth,
 )
 from explain_engine.methods import get_method  # noqa: E402
-from explain_engine.training import DEMO_TRAINING, save_checkpoint, train_classifier  # noqa: E402
+from explain_engine.training import (  # noqa: E402
+    DEMO_TRAINING,
+    OCCLUSION_GRID,
+    save_checkpoint,
+    train_classifier,
+)
 
 CACHE = Path("/tmp/explainstudy-bench")
 IMAGE_SIZE = 224
@@ -85,6 +90,9 @@ def prepare(per_class: int, seed: int, device: str):
             num_classes=len(dataset.class_names),
             seed=seed,
             device=device,
+            mark_keeps=gt.train_mark_keeps(
+                dataset, truth, OCCLUSION_GRID, int(DEMO_TRAINING["input_size"])
+            ),
             **DEMO_TRAINING,
         )
         print(

@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from explain_engine import ground_truth as gt  # noqa: E402
 from explain_engine.classifiers import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -43,10 +44,15 @@ from explain_engine.classifiers import (  # noqa: E402
     load_model,
 )
 from explain_engine.datasets.cub import read_cub  # noqa: E402
-from explain_engine.datasets.synthetic_birds import generate_synthetic_birds  # noqa: E402
+from explain_engine.datasets.synthetic_birds import generate_synthetic_birds, read_ground_truth  # noqa: E402
 from explain_engine.methods import get_method  # noqa: E402
 from explain_engine.metrics import deletion_insertion  # noqa: E402
-from explain_engine.training import DEMO_TRAINING, save_checkpoint, train_classifier  # noqa: E402
+from explain_engine.training import (  # noqa: E402
+    DEMO_TRAINING,
+    OCCLUSION_GRID,
+    save_checkpoint,
+    train_classifier,
+)
 
 CACHE = Path("/tmp/explainstudy-bench")
 SHIPPED_DEMO_CLASSIFIER = Path(__file__).resolve().parent.parent / "study/design/demo_classifier"
@@ -105,8 +111,17 @@ def demo_classifier_and_test_images(seed: int = 0, per_class: int = 60, device: 
         class_names = dataset.class_names
         train, test = dataset.labelled_items()
         started = time.perf_counter()
+        mark_keeps = gt.train_mark_keeps(
+            dataset, read_ground_truth(root), OCCLUSION_GRID, int(DEMO_TRAINING["input_size"])
+        )
         result = train_classifier(
-            train, test, num_classes=len(class_names), seed=seed, device=device, **DEMO_TRAINING
+            train,
+            test,
+            num_classes=len(class_names),
+            seed=seed,
+            device=device,
+            mark_keeps=mark_keeps,
+            **DEMO_TRAINING,
         )
         print(
             f"trained the demo classifier in {time.perf_counter() - started:.0f} s, "

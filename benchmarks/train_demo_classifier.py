@@ -27,11 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from explain_engine import ground_truth as gt  # noqa: E402
 from explain_engine.datasets.cub import read_cub  # noqa: E402
-from explain_engine.datasets.synthetic_birds import generate_synthetic_birds  # noqa: E402
-from explain_engine.training import DEMO_TRAINING, train_classifier  # noqa: E402
+from explain_engine.datasets.synthetic_birds import generate_synthetic_birds, read_ground_truth  # noqa: E402
+from explain_engine.training import DEMO_TRAINING, OCCLUSION_GRID, train_classifier  # noqa: E402
 
 ALTERNATIVES: list[dict[str, object]] = [
+    {**DEMO_TRAINING, "mark_reveal": 0.0},
     {**DEMO_TRAINING, "occlusion": 0.0},
     {**DEMO_TRAINING, "epochs": 60},
     {**DEMO_TRAINING, "input_size": 112},
@@ -40,11 +42,12 @@ ALTERNATIVES: list[dict[str, object]] = [
 
 
 def _synthetic_items(root: Path, per_class: int, seed: int):
-    """(train items, test items, class names) of a freshly generated synthetic set."""
+    """(train items, test items, class names, dataset, ground truth) of a freshly generated
+    synthetic set."""
     generate_synthetic_birds(root, per_class=per_class, seed=seed)
     dataset = read_cub(root)
     train, test = dataset.labelled_items()
-    return train, test, dataset.class_names
+    return train, test, dataset.class_names, dataset, read_ground_truth(root)
 
 
 def main() -> None:
@@ -64,25 +67,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         started = time.perf_counter()
-        train, test, classes = _synthetic_items(root, args.per_class, args.seed)
+        train, test, classes, dataset, truth = _synthetic_items(root, args.per_class, args.seed)
         print(
             f"synthetic gulls: {len(classes)} classes, {len(train)} train, {len(test)} test; "
             f"generated in {time.perf_counter() - started:.1f} s"
         )
         settings = [demo] + ([] if args.demo_only else ALTERNATIVES)
         print(f"torch threads: {torch.get_num_threads()}")
-        header = f"{'architecture':<20} {'size':>4} {'epochs':>6} {'occl':>5} {'wall s':>7} "
+        header = f"{'architecture':<20} {'size':>4} {'epochs':>6} {'occl':>5} {'reveal':>6} "
+        header += f"{'wall s':>7} "
         print(header + f"{'CPU s':>7} {'train acc':>9} {'test acc':>8}")
         for setting in settings:
             cpu_started = time.process_time()
+            mark_keeps = gt.train_mark_keeps(
+                dataset, truth, OCCLUSION_GRID, int(setting["input_size"])
+            )
             result = train_classifier(
-                train, test, num_classes=len(classes), seed=args.seed, device="cpu", **setting
+                train,
+                test,
+                num_classes=len(classes),
+                seed=args.seed,
+                device="cpu",
+                mark_keeps=mark_keeps,
+                **setting,
             )
             cpu = time.process_time() - cpu_started
             mark = "  <- DEMO_TRAINING" if setting == DEMO_TRAINING else ""
             print(
                 f"{setting['architecture']:<20} {setting['input_size']:>4} "
                 f"{setting['epochs']:>6} {setting.get('occlusion', 0.0):>5.2f} "
+                f"{setting.get('mark_reveal', 0.0):>6.2f} "
                 f"{result.seconds:>7.1f} {cpu:>7.1f} "
                 f"{result.train_accuracy:>9.3f} {result.test_accuracy:>8.3f}{mark}",
                 flush=True,

@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from explain_engine import ground_truth as gt  # noqa: E402
 from explain_engine.classifiers import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,8 +37,13 @@ from explain_engine.classifiers import (  # noqa: E402
     load_model,
 )
 from explain_engine.datasets.cub import read_cub  # noqa: E402
-from explain_engine.datasets.synthetic_birds import generate_synthetic_birds  # noqa: E402
-from explain_engine.training import DEMO_TRAINING, save_checkpoint, train_classifier  # noqa: E402
+from explain_engine.datasets.synthetic_birds import generate_synthetic_birds, read_ground_truth  # noqa: E402
+from explain_engine.training import (  # noqa: E402
+    DEMO_TRAINING,
+    OCCLUSION_GRID,
+    save_checkpoint,
+    train_classifier,
+)
 
 
 def demo_classifier(
@@ -52,8 +58,17 @@ def demo_classifier(
     train, test = dataset.labelled_items()
     checkpoint = cache / "classifier.pt"
     if not checkpoint.exists():
+        mark_keeps = gt.train_mark_keeps(
+            dataset, read_ground_truth(root), OCCLUSION_GRID, int(DEMO_TRAINING["input_size"])
+        )
         result = train_classifier(
-            train, test, num_classes=len(class_names), seed=0, device=device, **DEMO_TRAINING
+            train,
+            test,
+            num_classes=len(class_names),
+            seed=0,
+            device=device,
+            mark_keeps=mark_keeps,
+            **DEMO_TRAINING,
         )
         print(
             f"trained the demo classifier in {result.seconds:.0f} s, "

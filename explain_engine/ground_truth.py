@@ -222,6 +222,21 @@ def mark_set_keeps(
     return keeps.view(len(mark_boxes), len(sufficient_sets), grid, grid)
 
 
+def images_mark_keeps(truth, image_ids: Sequence[int], grid: int, size: int) -> Tensor:
+    """`mark_set_keeps` of the images `image_ids` (as in images.txt, in that order) of a
+    generated set's ground truth `truth` (`synthetic_birds.GroundTruth`), for a classifier
+    that reads them at `size` pixels: its ``minimal_sufficient_sets``, one keep mask each."""
+    boxes = [scaled_boxes(truth.mark_boxes[i], truth.image_size, size) for i in image_ids]
+    return mark_set_keeps(boxes, truth.minimal_sufficient_sets, grid, size)
+
+
+def train_mark_keeps(dataset, truth, grid: int, size: int) -> Tensor:
+    """`images_mark_keeps` of a `cub.CubDataset`'s train images, in the order of its
+    ``labelled_items()``: what ``train_classifier``'s ``mark_keeps`` takes."""
+    train_ids = [image.image_id for image in dataset.images if image.is_train]
+    return images_mark_keeps(truth, train_ids, grid, size)
+
+
 def covered_sets(
     covered: set[str], sufficient_sets: Iterable[Sequence[str]]
 ) -> list[tuple[str, ...]]:

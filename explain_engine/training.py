@@ -8,7 +8,9 @@ random patch occlusion (`occlude`): a share ``occlusion`` of the images has a ra
 cells of a 7 x 7 grid replaced, half of them by black (the canvas SAG reveals patches on)
 and half by the heavy blur I-GOS deletes to, composited exactly as those methods composite
 their masks. Partial views are then in the training distribution, so an explanation that
-hides or reveals patches asks the model about images like those it learned from.
+hides or reveals patches asks the model about images like those it learned from. Where the
+images carry ground truth of which sets of marks decide the class (the synthetic gulls), a
+share ``mark_reveal`` is first shown only through one such set (`reveal_mark_sets`).
 
 Deterministic for a given seed on the CPU: the model is initialized from ``seed`` and
 shuffling and augmentation draw from their own ``torch.Generator``; the caller's global RNG
@@ -16,7 +18,10 @@ state is saved and restored. (On CUDA some kernels are not deterministic.)
 
 Example::
 
-    result = train_classifier(train, test, num_classes=8, seed=0, **DEMO_TRAINING)
+    keeps = ground_truth.train_mark_keeps(dataset, truth, OCCLUSION_GRID, 128)
+    result = train_classifier(
+        train, test, num_classes=8, seed=0, mark_keeps=keeps, **DEMO_TRAINING
+    )
     sha256 = save_checkpoint(result.model, media / "classifier.pt")
 """
 

@@ -110,18 +110,13 @@ def _mark_keeps(image_set: ImageSet, input_size: int) -> torch.Tensor | None:
     root = Path(image_set.source_path)
     if not (root / GROUND_TRUTH_FILE).is_file():
         return None
-    truth = read_ground_truth(root)
     source_ids = (
         image_set.images.filter(split=Image.Split.TRAIN)
         .order_by("source_id")
         .values_list("source_id", flat=True)
     )
-    boxes = [
-        ground_truth.scaled_boxes(truth.mark_boxes[source_id], truth.image_size, input_size)
-        for source_id in source_ids
-    ]
-    return ground_truth.mark_set_keeps(
-        boxes, truth.minimal_sufficient_sets, training.OCCLUSION_GRID, input_size
+    return ground_truth.images_mark_keeps(
+        read_ground_truth(root), list(source_ids), training.OCCLUSION_GRID, input_size
     )
 
 
