@@ -38,14 +38,15 @@ def classifier_train(
     epochs: int | None = None,
     input_size: int | None = None,
     occlusion: float | None = None,
+    mark_reveal: float = 0.0,
     progress=None,
 ) -> Classifier:
     """Train a classifier from scratch on the image set's train split, test it on its test
     split, and register it with its checkpoint. Settings left None are the demo's
     (`training.DEMO_TRAINING`); ``occlusion`` is the share of training images given random
-    patch occlusion. Where the image set's source folder holds the synthetic gulls' ground
-    truth, the demo's share of training images is shown through one set of field marks
-    (``mark_reveal``); elsewhere none is, and the record says 0."""
+    patch occlusion. ``mark_reveal`` is the share shown through one set of field marks
+    (the demo passes its own); it needs the synthetic gulls' ground truth in the image set's
+    source folder, and is refused without it."""
     options = dict(training.DEMO_TRAINING)
     if architecture is not None:
         options["architecture"] = architecture
@@ -70,9 +71,13 @@ def classifier_train(
             f"image set {image_set.name!r} needs images in both splits "
             f"(train: {len(train_items)}, test: {len(test_items)})"
         )
-    mark_keeps = _mark_keeps(image_set, int(options["input_size"]))
-    if mark_keeps is None:
-        options["mark_reveal"] = 0.0
+    options["mark_reveal"] = mark_reveal
+    mark_keeps = _mark_keeps(image_set, int(options["input_size"])) if mark_reveal else None
+    if mark_reveal and mark_keeps is None:
+        raise EngineInputError(
+            f"mark_reveal needs the ground truth of which marks decide the class "
+            f"({GROUND_TRUTH_FILE}), which image set {image_set.name!r} lacks"
+        )
     result = training.train_classifier(
         train_items,
         test_items,

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 
+from explain_engine import training
 from explain_engine.datasets.synthetic_birds import generate_synthetic_birds
 from explain_engine.ground_truth import format_goals
 from explain_engine.models import Classifier, ConceptModel, Image, ImageSet, PrecomputeJob
@@ -221,7 +222,11 @@ def demo_image_set(*, data_dir: Path) -> ImageSet:
 def demo_classifier_train(*, image_set: ImageSet, name: str, progress=None) -> Classifier:
     """Train the demo's classifier from scratch (seed 0, `training.DEMO_TRAINING`)."""
     return classifier_train(
-        image_set=image_set, name=name, seed=demo_classifier.SEED, progress=progress
+        image_set=image_set,
+        name=name,
+        seed=demo_classifier.SEED,
+        mark_reveal=float(training.DEMO_TRAINING["mark_reveal"]),
+        progress=progress,
     )
 
 

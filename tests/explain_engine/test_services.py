@@ -198,10 +198,11 @@ def test_training_on_the_synthetic_gulls_reveals_each_set_of_marks(image_set, mo
     from explain_engine.services.classifiers import classifier_train
 
     calls = _recording_training(monkeypatch)
-    classifier = classifier_train(image_set=image_set, name="revealed", input_size=64)
+    classifier = classifier_train(
+        image_set=image_set, name="revealed", input_size=64, mark_reveal=0.8
+    )
     ((train_items, options),) = calls
-    assert options["mark_reveal"] == training.DEMO_MARK_REVEAL
-    assert classifier.training["mark_reveal"] == training.DEMO_MARK_REVEAL
+    assert options["mark_reveal"] == classifier.training["mark_reveal"] == 0.8
     # one keep mask per set of marks, for each train image in the order of its items
     truth = read_ground_truth(image_set.source_path)
     rows = image_set.images.filter(split=Image.Split.TRAIN).order_by("source_id")
@@ -219,13 +220,19 @@ def test_training_on_the_synthetic_gulls_reveals_each_set_of_marks(image_set, mo
     torch.testing.assert_close(options["mark_keeps"], expected, rtol=0, atol=0)
 
 
-def test_training_without_ground_truth_reveals_nothing_and_says_so(db, birds_copy, monkeypatch):
+def test_training_reveals_nothing_unless_asked_and_needs_ground_truth_to(
+    db, image_set, birds_copy, monkeypatch
+):
     from explain_engine.services.classifiers import classifier_train
 
-    (birds_copy / "ground_truth.json").unlink()
-    image_set = image_set_import_cub(root=birds_copy, name="no-truth")
     calls = _recording_training(monkeypatch)
     classifier = classifier_train(image_set=image_set, name="plain", input_size=64)
     ((_, options),) = calls
     assert options["mark_reveal"] == 0.0 and options["mark_keeps"] is None
     assert classifier.training["mark_reveal"] == 0.0
+
+    (birds_copy / "ground_truth.json").unlink()
+    no_truth = image_set_import_cub(root=birds_copy, name="no-truth")
+    with pytest.raises(EngineInputError, match="mark_reveal needs the ground truth"):
+        classifier_train(image_set=no_truth, name="refused", input_size=64, mark_reveal=0.5)
+    assert len(calls) == 1
