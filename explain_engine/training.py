@@ -81,8 +81,8 @@ DEMO_MARK_REVEAL = 0.8
 
 #: Settings for the embedded demo, chosen with ``benchmarks/train_demo_classifier.py`` and
 #: ``benchmarks/mark_sets.py`` on the synthetic gulls (8 classes x 60 images plus 2 distant
-#: test photos each, 336 train / 160 test), seed 0: see the README's demo section for the
-#: accuracy and seconds each setting gives.
+#: test photos each, 336 train / 160 test), seed 0: all 144 ordinary test photos right and
+#: 6 of the 16 distant ones, in 2 min 6 s on a 2-core CPU (README, demo section).
 DEMO_TRAINING: dict[str, object] = dict(
     architecture="small_cnn",
     input_size=128,
