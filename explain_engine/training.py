@@ -209,12 +209,18 @@ def occlude(images: Tensor, plan: OcclusionPlan, black: Tensor) -> Tensor:
 
 
 def reveal_mark_sets(
-    images: Tensor, keeps: Tensor, generator: torch.Generator, *, probability: float
+    images: Tensor,
+    keeps: Tensor,
+    black: Tensor,
+    generator: torch.Generator,
+    *,
+    probability: float,
 ) -> tuple[Tensor, Tensor]:
     """Show each of the normalized `images` (N, 3, H, W) with `probability` only through one
-    of its keep masks `keeps` (N, sets, grid, grid), drawn at random, on black, through the
-    bilinear upsampling SAG reveals with (`masking.composite`). Returns the images and which
-    were revealed (N,). The draws do not depend on `probability`'s value."""
+    of its keep masks `keeps` (N, sets, grid, grid), drawn at random, on `black` (the
+    normalized black pixel, (3,)), through the bilinear upsampling SAG reveals with
+    (`masking.composite`). Returns the images and which were revealed (N,). The draws do not
+    depend on `probability`'s value."""
     n = images.shape[0]
     revealed = torch.rand(n, generator=generator) < probability
     chosen = torch.randint(0, keeps.shape[1], (n,), generator=generator)
@@ -222,7 +228,6 @@ def reveal_mark_sets(
         return images, revealed
     keep = torch.ones(n, 1, *keeps.shape[2:])
     keep[revealed] = keeps[revealed, chosen[revealed]].unsqueeze(1)
-    black = (0.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     baseline = black.view(1, 3, 1, 1).to(images).expand_as(images)
     return composite(images, baseline, keep.to(images)), revealed
 
@@ -341,19 +346,19 @@ def train_classifier(
             total_loss, correct = 0.0, 0
             order = torch.randperm(len(train_items), generator=generator)
             for indices in _batches(order, batch_size):
-                images = train_on_device[indices.to(target)]
+                on_device = indices.to(target)
+                images = train_on_device[on_device]
                 revealed = torch.zeros(len(indices), dtype=torch.bool)
                 if mark_keeps is not None:
                     images, revealed = reveal_mark_sets(
-                        images, mark_keeps[indices], generator, probability=mark_reveal
+                        images, mark_keeps[indices], black, generator, probability=mark_reveal
                     )
                 images = _augment(images, generator)
                 plan = occlusion_plan(len(indices), generator, probability=occlusion)
                 plan.keep[revealed] = 1.0
                 plan.blurred[revealed] = False
                 images = occlude(images, plan, black)
-                indices = indices.to(target)
-                labels = train_labels_on_device[indices]
+                labels = train_labels_on_device[on_device]
                 logits = model(images)
                 loss = loss_fn(logits, labels)
                 optimizer.zero_grad(set_to_none=True)

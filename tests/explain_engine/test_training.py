@@ -290,7 +290,7 @@ def test_a_mark_reveal_shows_one_sets_cells_on_black_and_leaves_the_rest_whole()
     n, size = 64, 25
     images = torch.randn(n, 3, size, size)
     out, revealed = reveal_mark_sets(
-        images, _two_set_keeps(n), torch.Generator().manual_seed(0), probability=0.5
+        images, _two_set_keeps(n), BLACK, torch.Generator().manual_seed(0), probability=0.5
     )
     assert 20 <= int(revealed.sum()) <= 44
     torch.testing.assert_close(out[~revealed], images[~revealed], rtol=0, atol=0)
@@ -318,10 +318,14 @@ def test_a_mark_reveal_shows_one_sets_cells_on_black_and_leaves_the_rest_whole()
 def test_mark_reveal_probabilities_zero_and_one():
     images = torch.randn(16, 3, 25, 25)
     keeps = _two_set_keeps(16)
-    out, revealed = reveal_mark_sets(images, keeps, torch.Generator().manual_seed(0), probability=0)
+    out, revealed = reveal_mark_sets(
+        images, keeps, BLACK, torch.Generator().manual_seed(0), probability=0
+    )
     assert not revealed.any()
     torch.testing.assert_close(out, images, rtol=0, atol=0)
-    _, revealed = reveal_mark_sets(images, keeps, torch.Generator().manual_seed(0), probability=1)
+    _, revealed = reveal_mark_sets(
+        images, keeps, BLACK, torch.Generator().manual_seed(0), probability=1
+    )
     assert revealed.all()
 
 
@@ -337,8 +341,8 @@ def test_revealed_training_images_are_not_occluded_as_well(red_blue, monkeypatch
     reveals = []
     real_reveal = training.reveal_mark_sets
 
-    def recording_reveal(images, keeps, generator, *, probability):
-        out, revealed = real_reveal(images, keeps, generator, probability=probability)
+    def recording_reveal(images, keeps, black, generator, *, probability):
+        out, revealed = real_reveal(images, keeps, black, generator, probability=probability)
         reveals.append(revealed.clone())
         return out, revealed
 

@@ -36,10 +36,8 @@ def test_the_shipped_checkpoint_is_the_one_its_record_names():
 
 
 @pytest.fixture(scope="module")
-def shipped_on_demo_photos(tmp_path_factory):
-    """The shipped classifier's softmax on the demo's test photos that are not distant, and
-    what it gives each one shown through one set of field marks on black (as SAG reveals):
-    (full (N, classes), labels (N,), revealed (N, sets, classes))."""
+def demo_birds(tmp_path_factory):
+    """The demo's synthetic gulls, drawn as the demo draws them."""
     root = tmp_path_factory.mktemp("demo_birds")
     generate_synthetic_birds(
         root,
@@ -48,15 +46,32 @@ def shipped_on_demo_photos(tmp_path_factory):
         image_size=demo.DEMO_IMAGE_SIZE,
         distant_per_class=demo.DEMO_DISTANT_PER_CLASS,
     )
-    dataset, truth = read_cub(root), read_ground_truth(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """(model in eval mode, its preprocessing, its record) of the shipped classifier."""
     record = json.loads((demo_classifier.SHIPPED_DIR / demo_classifier.RECORD).read_text())
-    size = record["input_size"]
     model = load_model(
         record["architecture"],
         len(record["class_order"]),
         demo_classifier.SHIPPED_DIR / demo_classifier.CHECKPOINT,
     ).eval()
-    preprocessing = Preprocessing(input_size=size, mean=record["mean"], std=record["std"])
+    preprocessing = Preprocessing(
+        input_size=record["input_size"], mean=tuple(record["mean"]), std=tuple(record["std"])
+    )
+    return model, preprocessing, record
+
+
+@pytest.fixture(scope="module")
+def shipped_on_demo_photos(demo_birds, shipped):
+    """The shipped classifier's softmax on the demo's test photos that are not distant, and
+    what it gives each one shown through one set of field marks on black (as SAG reveals):
+    (full (N, classes), labels (N,), revealed (N, sets, classes))."""
+    dataset, truth = read_cub(demo_birds), read_ground_truth(demo_birds)
+    model, preprocessing, record = shipped
+    size = record["input_size"]
     photos = [
         image
         for image in dataset.images
@@ -66,12 +81,10 @@ def shipped_on_demo_photos(tmp_path_factory):
         [preprocessing.to_tensor(PILImage.open(dataset.image_path(image))) for image in photos]
     )
     labels = torch.tensor([record["class_order"].index(image.class_name) for image in photos])
-    boxes = [
-        ground_truth.scaled_boxes(truth.mark_boxes[image.image_id], truth.image_size, size)
-        for image in photos
-    ]
     sets = truth.minimal_sufficient_sets
-    keeps = ground_truth.mark_set_keeps(boxes, sets, training.OCCLUSION_GRID, size)
+    keeps = ground_truth.images_mark_keeps(
+        truth, [image.image_id for image in photos], training.OCCLUSION_GRID, size
+    )
     black = ((0.0 - torch.tensor(record["mean"])) / torch.tensor(record["std"])).view(3, 1, 1)
     with torch.no_grad():
         full = model(images).softmax(dim=1)
@@ -170,26 +183,14 @@ def test_the_demo_uses_the_shipped_checkpoint(small_demo, tmp_path, monkeypatch)
     assert "train_demo_classifier" in classifier.training["shipped"]
 
 
-def test_the_shipped_classifier_errs_on_enough_demo_test_photos_for_the_declared_share(tmp_path):
+def test_the_shipped_classifier_errs_on_enough_demo_test_photos_for_the_declared_share(
+    demo_birds, shipped
+):
     """The demo declares a quarter of its 12 main items AI-wrong, at most 2 per species: the
     shipped classifier must err on at least 3 test photos of at least 2 species. Its errors
     are on the distant photos only (as the README says)."""
-    birds = tmp_path / "birds"
-    generate_synthetic_birds(
-        birds,
-        per_class=demo.DEMO_PER_CLASS,
-        seed=0,
-        image_size=demo.DEMO_IMAGE_SIZE,
-        distant_per_class=demo.DEMO_DISTANT_PER_CLASS,
-    )
-    record = json.loads((demo_classifier.SHIPPED_DIR / demo_classifier.RECORD).read_text())
-    model = load_model(
-        record["architecture"], 8, demo_classifier.SHIPPED_DIR / demo_classifier.CHECKPOINT
-    )
-    preprocessing = Preprocessing(
-        input_size=record["input_size"], mean=tuple(record["mean"]), std=tuple(record["std"])
-    )
-    _, test = read_cub(birds).labelled_items()
+    model, preprocessing, _ = shipped
+    _, test = read_cub(demo_birds).labelled_items()
     images = torch.stack(
         [preprocessing.to_tensor(PILImage.open(p).convert("RGB")) for p, _ in test]
     )
