@@ -26,6 +26,27 @@ def test_pointing_game_hits_a_box_within_the_tolerance_only():
     assert gt.pointing_game(map_with_peak(60, 60), [box, (58.0, 58.0, 4.0, 4.0)], tolerance=0)
 
 
+def test_pointing_game_scores_a_tied_maximum_by_the_share_of_it_near_a_box():
+    box = (20.0, 30.0, 10.0, 5.0)
+    # A plateau of 4 tied pixels: the first in raster order (row 2) is far from the box, the
+    # three below it are inside; taking the first would score a miss.
+    plateau = torch.zeros(SIZE, SIZE)
+    plateau[2, 25] = plateau[31, 22] = plateau[31, 24] = plateau[32, 26] = 0.7
+    assert gt.pointing_game(plateau, [box], tolerance=0.0) == 0.75
+    # Values within 1e-6 of the range count as tied (bilinear upsampling of a clipped mask).
+    plateau[31, 22] = 0.7 - 1e-8
+    assert gt.pointing_game(plateau, [box], tolerance=0.0) == 0.75
+    # A constant map is all ties: it scores the share of the image near the boxes.
+    constant = torch.ones(SIZE, SIZE)
+    assert gt.pointing_game(constant, [box], tolerance=0.0) == pytest.approx(
+        gt.area_share([box], SIZE)
+    )
+    summary = gt.saliency_summary(
+        torch.stack([plateau, map_with_peak(25, 32)]), [{"bill": box}] * 2, tolerance=0.0
+    )
+    assert summary["pointing"] == pytest.approx((0.75 + 1.0) / 2)
+
+
 def test_mass_share_of_a_uniform_map_is_the_area_share_and_of_a_peak_inside_is_one():
     boxes = [(0.0, 0.0, 10.0, 10.0), (30.0, 30.0, 20.0, 10.0)]
     uniform = torch.ones(SIZE, SIZE)
