@@ -4,7 +4,8 @@ The synthetic gulls' generator writes ``ground_truth.json`` (where each image's 
 are, which sets of marks decide the species); `explain_engine.ground_truth` scores one
 explanation against it. This reads the job's finished explanations back from storage (the
 saliency maps, SAG graphs and XNN concept maps participants' figures were drawn from),
-scores them per method and stores the summary and issue 16's goals on the job.
+scores them per method, on the photos the classifier answers correctly and on all, and
+stores the summaries and issue 16's goals on the job.
 """
 
 import io
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from django.db.models import F
 
 from explain_engine import ground_truth as gt
 from explain_engine.datasets.synthetic_birds import MARK_PARTS, read_ground_truth
 from explain_engine.methods import SAGGraph, get_method
-from explain_engine.models import ConceptModel, Explanation, PrecomputeJob
+from explain_engine.models import ConceptModel, Explanation, PrecomputeJob, Prediction
 from explain_engine.services.errors import EngineInputError
 
 
@@ -27,16 +29,24 @@ def _array(field) -> np.ndarray:
 
 def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict:
     """Score the job's finished explanations against ``truth_root/ground_truth.json`` and
-    store the report on the job (``job.ground_truth``): ``images``, ``saliency`` (method ->
-    `ground_truth.saliency_summary`), ``sag``, ``xnn`` (None when the job has none) and
-    ``goals`` ([goal, holds, figure] rows)."""
+    store the report on the job (``job.ground_truth``).
+
+    The goals are scored on the photos the classifier answers correctly: where it errs (the
+    demo's distant, hazy gulls), it did not decide from the marks of the species it named, so
+    a faithful explanation need not point at them. The report: ``images`` (scored photos),
+    ``images_right`` (those answered correctly); on those, ``saliency`` (method ->
+    `ground_truth.saliency_summary`), ``sag``, ``xnn`` (None when the job has none or no
+    photo is answered correctly) and ``goals`` ([goal, holds, figure] rows); and
+    ``all_photos``, the same four on every photo.
+    """
     try:
         truth = read_ground_truth(truth_root)
     except (OSError, KeyError, ValueError) as error:
         raise EngineInputError(f"no readable ground truth in {truth_root}: {error}") from error
     hashes = {get_method(spec["method"], **spec["params"]).params_hash() for spec in job.methods}
-    rows = (
-        Explanation.objects.filter(
+    rows = [
+        row
+        for row in Explanation.objects.filter(
             classifier=job.classifier,
             image_id__in=job.image_ids,
             params_hash__in=hashes,
@@ -44,18 +54,36 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
         )
         .select_related("image")
         .order_by("method", "image__source_id")
+        if row.image.source_id in truth.mark_boxes  # else not one of the generated images
+    ]
+    right = set(
+        Prediction.objects.filter(
+            classifier=job.classifier,
+            image_id__in=job.image_ids,
+            predicted_label_id=F("image__class_label_id"),
+        ).values_list("image_id", flat=True)
     )
+    on_right = _scores(job, truth, [row for row in rows if row.image_id in right])
+    report = {
+        "images": len({row.image_id for row in rows}),
+        "images_right": len({row.image_id for row in rows if row.image_id in right}),
+        **on_right,
+        "all_photos": _scores(job, truth, rows),
+    }
+    job.ground_truth = report
+    job.save(update_fields=["ground_truth"])
+    return report
+
+
+def _scores(job: PrecomputeJob, truth, rows: list[Explanation]) -> dict:
+    """``saliency``, ``sag``, ``xnn`` and ``goals`` of these explanation rows."""
     size = job.classifier.input_size
     maps: dict[str, list] = {}
     sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
     class_order = job.classifier.class_order
     xnn_maps, xnn_parts, xnn_models, concept_model_ids = [], [], [], set()
-    images = set()
     for row in rows:
-        boxes = truth.mark_boxes.get(row.image.source_id)
-        if boxes is None:
-            continue  # not one of the generated images
-        images.add(row.image_id)
+        boxes = truth.mark_boxes[row.image.source_id]
         if row.method == "sag":
             graph = SAGGraph.from_dict(row.data)
             sag_grid = int(row.params["grid"])
@@ -111,13 +139,9 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
             tolerance=tolerance(xnn_maps[0].shape[-1]),
             models=xnn_models,
         )
-    report = {
-        "images": len(images),
+    return {
         "saliency": saliency,
         "sag": sag,
         "xnn": xnn,
         "goals": [list(row) for row in gt.goals(saliency=saliency, sag=sag, xnn=xnn)],
     }
-    job.ground_truth = report
-    job.save(update_fields=["ground_truth"])
-    return report

@@ -316,11 +316,16 @@ def demo_prepare(
         )
     scored = PrecomputeJob.objects.filter(classifier=classifier).exclude(ground_truth={}).last()
     if scored is not None:
+        report = scored.ground_truth
         log(
-            f"the explanations of {scored.ground_truth['images']} photos against the gulls' "
-            f"field marks (kept with precompute job {scored.pk}):"
+            f"the explanations against the gulls' field marks (kept with precompute job "
+            f"{scored.pk}), on the {report['images_right']} of {report['images']} photos the "
+            "AI answers correctly (where it errs, it did not read the marks):"
         )
-        for line in format_goals(scored.ground_truth["goals"]):
+        for line in format_goals(report["goals"]):
+            log(f"  {line}")
+        log(f"on all {report['images']} photos:")
+        for line in format_goals(report["all_photos"]["goals"]):
             log(f"  {line}")
 
     compare = Study.objects.filter(slug=DEMO_COMPARE_STUDY).first()

@@ -88,18 +88,21 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     assert ConceptModel.objects.get().accepted_weak_fit == ("weak fit accepted" in first)
     assert "test accuracy" in first and "/s/demo/?PROLIFIC_PID=" in first
     # The explanations are scored against the gulls' field marks, kept with the job, shown.
+    # The goals are scored on the photos the AI answers correctly, and shown on all too.
     scored = PrecomputeJob.objects.exclude(ground_truth={}).get()
-    assert scored.ground_truth["images"] == 12
-    assert set(scored.ground_truth["saliency"]) == {"gradcam", "igos", "igospp"}
-    assert scored.ground_truth["sag"]["images"] == 12
-    assert scored.ground_truth["xnn"]["images"] == 12
+    report, every = scored.ground_truth, scored.ground_truth["all_photos"]
+    right = sum(Prediction.objects.get(image_id=pk).is_correct for pk in scored.image_ids)
+    assert report["images"] == 12 and report["images_right"] == right
+    assert set(every["saliency"]) == {"gradcam", "igos", "igospp"}
+    assert every["sag"]["images"] == every["xnn"]["images"] == 12
+    if right:
+        assert report["saliency"]["igospp"]["images"] == report["sag"]["images"] == right
     # concepts are read per fitted model (per class in per-class mode, see
     # test_ground_truth_report)
-    models = scored.ground_truth["xnn"]["models_parts"]
-    assert set(models) == {"shared"}  # the shared XNN the tiny demo fits
-    assert "against the gulls' field marks" in first
-    lines = format_goals(scored.ground_truth["goals"])
-    assert lines and all(line in first for line in lines)
+    assert set(every["xnn"]["models_parts"]) == {"shared"}  # the shared XNN the tiny demo fits
+    assert f"on the {right} of 12 photos the AI answers correctly" in first
+    lines = format_goals(report["goals"]) + format_goals(every["goals"])
+    assert every["goals"] and all(line in first for line in lines)
     # The comparative study asks only about photos whose SAG search found a clear pair, or
     # is left out when too few did (an undertrained classifier here): never a broken study.
     compare = Study.objects.filter(slug="demo-compare").first()
