@@ -10,9 +10,10 @@ generator's and trainer's source, so a changed generator or trainer is retrained
 the first test images, each explaining the classifier's predicted class with the method's
 default parameters (what the demo uses):
 
-- saliency (``--methods``): pointing game (peak within 15 px at 224 of a field mark's box)
-  and the share of saliency mass inside the marks' boxes widened by that tolerance (with the
-  share of the image those boxes cover, what a uniform map scores);
+- saliency (``--methods``): pointing game (peak within 15 px at 224 of a field mark's box;
+  a flat top scores the share of its pixels that are; "tied px": how many, median) and the
+  share of saliency mass inside the marks' boxes widened by that tolerance (with the share
+  of the image those boxes cover, what a uniform map scores);
 - SAG (``--sag-images``): MSE sizes, images with two or more diverse roots, MSEs that reveal
   a sufficient set of marks, images whose MSEs reveal both sets;
 - XNN: fitted on the train split with its defaults (through ``get_method("xnn")``, ``fit``,
@@ -157,7 +158,10 @@ def main() -> None:
 
     saliency: dict[str, dict] = {}
     if args.methods:
-        print(f"\n{'method':<22} {'pointing':>8} {'mass':>6} {'area':>6} {'s/image':>8}")
+        print(
+            f"\n{'method':<22} {'pointing':>8} {'mass':>6} {'area':>6} {'s/image':>8} "
+            f"{'tied px':>7}"
+        )
     for slug in args.methods:
         started = time.perf_counter()
         maps = (
@@ -168,9 +172,11 @@ def main() -> None:
         seconds = (time.perf_counter() - started) / len(chosen)
         saliency[slug] = gt.saliency_summary(maps, marks, tolerance=tolerance)
         row = saliency[slug]
+        # how many pixels share each map's maximum (median), see gt.pointing_game
+        tied = torch.tensor([float(gt.maximum_pixels(m).sum()) for m in maps]).median()
         print(
             f"{slug:<22} {row['pointing']:>8.0%} {row['mass']:>6.0%} {row['area']:>6.0%} "
-            f"{seconds:>8.2f}",
+            f"{seconds:>8.2f} {tied:>7.0f}",
             flush=True,
         )
 
