@@ -209,7 +209,9 @@ def main() -> None:
             f"\nSAG on {n} images ({(time.perf_counter() - started) / n:.1f} s/image): "
             f"{sag['mses']} MSEs, median size {sag['median_size']:.0f}, an MSE on "
             f"{sag['found']:.0%}, >= 2 diverse roots on {sag['diverse']:.0%}, MSEs revealing "
-            f"a sufficient set {sag['covering']:.0%}, both sets revealed on {sag['both_sets']:.0%}",
+            f"a sufficient set {sag['covering']:.0%} (the others show the weakest mark of "
+            f"their best set at a median strength of {sag['uncovered_strength'] or 0:.2f}, "
+            f"0.5 counts as shown), both sets revealed on {sag['both_sets']:.0%}",
             flush=True,
         )
 

@@ -9,8 +9,9 @@ explanation of one image with that:
   `maximum_pixels`, the share of them that do) and `mass_share` (the share of the map's total
   inside the marks' boxes, widened the same way), with `area_share` the share of the image
   those boxes cover (what a uniform map would score);
-- SAG: `covered_marks` (the marks a patch set reveals: the revealed mask, upsampled as SAG
-  composites it, averages at least 0.5 over the mark's box) and `covered_sets`;
+- SAG: `mark_strengths` (how strongly a patch set reveals each mark: the revealed mask,
+  upsampled as SAG composites it, averaged over the mark's box), `covered_marks` (the marks
+  it reveals at 0.5 or more) and `covered_sets`;
 - XNN: `nearest_part` (the part whose box is nearest a concept heatmap's peak, within the
   tolerance), read per fitted model (one per class in per-class mode), and
   `mean_abs_correlation` of concept heatmaps.
@@ -41,6 +42,7 @@ __all__ = [
     "covered_sets",
     "format_goals",
     "goals",
+    "mark_strengths",
     "mass_share",
     "maximum_pixels",
     "mean_abs_correlation",
@@ -167,23 +169,30 @@ def area_share(boxes: Iterable[Sequence[float]], size: int, *, pad: float = 0.0)
     return float(box_mask(boxes, size, pad=pad).float().mean())
 
 
-def covered_marks(
+def mark_strengths(
     patches: Iterable[int], grid: int, mark_boxes: Mapping[str, Sequence[float]], size: int
-) -> set[str]:
-    """The marks a revealed patch set shows: the binary grid x grid mask of `patches` (patch
-    k = grid * row + col), upsampled bilinearly with ``align_corners=True`` to size x size as
-    SAG composites it, averages at least 0.5 over the mark's box."""
+) -> dict[str, float]:
+    """How strongly a revealed patch set shows each mark: the binary grid x grid mask of
+    `patches` (patch k = grid * row + col), upsampled bilinearly with ``align_corners=True``
+    to size x size as SAG composites it, averaged over the mark's box (0 for an empty box)."""
     mask = torch.zeros(grid * grid)
     mask[list(patches)] = 1.0
     up = F.interpolate(
         mask.view(1, 1, grid, grid), size=(size, size), mode="bilinear", align_corners=True
     )[0, 0]
-    covered = set()
+    strengths = {}
     for name, box in mark_boxes.items():
         inside = box_mask([box], size)
-        if inside.any() and float(up[inside].mean()) >= 0.5:
-            covered.add(name)
-    return covered
+        strengths[name] = float(up[inside].mean()) if inside.any() else 0.0
+    return strengths
+
+
+def covered_marks(
+    patches: Iterable[int], grid: int, mark_boxes: Mapping[str, Sequence[float]], size: int
+) -> set[str]:
+    """The marks a revealed patch set shows at `mark_strengths` 0.5 or more."""
+    strengths = mark_strengths(patches, grid, mark_boxes, size)
+    return {name for name, strength in strengths.items() if strength >= 0.5}
 
 
 def sufficient_cells(
@@ -340,21 +349,27 @@ def sag_summary(
     diverse roots); `sufficient_sets` gives, per image, the sets of marks that decide the
     explained species. ``median_size`` (patches, over all MSEs), ``diverse`` (share of images
     with two or more diverse roots), ``covering`` (share of MSEs revealing every mark of at
-    least one sufficient set), ``both_sets`` (share of images whose MSEs, together, cover
-    two different sufficient sets), ``found`` (share of images with an MSE), ``images``,
-    ``mses``."""
+    least one sufficient set, `covered_marks`), ``uncovered_strength`` (over the MSEs that
+    reveal no set, the median strength of the weakest mark of the set they show best,
+    `mark_strengths`: how near they come; None when every MSE covers a set), ``both_sets``
+    (share of images whose MSEs, together, cover two different sufficient sets), ``found``
+    (share of images with an MSE), ``images``, ``mses``."""
     if not len(searches) == len(mark_boxes) == len(sufficient_sets) or not searches:
         raise ValueError("need one box set and one list of sets per search, and a search")
-    sizes, covering, both = [], [], []
+    sizes, covering, both, short = [], [], [], []
     for (mses, _roots), boxes, sets_of_image in zip(
         searches, mark_boxes, sufficient_sets, strict=True
     ):
         sets_seen: set[tuple[str, ...]] = set()
         for patches in mses:
             sizes.append(len(patches))
-            sets = covered_sets(covered_marks(patches, grid, boxes, size), sets_of_image)
+            strengths = mark_strengths(patches, grid, boxes, size)
+            shown = {name for name, strength in strengths.items() if strength >= 0.5}
+            sets = covered_sets(shown, sets_of_image)
             covering.append(bool(sets))
             sets_seen.update(sets)
+            if not sets:
+                short.append(max(min(strengths[n] for n in names) for names in sets_of_image))
         both.append(len(sets_seen) >= 2)
     n = len(searches)
     return {
@@ -364,6 +379,7 @@ def sag_summary(
         "median_size": float(torch.tensor(sizes, dtype=torch.float32).median()) if sizes else 49.0,
         "diverse": sum(roots >= 2 for _, roots in searches) / n,
         "covering": sum(covering) / len(covering) if covering else 0.0,
+        "uncovered_strength": float(torch.tensor(short).median()) if short else None,
         "both_sets": sum(both) / n,
     }
 

@@ -67,6 +67,9 @@ def test_covered_marks_needs_the_mark_under_revealed_patches():
     assert gt.covered_marks([], 7, marks, SIZE) == set()
     # A neighbouring patch alone shows the mark at less than half strength.
     assert gt.covered_marks([9], 7, marks, SIZE) == set()
+    strengths = gt.mark_strengths([9], 7, marks, SIZE)
+    assert 0.0 < strengths["near"] < 0.5 and strengths["far"] == 0.0
+    assert gt.mark_strengths([8], 7, marks, SIZE)["near"] >= 0.5
     sets = [("near", "far"), ("other",)]
     assert gt.covered_sets({"near", "far"}, sets) == [("near", "far")]
     assert gt.covered_sets({"near"}, sets) == []
@@ -102,6 +105,7 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
     assert summary["median_size"] == 2.0
     assert summary["diverse"] == 0.5
     assert summary["covering"] == 1.0
+    assert summary["uncovered_strength"] is None
     assert summary["both_sets"] == 0.5
     rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert rows["SAG median MSE size <= 6 of 49"]
@@ -111,6 +115,12 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
     # Where a alone does not decide the species, that MSE covers no set.
     summary = gt.sag_summary(searches, [marks, marks], [sets, sets], grid=7, size=SIZE)
     assert summary["covering"] == pytest.approx(2 / 3)
+    assert summary["uncovered_strength"] == 0.0  # b and c are not shown at all
+    # With c shown faintly (patch 29, a row above it), the MSE comes that near to a set.
+    near = [([[8, 40]], 1), ([[8, 9, 29]], 1)]
+    summary = gt.sag_summary(near, [marks, marks], [sets, sets], grid=7, size=SIZE)
+    c = gt.mark_strengths([8, 9, 29], 7, marks, SIZE)["c"]
+    assert 0.0 < c < 0.5 and summary["uncovered_strength"] == pytest.approx(c)
     rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert not rows["SAG each MSE covers a sufficient set of marks"]
 
