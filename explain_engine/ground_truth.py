@@ -137,11 +137,11 @@ def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, toleran
     `tolerance` pixels of any box, else 0.0.
 
     Where several pixels share the maximum (`maximum_pixels`), the share of them that lie
-    within the tolerance: the expected hit when one of them is drawn at random. I-GOS and
-    iGOS++ masks are clipped to [0, 1], so their maps are flat at the top (hundreds of
-    pixels, ``benchmarks/ground_truth.py`` prints how many); taking the first of them in
-    raster order scored the plateau's top row, often the image's top edge, and iGOS++ 88%
-    where it scores 95% now on the benchmark's 40 photos.
+    within the tolerance: the expected hit when one of them is drawn at random. iGOS++'s
+    maps are flat at the top: its product of two masks clipped to [0, 1] reaches 0 on several
+    cells, hundreds of pixels once upsampled (``benchmarks/ground_truth.py`` prints how
+    many); taking the first of them in raster order scored the plateau's top row, often the
+    image's top edge, and iGOS++ 88% where it scores 95% now on the benchmark's 40 photos.
     """
     tied = maximum_pixels(saliency).nonzero().float() + 0.5  # pixel centres, (row, col)
     rows, columns = tied[:, 0], tied[:, 1]
