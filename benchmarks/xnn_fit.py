@@ -7,7 +7,9 @@ Run: ``.venv/bin/python benchmarks/xnn_fit.py [--cache /tmp/xnn_fit_bench] [--de
 Generates the synthetic gulls (per_class=60, seed=0) into the cache folder, reads them with
 ``explain_engine.datasets.cub.read_cub`` and trains the demo classifier with
 ``DEMO_TRAINING`` (a few minutes on a CPU); the checkpoint is cached, so later runs skip
-both steps. Then, for each configuration (`CONFIGS`) and k, fits ``XNN`` on the train split
+both steps. Prints what the SRAE is given (the x-layer's size, how many principal
+components hold its variance, a linear least-squares fit of the logits). Then, for each
+configuration (`CONFIGS`) and k, fits ``XNN`` on the train split
 (penultimate layer, all 8 classes), keeping a fit that fails the success rule
 (``accept_weak_fit``) so that it can be measured, and prints one row each: fit seconds,
 its CPU seconds (the process's, which a busy shared machine does not inflate),
@@ -134,6 +136,7 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}, {torch.get_num_threads()} CPU threads")
+    _describe_features(XNN(), model, train_images, test_images)
     header = (
         f"{'config':<9} {'k':>2} {'fit s':>6} {'cpu s':>6} {'attempts':>8} {'ok':>3} "
         f"{'test R2':>7} {'test agr':>8} {'act corr':>8} {'map corr':>8} "
@@ -169,6 +172,27 @@ def main() -> None:
                 f"{'' if attempt['success'] else ' (fails the rule)'}"
             )
         print(f"  failing the success rule or the R2 bar: columns {failed}", flush=True)
+
+
+def _describe_features(xnn, model, train_images, test_images) -> None:
+    """What the SRAE is given: the x-layer's size, how many principal components hold its
+    variance (few, when the classifier has collapsed each class to a point), and how well a
+    linear least-squares map rebuilds the test logits from it (what k concepts must match)."""
+    from explain_engine.methods.xnn.autoencoder import r2_score
+
+    features, logits = xnn.extract(model, train_images)
+    test_features, test_logits = xnn.extract(model, test_images)
+    centred = features - features.mean(dim=0)
+    share = torch.linalg.svdvals(centred).pow(2).cumsum(0) / centred.pow(2).sum()
+    components = [int((share < level).sum()) + 1 for level in (0.9, 0.975, 0.99)]
+    ones = torch.ones(len(features), 1)
+    solution = torch.linalg.lstsq(torch.cat([features, ones], 1), logits).solution
+    rebuilt = torch.cat([test_features, torch.ones(len(test_features), 1)], 1) @ solution
+    print(
+        f"x-layer: {features.shape[1]} features; principal components holding 90 / 97.5 / 99% "
+        f"of their variance: {' / '.join(map(str, components))}; linear least squares to the "
+        f"{logits.shape[1]} logits: test R2 {r2_score(rebuilt, test_logits):.3f}"
+    )
 
 
 def _kept_attempts(report) -> list[dict]:
