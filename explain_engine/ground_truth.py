@@ -11,7 +11,7 @@ explanation of one image with that:
   those boxes cover (what a uniform map would score);
 - SAG: `mark_strengths` (how strongly a patch set reveals each mark: the revealed mask,
   upsampled as SAG composites it, averaged over the mark's box), `covered_marks` (the marks
-  it reveals at 0.5 or more) and `covered_sets`;
+  it reveals at `MARK_SHOWN` or more) and `covered_sets`;
 - XNN: `nearest_part` (the part whose box is nearest a concept heatmap's peak, within the
   tolerance), read per fitted model (one per class in per-class mode), and
   `mean_abs_correlation` of concept heatmaps.
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "MARK_SHOWN",
     "POINTING_TOLERANCE_AT_224",
     "area_share",
     "box_mask",
@@ -47,7 +48,6 @@ __all__ = [
     "maximum_pixels",
     "mean_abs_correlation",
     "nearest_part",
-    "peak",
     "part_boxes",
     "pointing_game",
     "sag_summary",
@@ -61,6 +61,10 @@ __all__ = [
 #: The pointing game's tolerance (Zhang et al., "Top-down neural attention by excitation
 #: backprop"): 15 pixels at a 224-pixel input, scaled with the input.
 POINTING_TOLERANCE_AT_224 = 15.0
+
+#: How strongly (`mark_strengths`) a revealed patch set must show a mark for it to count as
+#: shown: at least half its brightness, averaged over the mark's box.
+MARK_SHOWN = 0.5
 
 Box = tuple[float, float, float, float]
 
@@ -110,26 +114,26 @@ def box_mask(boxes: Iterable[Sequence[float]], size: int, *, pad: float = 0.0) -
     return mask
 
 
-def peak(saliency: Tensor) -> tuple[float, float]:
-    """(x, y) pixel centre of the map's maximum (the first in raster order on ties)."""
-    index = int(torch.argmax(saliency.flatten()))
-    row, column = divmod(index, saliency.shape[-1])
-    return (column + 0.5, row + 0.5)
-
-
-def _distance_to_box(point: tuple[float, float], box: Sequence[float]) -> float:
-    x, y, w, h = box
-    dx = max(x - point[0], 0.0, point[0] - (x + w))
-    dy = max(y - point[1], 0.0, point[1] - (y + h))
-    return (dx * dx + dy * dy) ** 0.5
-
-
 def maximum_pixels(saliency: Tensor) -> Tensor:
     """(H, W) bool: the pixels that share the map's maximum, within 1e-6 of its range (a
-    clipped mask, bilinearly upsampled, is flat there only up to rounding)."""
+    clipped mask, bilinearly upsampled, is flat there only up to rounding). A constant map
+    is all maximum. Raises ValueError for a map with a NaN or infinite value."""
     saliency = saliency.float()
+    if not bool(torch.isfinite(saliency).all()):
+        raise ValueError("the map has NaN or infinite values")
     top, bottom = float(saliency.max()), float(saliency.min())
     return saliency >= top - 1e-6 * (top - bottom)
+
+
+def _peak_distances(saliency: Tensor, box: Sequence[float]) -> Tensor:
+    """Distance in pixels from each of the map's `maximum_pixels` (their centres, in the
+    order of ``nonzero``) to the (x, y, w, h) box; 0 inside it."""
+    tied = maximum_pixels(saliency).nonzero().float() + 0.5  # (row, col)
+    rows, columns = tied[:, 0], tied[:, 1]
+    x, y, w, h = box
+    dx = (x - columns).clamp(min=0) + (columns - (x + w)).clamp(min=0)
+    dy = (y - rows).clamp(min=0) + (rows - (y + h)).clamp(min=0)
+    return (dx * dx + dy * dy).sqrt()
 
 
 def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, tolerance: float) -> float:
@@ -137,19 +141,16 @@ def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, toleran
     `tolerance` pixels of any box, else 0.0.
 
     Where several pixels share the maximum (`maximum_pixels`), the share of them that lie
-    within the tolerance: the expected hit when one of them is drawn at random. iGOS++'s
+    within the tolerance: the expected hit when one of them is drawn at random (a constant
+    map scores the share of the image near the boxes, as a random point would). iGOS++'s
     maps are flat at the top: its product of two masks clipped to [0, 1] reaches 0 on several
     cells, hundreds of pixels once upsampled (``benchmarks/ground_truth.py`` prints how
     many); taking the first of them in raster order scored the plateau's top row, often the
-    image's top edge, and iGOS++ 88% where it scores 95% now on the benchmark's 40 photos.
+    image's top edge.
     """
-    tied = maximum_pixels(saliency).nonzero().float() + 0.5  # pixel centres, (row, col)
-    rows, columns = tied[:, 0], tied[:, 1]
-    near = torch.zeros(len(tied), dtype=torch.bool)
-    for x, y, w, h in boxes:
-        dx = (x - columns).clamp(min=0) + (columns - (x + w)).clamp(min=0)
-        dy = (y - rows).clamp(min=0) + (rows - (y + h)).clamp(min=0)
-        near |= (dx * dx + dy * dy).sqrt() <= tolerance
+    near = torch.zeros(int(maximum_pixels(saliency).sum()), dtype=torch.bool)
+    for box in boxes:
+        near |= _peak_distances(saliency, box).cpu() <= tolerance
     return float(near.float().mean())
 
 
@@ -190,9 +191,12 @@ def mark_strengths(
 def covered_marks(
     patches: Iterable[int], grid: int, mark_boxes: Mapping[str, Sequence[float]], size: int
 ) -> set[str]:
-    """The marks a revealed patch set shows at `mark_strengths` 0.5 or more."""
-    strengths = mark_strengths(patches, grid, mark_boxes, size)
-    return {name for name, strength in strengths.items() if strength >= 0.5}
+    """The marks a revealed patch set shows: `mark_strengths` of `MARK_SHOWN` or more."""
+    return _shown(mark_strengths(patches, grid, mark_boxes, size))
+
+
+def _shown(strengths: Mapping[str, float]) -> set[str]:
+    return {name for name, strength in strengths.items() if strength >= MARK_SHOWN}
 
 
 def sufficient_cells(
@@ -282,14 +286,20 @@ def nearest_part(
     saliency: Tensor, part_boxes: Mapping[str, Sequence[float]], *, tolerance: float
 ) -> str | None:
     """The part whose box is nearest the (H, W) map's peak if within `tolerance` pixels
-    (ties: the first in `part_boxes` order), else None."""
-    point = peak(saliency)
-    best, best_distance = None, float("inf")
-    for name, box in part_boxes.items():
-        distance = _distance_to_box(point, box)
-        if distance < best_distance:
-            best, best_distance = name, distance
-    return best if best_distance <= tolerance else None
+    (ties: the first in `part_boxes` order), else None.
+
+    Where several pixels share the maximum (`maximum_pixels`), each votes so, and the most
+    votes win (None among them: most of the top lies near no part; a constant map's does),
+    as `pointing_game` scores a flat top by all of its pixels."""
+    names = list(part_boxes)
+    if not names:
+        return None
+    distances = torch.stack([_peak_distances(saliency, part_boxes[n]).cpu() for n in names])
+    nearest = distances.argmin(dim=0)  # the first part on equal distances
+    within = distances.min(dim=0).values <= tolerance
+    votes = torch.bincount(torch.where(within, nearest, len(names)), minlength=len(names) + 1)
+    winner = int(votes.argmax())  # the first on equal votes
+    return names[winner] if winner < len(names) else None
 
 
 def mean_abs_correlation(heatmaps: Tensor) -> float:
@@ -344,7 +354,7 @@ def sag_summary(
     *,
     grid: int,
     size: int,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """SAG searches against the marks. Each search is (its MSEs' patch lists, its number of
     diverse roots); `sufficient_sets` gives, per image, the sets of marks that decide the
     explained species. ``median_size`` (patches, over all MSEs), ``diverse`` (share of images
@@ -364,12 +374,16 @@ def sag_summary(
         for patches in mses:
             sizes.append(len(patches))
             strengths = mark_strengths(patches, grid, boxes, size)
-            shown = {name for name, strength in strengths.items() if strength >= 0.5}
-            sets = covered_sets(shown, sets_of_image)
+            sets = covered_sets(_shown(strengths), sets_of_image)
             covering.append(bool(sets))
             sets_seen.update(sets)
             if not sets:
-                short.append(max(min(strengths[n] for n in names) for names in sets_of_image))
+                short.append(
+                    max(
+                        (min(strengths.get(n, 0.0) for n in names) for names in sets_of_image),
+                        default=0.0,
+                    )
+                )
         both.append(len(sets_seen) >= 2)
     n = len(searches)
     return {

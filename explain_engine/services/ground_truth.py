@@ -33,11 +33,12 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
 
     The goals are scored on the photos the classifier answers correctly: where it errs (the
     demo's distant, hazy gulls), it did not decide from the marks of the species it named, so
-    a faithful explanation need not point at them. The report: ``images`` (scored photos),
+    a faithful explanation need not point at them. A photo without a stored prediction
+    counts as not answered correctly. The report: ``images`` (scored photos),
     ``images_right`` (those answered correctly); on those, ``saliency`` (method ->
-    `ground_truth.saliency_summary`), ``sag``, ``xnn`` (None when the job has none or no
-    photo is answered correctly) and ``goals`` ([goal, holds, figure] rows); and
-    ``all_photos``, the same four on every photo.
+    `ground_truth.saliency_summary`), ``sag`` and ``xnn`` (None when the job has none) and
+    ``goals`` ([goal, holds, figure] rows), which are ``{}``, None, None and ``[]`` when no
+    photo is answered correctly; and ``all_photos``, the same four on every photo.
     """
     try:
         truth = read_ground_truth(truth_root)

@@ -317,6 +317,8 @@ def demo_prepare(
     scored = PrecomputeJob.objects.filter(classifier=classifier).exclude(ground_truth={}).last()
     if scored is not None:
         report = scored.ground_truth
+        if "all_photos" not in report:  # scored before the goals were split (stop 26)
+            report = precompute_job_ground_truth(job=scored, truth_root=demo_birds_dir(data_dir))
         log(
             f"the explanations against the gulls' field marks (kept with precompute job "
             f"{scored.pk}), on the {report['images_right']} of {report['images']} photos the "

@@ -19,11 +19,16 @@ def map_with_peak(x: int, y: int, size: int = SIZE) -> torch.Tensor:
 
 def test_pointing_game_hits_a_box_within_the_tolerance_only():
     box = (20.0, 30.0, 10.0, 5.0)
-    assert gt.pointing_game(map_with_peak(25, 32), [box], tolerance=0.0)
-    assert gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.5)  # centre 33.5
-    assert not gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.4)
-    assert not gt.pointing_game(map_with_peak(60, 60), [box], tolerance=5.0)
-    assert gt.pointing_game(map_with_peak(60, 60), [box, (58.0, 58.0, 4.0, 4.0)], tolerance=0)
+    assert gt.pointing_game(map_with_peak(25, 32), [box], tolerance=0.0) == 1.0
+    assert gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.5) == 1.0  # centre 33.5
+    assert gt.pointing_game(map_with_peak(33, 32), [box], tolerance=3.4) == 0.0
+    assert gt.pointing_game(map_with_peak(60, 60), [box], tolerance=5.0) == 0.0
+    two = [box, (58.0, 58.0, 4.0, 4.0)]
+    assert gt.pointing_game(map_with_peak(60, 60), two, tolerance=0) == 1.0
+    broken = map_with_peak(25, 32)
+    broken[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        gt.pointing_game(broken, [box], tolerance=0.0)
 
 
 def test_pointing_game_scores_a_tied_maximum_by_the_share_of_it_near_a_box():
@@ -33,9 +38,13 @@ def test_pointing_game_scores_a_tied_maximum_by_the_share_of_it_near_a_box():
     plateau = torch.zeros(SIZE, SIZE)
     plateau[2, 25] = plateau[31, 22] = plateau[31, 24] = plateau[32, 26] = 0.7
     assert gt.pointing_game(plateau, [box], tolerance=0.0) == 0.75
-    # Values within 1e-6 of the range count as tied (bilinear upsampling of a clipped mask).
-    plateau[31, 22] = 0.7 - 1e-8
+    # Values within 1e-6 of the range count as tied (bilinear upsampling of a clipped mask);
+    # further below, they do not.
+    plateau[31, 22] = 0.7 - 5e-7
     assert gt.pointing_game(plateau, [box], tolerance=0.0) == 0.75
+    plateau[31, 22] = 0.7 - 1e-5
+    assert gt.pointing_game(plateau, [box], tolerance=0.0) == pytest.approx(2 / 3)
+    plateau[31, 22] = 0.7
     # A constant map is all ties: it scores the share of the image near the boxes.
     constant = torch.ones(SIZE, SIZE)
     assert gt.pointing_game(constant, [box], tolerance=0.0) == pytest.approx(
@@ -80,6 +89,12 @@ def test_nearest_part_and_mean_abs_correlation():
     assert gt.nearest_part(map_with_peak(12, 12), parts, tolerance=1.0) == "bill"
     assert gt.nearest_part(map_with_peak(42, 41), parts, tolerance=3.0) == "legs"
     assert gt.nearest_part(map_with_peak(65, 5), parts, tolerance=3.0) is None
+    # A flat top votes: three tied pixels on the legs, one on the bill; a constant map's
+    # top lies mostly near no part.
+    flat = torch.zeros(SIZE, SIZE)
+    flat[12, 12] = flat[40, 40] = flat[41, 40] = flat[40, 41] = 1.0
+    assert gt.nearest_part(flat, parts, tolerance=2.0) == "legs"
+    assert gt.nearest_part(torch.ones(SIZE, SIZE), parts, tolerance=3.0) is None
 
     a = torch.rand(SIZE, SIZE)
     assert gt.mean_abs_correlation(torch.stack([a, a, 2 * a + 1])) == pytest.approx(1.0)

@@ -112,9 +112,13 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
         assert compare.status == Study.Status.LIVE and compare.question_type == "sag_comparative"
         assert "/s/demo-compare/?PROLIFIC_PID=" in first
     created = (Study.objects.count(), PrecomputeJob.objects.count(), Explanation.objects.count())
+    # A report stored before the goals were split by right answers is scored again.
+    PrecomputeJob.objects.filter(pk=scored.pk).update(ground_truth={"images": 12, "goals": []})
 
     call_command("demo", "--no-serve", "--workers", "0", "--data-dir", str(tmp_path))
     second = capsys.readouterr().out
+    assert PrecomputeJob.objects.get(pk=scored.pk).ground_truth == report
+    assert f"on the {right} of 12 photos the AI answers correctly" in second
     # Every step is reported as done by the earlier run, and none ran again.
     assert "epochs" not in second
     # (The launch step runs again only to retry a comparative study skipped for want of
