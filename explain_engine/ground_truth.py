@@ -125,15 +125,17 @@ def maximum_pixels(saliency: Tensor) -> Tensor:
     return saliency >= top - 1e-6 * (top - bottom)
 
 
-def _peak_distances(saliency: Tensor, box: Sequence[float]) -> Tensor:
-    """Distance in pixels from each of the map's `maximum_pixels` (their centres, in the
-    order of ``nonzero``) to the (x, y, w, h) box; 0 inside it."""
-    tied = maximum_pixels(saliency).nonzero().float() + 0.5  # (row, col)
+def _peak_distances(saliency: Tensor, boxes: Sequence[Sequence[float]]) -> Tensor:
+    """(boxes, tied) distances in pixels from each of the map's `maximum_pixels` (their
+    centres, in the order of ``nonzero``) to each (x, y, w, h) box; 0 inside it."""
+    tied = maximum_pixels(saliency).nonzero().float().cpu() + 0.5  # (row, col)
     rows, columns = tied[:, 0], tied[:, 1]
-    x, y, w, h = box
-    dx = (x - columns).clamp(min=0) + (columns - (x + w)).clamp(min=0)
-    dy = (y - rows).clamp(min=0) + (rows - (y + h)).clamp(min=0)
-    return (dx * dx + dy * dy).sqrt()
+    distances = torch.full((len(boxes), len(tied)), float("inf"))
+    for i, (x, y, w, h) in enumerate(boxes):
+        dx = (x - columns).clamp(min=0) + (columns - (x + w)).clamp(min=0)
+        dy = (y - rows).clamp(min=0) + (rows - (y + h)).clamp(min=0)
+        distances[i] = (dx * dx + dy * dy).sqrt()
+    return distances
 
 
 def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, tolerance: float) -> float:
@@ -148,10 +150,10 @@ def pointing_game(saliency: Tensor, boxes: Iterable[Sequence[float]], *, toleran
     many); taking the first of them in raster order scored the plateau's top row, often the
     image's top edge.
     """
-    near = torch.zeros(int(maximum_pixels(saliency).sum()), dtype=torch.bool)
-    for box in boxes:
-        near |= _peak_distances(saliency, box).cpu() <= tolerance
-    return float(near.float().mean())
+    distances = _peak_distances(saliency, list(boxes))
+    if not len(distances):
+        return 0.0
+    return float((distances.min(dim=0).values <= tolerance).float().mean())
 
 
 def mass_share(saliency: Tensor, boxes: Iterable[Sequence[float]], *, pad: float = 0.0) -> float:
@@ -294,7 +296,7 @@ def nearest_part(
     names = list(part_boxes)
     if not names:
         return None
-    distances = torch.stack([_peak_distances(saliency, part_boxes[n]).cpu() for n in names])
+    distances = _peak_distances(saliency, [part_boxes[n] for n in names])
     nearest = distances.argmin(dim=0)  # the first part on equal distances
     within = distances.min(dim=0).values <= tolerance
     votes = torch.bincount(torch.where(within, nearest, len(names)), minlength=len(names) + 1)

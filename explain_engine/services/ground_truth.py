@@ -64,20 +64,25 @@ def precompute_job_ground_truth(*, job: PrecomputeJob, truth_root: Path) -> dict
             predicted_label_id=F("image__class_label_id"),
         ).values_list("image_id", flat=True)
     )
-    on_right = _scores(job, truth, [row for row in rows if row.image_id in right])
+    # each stored map is read once, then scored on both sets of photos
+    maps = {row.pk: torch.from_numpy(_array(row.raw_map)) for row in rows if row.method != "sag"}
+    on_right = _scores(job, truth, [row for row in rows if row.image_id in right], maps)
     report = {
         "images": len({row.image_id for row in rows}),
         "images_right": len({row.image_id for row in rows if row.image_id in right}),
         **on_right,
-        "all_photos": _scores(job, truth, rows),
+        "all_photos": _scores(job, truth, rows, maps),
     }
     job.ground_truth = report
     job.save(update_fields=["ground_truth"])
     return report
 
 
-def _scores(job: PrecomputeJob, truth, rows: list[Explanation]) -> dict:
-    """``saliency``, ``sag``, ``xnn`` and ``goals`` of these explanation rows."""
+def _scores(
+    job: PrecomputeJob, truth, rows: list[Explanation], stored: dict[int, torch.Tensor]
+) -> dict:
+    """``saliency``, ``sag``, ``xnn`` and ``goals`` of these explanation rows; `stored`
+    holds each non-SAG row's raw map by row id."""
     size = job.classifier.input_size
     maps: dict[str, list] = {}
     sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
@@ -96,7 +101,7 @@ def _scores(job: PrecomputeJob, truth, rows: list[Explanation]) -> dict:
                 )
             )
         elif row.method == "xnn":
-            heatmaps = torch.from_numpy(_array(row.raw_map))
+            heatmaps = stored[row.pk]
             xnn_maps.append(heatmaps)
             xnn_parts.append(
                 gt.part_boxes(
@@ -108,7 +113,7 @@ def _scores(job: PrecomputeJob, truth, rows: list[Explanation]) -> dict:
             xnn_models.append(class_order[row.target_index] if per_class else "shared")
             concept_model_ids.add(row.data.get("concept_model_id"))
         else:
-            saliency = torch.from_numpy(_array(row.raw_map))
+            saliency = stored[row.pk]
             scaled = gt.scaled_boxes(boxes, truth.image_size, saliency.shape[-1])
             maps.setdefault(row.method, []).append((saliency, scaled))
 
