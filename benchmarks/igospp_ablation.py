@@ -1,11 +1,12 @@
 """Why iGOS++ trails I-GOS and integrated gradients on the demo's ground truth: its two masks
 read apart, and its smoothing varied.
 
-Run: ``.venv/bin/python benchmarks/igospp_ablation.py [--images 24] [--threads 1]
+Run: ``.venv/bin/python benchmarks/igospp_ablation.py [--images 40] [--threads 1]
 [--configs release tv2 res56 plain alpha200]``
 
-Uses `benchmarks/ground_truth.py`'s demo classifier and photos (same cache, same choice of
-test photos answered correctly; its first ``--images``). For each configuration of iGOS++
+Uses `benchmarks/ground_truth.py`'s demo classifier and photos: the same cache and, for the
+same ``--images``, the same test photos spread over the classes, scored on those answered
+correctly. For each configuration of iGOS++
 (``release``: the defaults the demo uses; ``tv2``: total-variation weight 2 instead of 20;
 ``res56``: a 56 x 56 mask instead of 28 x 28; ``plain``: the noise-free line search;
 ``alpha200``: the line search starting at 200, as I-GOS's, instead of 1000), prints
@@ -58,7 +59,7 @@ def _normalized(maps: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
