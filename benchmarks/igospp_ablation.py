@@ -2,14 +2,15 @@
 read apart, and its smoothing varied.
 
 Run: ``.venv/bin/python benchmarks/igospp_ablation.py [--images 40] [--threads 1]
-[--configs release tv2 res56 plain alpha200]``
+[--configs release tv2 res56 plain alpha200 alpha200_tv2]``
 
 Uses `benchmarks/ground_truth.py`'s demo classifier and photos: the same cache and, for the
 same ``--images``, the same test photos spread over the classes, scored on those answered
 correctly. For each configuration of iGOS++
 (``release``: the defaults the demo uses; ``tv2``: total-variation weight 2 instead of 20;
 ``res56``: a 56 x 56 mask instead of 28 x 28; ``plain``: the noise-free line search;
-``alpha200``: the line search starting at 200, as I-GOS's, instead of 1000), prints
+``alpha200``: the line search starting at 200, as I-GOS's, instead of 1000;
+``alpha200_tv2``: both of these), prints
 the pointing game and the mass share (as `ground_truth.py`) of three maps:
 
 - ``product``: what iGOS++ shows, 1 - U(M_d * M_i);
@@ -48,6 +49,7 @@ CONFIGS = {
     "res56": {"resolution": 56},
     "plain": {"scoring": "plain"},
     "alpha200": {"alpha": 200.0},
+    "alpha200_tv2": {"alpha": 200.0, "tv": 2.0},
 }
 
 
@@ -88,7 +90,7 @@ def main() -> None:
         f"{torch.get_num_threads()}; sets {truth.minimal_sufficient_sets}"
     )
     header = (
-        f"{'config':<8} {'map':<10} {'pointing':>8} {'mass':>6} {'set 1':>6} {'set 2':>6} "
+        f"{'config':<12} {'map':<10} {'pointing':>8} {'mass':>6} {'set 1':>6} {'set 2':>6} "
         f"{'tied px':>7} {'s/photo':>8}"
     )
     print(header)
@@ -119,7 +121,7 @@ def main() -> None:
             ]
             tied = torch.tensor([float(gt.maximum_pixels(m).sum()) for m in kind_maps]).median()
             print(
-                f"{name:<8} {kind:<10} {row['pointing']:>8.0%} {row['mass']:>6.0%} "
+                f"{name:<12} {kind:<10} {row['pointing']:>8.0%} {row['mass']:>6.0%} "
                 f"{''.join(f'{share:>7.0%}' for share in per_set)} {tied:>7.0f} {seconds:>8.1f}",
                 flush=True,
             )
