@@ -118,6 +118,31 @@ def _tensor(dataset, images, preprocessing) -> torch.Tensor:
     return torch.stack(tensors)
 
 
+def photos_answered_correctly(model, dataset, preprocessing, count: int, device: str):
+    """(images, tensors, predicted classes, right) of `count` test photos spread over the
+    classes, keeping those the classifier answers correctly; `right` says which of all
+    `count` were. Scored on those, as the demo's report is
+    (explain_engine/services/ground_truth.py): where the classifier errs it did not read
+    the marks, so a faithful explanation need not point at them."""
+    index = {name: i for i, name in enumerate(dataset.class_names)}
+    test = [image for image in dataset.images if not image.is_train]
+    # Spread over the classes: the test images are listed class by class.
+    step = max(len(test) // max(count, 1), 1)
+    chosen = test[::step][:count]
+    images = _tensor(dataset, chosen, preprocessing).to(device)
+    labels = torch.tensor([index[image.class_name] for image in chosen])
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1).cpu()
+    right = predicted == labels
+    chosen = [image for image, ok in zip(chosen, right.tolist(), strict=True) if ok]
+    return chosen, images[right.to(images.device)], predicted[right], right
+
+
+def median_tied_pixels(maps: torch.Tensor) -> float:
+    """How many pixels share each map's maximum, median over the maps (`gt.pointing_game`)."""
+    return float(torch.tensor([float(gt.maximum_pixels(m).sum()) for m in maps]).median())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=60)
@@ -138,22 +163,11 @@ def main() -> None:
     model = model.to(args.device)
     size = preprocessing.input_size
     tolerance = gt.POINTING_TOLERANCE_AT_224 * size / IMAGE_SIZE
-    index = {name: i for i, name in enumerate(dataset.class_names)}
     test = [image for image in dataset.images if not image.is_train]
-    # Spread over the classes: the test images are listed class by class.
-    step = max(len(test) // max(args.images, 1), 1)
-    chosen = test[::step][: args.images]
-    images = _tensor(dataset, chosen, preprocessing).to(args.device)
-    labels = torch.tensor([index[image.class_name] for image in chosen])
-    with torch.no_grad():
-        predicted = model(images).argmax(dim=1).cpu()
-    accuracy = float((predicted == labels).float().mean())
-    # Scored on the photos answered correctly, as the demo's report is
-    # (explain_engine/services/ground_truth.py): where the classifier errs it did not read
-    # the marks, so a faithful explanation need not point at them.
-    right = predicted == labels
-    chosen = [image for image, ok in zip(chosen, right.tolist(), strict=True) if ok]
-    images, predicted = images[right.to(images.device)], predicted[right]
+    chosen, images, predicted, right = photos_answered_correctly(
+        model, dataset, preprocessing, args.images, args.device
+    )
+    accuracy = float(right.float().mean())
     marks = [gt.scaled_boxes(truth.mark_boxes[i.image_id], IMAGE_SIZE, size) for i in chosen]
     print(
         f"demo classifier ({DEMO_TRAINING['architecture']}, {size} px, occlusion "
@@ -181,8 +195,7 @@ def main() -> None:
         seconds = (time.perf_counter() - started) / len(chosen)
         saliency[slug] = gt.saliency_summary(maps, marks, tolerance=tolerance)
         row = saliency[slug]
-        # how many pixels share each map's maximum (median), see gt.pointing_game
-        tied = torch.tensor([float(gt.maximum_pixels(m).sum()) for m in maps]).median()
+        tied = median_tied_pixels(maps)
         print(
             f"{slug:<22} {row['pointing']:>8.0%} {row['mass']:>6.0%} {row['area']:>6.0%} "
             f"{seconds:>8.2f} {tied:>7.0f}",

@@ -37,10 +37,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ground_truth import IMAGE_SIZE, _tensor, prepare  # noqa: E402
+from ground_truth import (  # noqa: E402
+    IMAGE_SIZE,
+    median_tied_pixels,
+    photos_answered_correctly,
+    prepare,
+)
 
 from explain_engine import ground_truth as gt  # noqa: E402
 from explain_engine.methods import get_method  # noqa: E402
+from explain_engine.methods.base import normalize_per_image  # noqa: E402
 from explain_engine.methods.masking import upsample_mask  # noqa: E402
 
 CONFIGS = {
@@ -51,12 +57,6 @@ CONFIGS = {
     "alpha200": {"alpha": 200.0},
     "alpha200_tv2": {"alpha": 200.0, "tv": 2.0},
 }
-
-
-def _normalized(maps: torch.Tensor) -> torch.Tensor:
-    low = maps.flatten(1).min(dim=1).values[:, None, None]
-    high = maps.flatten(1).max(dim=1).values[:, None, None]
-    return (maps - low) / (high - low).clamp_min(1e-12)
 
 
 def main() -> None:
@@ -72,22 +72,14 @@ def main() -> None:
     model, dataset, truth, preprocessing = prepare(60, 0, "cpu")
     size = preprocessing.input_size
     tolerance = gt.POINTING_TOLERANCE_AT_224 * size / IMAGE_SIZE
-    index = {name: i for i, name in enumerate(dataset.class_names)}
-    test = [image for image in dataset.images if not image.is_train]
-    step = max(len(test) // max(args.images, 1), 1)
-    chosen = test[::step][: args.images]
-    images = _tensor(dataset, chosen, preprocessing)
-    labels = torch.tensor([index[image.class_name] for image in chosen])
-    with torch.no_grad():
-        predicted = model(images).argmax(dim=1)
-    right = predicted == labels
-    chosen = [image for image, ok in zip(chosen, right.tolist(), strict=True) if ok]
-    images, predicted = images[right], predicted[right]
+    chosen, images, predicted, _ = photos_answered_correctly(
+        model, dataset, preprocessing, args.images, "cpu"
+    )
     marks = [gt.scaled_boxes(truth.mark_boxes[i.image_id], IMAGE_SIZE, size) for i in chosen]
     sets = truth.minimal_sufficient_sets
     print(
         f"{len(chosen)} test photos answered correctly, {size} px, torch threads "
-        f"{torch.get_num_threads()}; sets {truth.minimal_sufficient_sets}"
+        f"{torch.get_num_threads()}; sets {sets}"
     )
     header = (
         f"{'config':<12} {'map':<10} {'pointing':>8} {'mass':>6} {'set 1':>6} {'set 2':>6} "
@@ -101,15 +93,10 @@ def main() -> None:
             model, images, predicted
         )
         seconds = (time.perf_counter() - started) / len(chosen)
-        maps = {
-            "product": result.saliency,
-            "deletion": _normalized(
-                1 - upsample_mask(result.extras["deletion_mask"], (size, size))[:, 0]
-            ),
-            "insertion": _normalized(
-                1 - upsample_mask(result.extras["insertion_mask"], (size, size))[:, 0]
-            ),
-        }
+        maps = {"product": result.saliency}
+        for half in ("deletion", "insertion"):
+            mask = upsample_mask(result.extras[f"{half}_mask"], (size, size))[:, 0]
+            maps[half] = normalize_per_image(1 - mask)
         for kind, kind_maps in maps.items():
             row = gt.saliency_summary(kind_maps, marks, tolerance=tolerance)
             per_set = [
@@ -119,7 +106,7 @@ def main() -> None:
                 )
                 for mark_set in sets
             ]
-            tied = torch.tensor([float(gt.maximum_pixels(m).sum()) for m in kind_maps]).median()
+            tied = median_tied_pixels(kind_maps)
             print(
                 f"{name:<12} {kind:<10} {row['pointing']:>8.0%} {row['mass']:>6.0%} "
                 f"{''.join(f'{share:>7.0%}' for share in per_set)} {tied:>7.0f} {seconds:>8.1f}",
