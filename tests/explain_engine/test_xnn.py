@@ -118,6 +118,28 @@ def test_k_at_the_bounds_is_accepted():
     assert XNN(k=3).k == 3 and XNN(k=8).k == 8
 
 
+@pytest.mark.parametrize("step", [0, -1, 2.5, "40", True])
+def test_a_learning_rate_step_that_is_not_a_positive_integer_is_rejected(step):
+    with pytest.raises(ValueError, match="lr_step_epochs must be an integer >= 1"):
+        XNN(lr_step_epochs=step)
+
+
+def _head_after_fine_tuning(**params) -> torch.Tensor:
+    features, logits = _synthetic(40, seed=3)
+    xnn = XNN(k=3, mode="shared", seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, **params)
+    xnn.fit_features(features, logits, accept_weak_fit=True)
+    return xnn.modules[0].head.weight.detach().clone()
+
+
+def test_the_learning_rate_is_constant_by_default_as_in_the_authors_runs():
+    # the authors' adjust_lr never fires in their scripts (1 or 10 epochs against a step of
+    # 40): the default must train as a step longer than the fit, and unlike a step of 1
+    assert XNN().lr_step_epochs is None
+    constant = _head_after_fine_tuning()
+    assert torch.equal(constant, _head_after_fine_tuning(lr_step_epochs=1000))
+    assert not torch.equal(constant, _head_after_fine_tuning(lr_step_epochs=1))
+
+
 # ---------------------------------------------------------------------------- registry
 
 
@@ -148,6 +170,7 @@ def test_params_hash_is_stable_and_follows_every_parameter():
         XNN(k=4, layer="features"),
         XNN(k=4, seed=1),
         XNN(k=4, epochs=121),
+        XNN(k=4, lr_step_epochs=40),
         XNN(k=4, loss_weights=AUTHORS_LOSS_WEIGHTS["features"]),
         XNN(k=4, mode="shared"),
         XNN(k=4, heatmap="gradcam"),

@@ -11,7 +11,8 @@ all from the authors' derived CUB code [CODE:XNN-deriv] (methods.md 2.3):
 
 Training (``SRAE_Optim``): greedy layer-wise pre-training of each autoencoder layer (MSE,
 Adam), pre-training of the linear head on the codes, then joint fine-tuning with the full
-loss (Adam lr 1e-3, weight decay 1e-4, lr x 0.1 every 40 epochs), batches of 50.
+loss (Adam lr 1e-3, weight decay 1e-4), batches of 50. The learning rate stays constant by
+default, as it does in every run of the authors' scripts (``XNN.lr_step_epochs``).
 
 Success rule (``Main1_TrainXNN.py``): for each explained class, at least 2 x-features with a
 positive mean contribution and the 2nd largest at least 0.3 x the largest; a class's mean
@@ -79,7 +80,7 @@ class TrainingParams(Protocol):
     epochs: int
     pretrain_epochs: int
     train_batch_size: int
-    lr_step_epochs: int
+    lr_step_epochs: int | None
     max_attempts: int
     min_r2: float
 
@@ -237,14 +238,19 @@ def _train(
         on_epoch("head", epoch + 1, xnn.pretrain_epochs)
     # 3. joint fine-tuning with the full loss.
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=xnn.lr_step_epochs, gamma=0.1)
+    schedule = (
+        None
+        if xnn.lr_step_epochs is None
+        else torch.optim.lr_scheduler.StepLR(optimizer, step_size=xnn.lr_step_epochs, gamma=0.1)
+    )
     for epoch in range(xnn.epochs):
         for idx in batches():
             loss, _ = total_loss(module, features[idx], targets[idx], weights, xnn.pull_away)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        schedule.step()
+        if schedule is not None:
+            schedule.step()
         for depth in range(len(module.encoder)):
             revived += revive_dead_units(module, features, depth, generator)
         on_epoch("finetune", epoch + 1, xnn.epochs)
