@@ -120,9 +120,7 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true", help="only build the cache")
     parser.add_argument("--explain-images", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="where the classifier runs")
-    parser.add_argument(
-        "--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS)
-    )
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--k", type=int, nargs="+", default=[5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="XNN seeds")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
