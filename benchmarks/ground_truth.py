@@ -1,7 +1,8 @@
 """The demo's explanations against the synthetic gulls' ground truth (issue 16's goals).
 
 Run: ``.venv/bin/python benchmarks/ground_truth.py [--images 40] [--sag-images 20]
-[--methods gradcam igos igospp integrated_gradients] [--no-sag] [--no-xnn] [--threads N]``
+[--methods gradcam igos igospp integrated_gradients] [--no-sag] [--no-xnn] [--xnn-params JSON]
+[--threads N]``
 
 Draws the demo's data set (``per_class=60``, ``seed=0``, 224 px) and trains the demo
 classifier (``DEMO_TRAINING``) as the demo does, both cached under
@@ -18,9 +19,10 @@ method's default parameters (what the demo uses):
 - SAG (``--sag-images``): MSE sizes, images with two or more diverse roots, MSEs that reveal
   a sufficient set of marks (and how near the others come), images whose MSEs reveal both
   sets;
-- XNN: fitted on the train split with its defaults (through ``get_method("xnn")``, ``fit``,
-  ``explain``), R^2 on the test split, where each concept's heatmap peaks (marks and CUB
-  parts), the mean pairwise |correlation| of the concept heatmaps.
+- XNN: fitted on the train split with its defaults, or the parameters ``--xnn-params`` gives
+  as JSON (through ``get_method("xnn")``, ``fit``, ``explain``), R^2 on the test split,
+  where each concept's heatmap peaks (marks and CUB parts), the mean pairwise |correlation|
+  of the concept heatmaps.
 
 Prints a table per part and, last, each goal with "holds" or "fails" and its figure
 (`explain_engine.ground_truth.goals`).
@@ -152,6 +154,12 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=list(SALIENCY_METHODS))
     parser.add_argument("--no-sag", action="store_true")
     parser.add_argument("--no-xnn", action="store_true")
+    parser.add_argument(
+        "--xnn-params",
+        type=json.loads,
+        default={},
+        help='XNN parameters other than the defaults, as JSON, e.g. \'{"pull_away": "features"}\'',
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -245,7 +253,7 @@ def main() -> None:
     xnn = None
     if not args.no_xnn:
         train_images = [image for image in dataset.images if image.is_train]
-        method = get_method("xnn")
+        method = get_method("xnn", **args.xnn_params)
         started = time.perf_counter()
         report = method.fit(
             model,
