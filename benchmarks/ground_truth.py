@@ -145,6 +145,13 @@ def median_tied_pixels(maps: torch.Tensor) -> float:
     return float(torch.tensor([float(gt.maximum_pixels(m).sum()) for m in maps]).median())
 
 
+def _json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of XNN parameters, got {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=60)
@@ -156,7 +163,7 @@ def main() -> None:
     parser.add_argument("--no-xnn", action="store_true")
     parser.add_argument(
         "--xnn-params",
-        type=json.loads,
+        type=_json_object,
         default={},
         help='XNN parameters other than the defaults, as JSON, e.g. \'{"pull_away": "features"}\'',
     )
@@ -281,7 +288,8 @@ def main() -> None:
             models=models,
         )
         print(
-            f"\nXNN fitted in {fitted:.0f} s "
+            f"\nXNN ({json.dumps(args.xnn_params) if args.xnn_params else 'defaults'}) "
+            f"fitted in {fitted:.0f} s "
             f"(success rule {'met' if report.success else 'failed'}): "
             f"R^2 {xnn['r2']:.3f}, on a part per concept slot: "
             + ", ".join(f"{share:.0%}" for share in xnn["on_part"])

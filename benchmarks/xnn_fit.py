@@ -1,14 +1,15 @@
 """Fit XNN on the demo classifier; time it, measure its faithfulness and concept diversity.
 
 Run: ``.venv/bin/python benchmarks/xnn_fit.py [--cache /tmp/xnn_fit_bench] [--device cuda]
-[--configs per_class step40 shared pt_feats main] [--k 5] [--seeds 0 1 2] [--prepare-only]``
+[--configs per_class step40 shared pt_feats main] [--k 5] [--seeds 0 1 2] [--threads N]
+[--prepare-only]``
 
 Generates the synthetic gulls (per_class=60, seed=0) into the cache folder, reads them with
 ``explain_engine.datasets.cub.read_cub`` and trains the demo classifier with
 ``DEMO_TRAINING`` (a few minutes on a CPU); the checkpoint is cached, so later runs skip
 both steps. Prints what the SRAE is given (the x-layer's size, how many principal
 components hold its variance, a linear least-squares fit of the logits). Then, for each
-configuration (`CONFIGS`) and k, fits ``XNN`` on the train split
+configuration (`CONFIGS`), k and XNN seed, fits ``XNN`` on the train split
 (penultimate layer, all 8 classes), keeping a fit that fails the success rule
 (``accept_weak_fit``) so that it can be measured, and prints one row each: fit seconds,
 its CPU seconds (the process's, which a busy shared machine does not inflate),

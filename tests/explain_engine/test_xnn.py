@@ -22,6 +22,7 @@ from explain_engine.methods.xnn import (
     WeakFitError,
     mean_abs_correlation,
 )
+from explain_engine.methods.xnn.autoencoder import SparseReconstructionAutoencoder
 from explain_engine.render import xnn_concept_item, xnn_concept_panel
 
 #: Faithfulness-dominated weights: the synthetic logits have variance ~1, where the paper's
@@ -131,13 +132,44 @@ def _head_after_fine_tuning(**params) -> torch.Tensor:
     return xnn.modules[0].head.weight.detach().clone()
 
 
-def test_the_learning_rate_is_constant_by_default_as_in_the_authors_runs():
+def test_no_srae_layer_is_wider_than_its_input_as_in_the_paper():
+    assert SparseReconstructionAutoencoder(4096, 5, 1).sizes == (4096, 800, 100, 5)
+    assert SparseReconstructionAutoencoder(128, 5, 1).sizes == (128, 128, 100, 5)
+    assert SparseReconstructionAutoencoder(32, 3, 1).sizes == (32, 32, 32, 3)
+
+
+def test_a_concept_model_saved_with_the_former_wider_first_layer_still_loads():
+    model, images = _plain_cnn(), _images()
+    xnn = _small_xnn()
+    xnn.fit(model, images, accept_weak_fit=True)
+    state = xnn.state_dict()
+    in_dim = state["in_dim"]
+    outputs = len(state["fitted_classes"]) if xnn.mode == "shared" else 1
+    torch.manual_seed(0)
+    wide = [
+        SparseReconstructionAutoencoder(in_dim, xnn.k, outputs, h1=4 * in_dim).state_dict()
+        for _ in state["weights"]
+    ]
+    loaded = XNN.from_state_dict({**state, "weights": wide})
+    assert {m.sizes[1] for m in loaded.modules} == {4 * in_dim}
+    assert torch.equal(loaded.modules[0].encoder[0].weight, wide[0]["encoder.0.weight"])
+    assert loaded.explain(model, images[:2]).heatmaps.shape[:2] == (2, xnn.k)
+
+
+def test_the_learning_rate_is_constant_by_default_as_in_the_authors_runs(monkeypatch):
     # the authors' adjust_lr never fires in their scripts (1 or 10 epochs against a step of
     # 40): the default must train as a step longer than the fit, and unlike a step of 1
-    assert XNN().lr_step_epochs is None
+    assert XNN().lr_step_epochs is None and XNN().epochs == 240
+    stepped = _head_after_fine_tuning(lr_step_epochs=1)
+    longer = _head_after_fine_tuning(lr_step_epochs=1000)
+
+    def no_schedule(*args, **kwargs):
+        raise AssertionError("the default fit built a learning-rate schedule")
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "StepLR", no_schedule)
     constant = _head_after_fine_tuning()
-    assert torch.equal(constant, _head_after_fine_tuning(lr_step_epochs=1000))
-    assert not torch.equal(constant, _head_after_fine_tuning(lr_step_epochs=1))
+    assert torch.equal(constant, longer)
+    assert not torch.equal(constant, stepped)
 
 
 # ---------------------------------------------------------------------------- registry

@@ -23,13 +23,23 @@ class SparseReconstructionAutoencoder(nn.Module):
     Encoder ``in_dim -> h1 -> h2 -> k``, each Linear + ReLU, dropout (p = 0.02) after the
     first layer; the k ReLU outputs are the x-features. Decoder mirrors it (``k -> h2 -> h1 ->
     in_dim``, each Linear + ReLU). Head: Linear ``k -> num_outputs`` regressing the logits.
-    The paper's 4096 -> 800 -> 100 -> k becomes ``h1 = min(800, 4 in_dim)``,
-    ``h2 = min(100, in_dim)``, so a 128-d feature gets 128 -> 512 -> 100 -> k.
+    The paper's 4096 -> 800 -> 100 -> k becomes ``h1 = min(800, in_dim)``,
+    ``h2 = min(100, in_dim)``: no layer is wider than its input, as in the paper, so a 128-d
+    feature gets 128 -> 128 -> 100 -> k. (The former ``h1 = min(800, 4 in_dim)`` widened it
+    to 512: on the demo twice the CPU time for no better fit, ``benchmarks/xnn_fit.py``.)
+    `h1` other than that rule rebuilds a module saved with another first layer.
     """
 
-    def __init__(self, in_dim: int, k: int, num_outputs: int, dropout: float = 0.02) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        k: int,
+        num_outputs: int,
+        dropout: float = 0.02,
+        h1: int | None = None,
+    ) -> None:
         super().__init__()
-        h1, h2 = min(800, 4 * in_dim), min(100, in_dim)
+        h1, h2 = h1 or min(800, in_dim), min(100, in_dim)
         self.sizes = (in_dim, h1, h2, k)
         self.encoder = nn.ModuleList(
             [nn.Linear(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True)]
