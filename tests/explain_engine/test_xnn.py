@@ -159,7 +159,7 @@ def test_a_concept_model_saved_with_the_former_wider_first_layer_still_loads():
 def test_the_learning_rate_is_constant_by_default_as_in_the_authors_runs(monkeypatch):
     # the authors' adjust_lr never fires in their scripts (1 or 10 epochs against a step of
     # 40): the default must train as a step longer than the fit, and unlike a step of 1
-    assert XNN().lr_step_epochs is None and XNN().epochs == 240
+    assert XNN().lr_step_epochs is None and XNN().epochs == 150
     stepped = _head_after_fine_tuning(lr_step_epochs=1)
     longer = _head_after_fine_tuning(lr_step_epochs=1000)
 

@@ -185,7 +185,7 @@ class XNN(ExplanationMethod):
     pull_away: str = "images"
     loss_weights: LossWeights | None = None
     seed: int = 0
-    epochs: int = 240
+    epochs: int = 150
     pretrain_epochs: int = 20
     train_batch_size: int = 50
     lr_step_epochs: int | None = None
