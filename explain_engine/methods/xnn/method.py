@@ -148,9 +148,9 @@ class XNN(ExplanationMethod):
             concept-supervised one 10, so the drop never fires; an integer drops it every
             this many fine-tuning epochs. On the demo's 336 training images an epoch is 7
             batches (theirs about 160), so dropping every 40 epochs cut the rate tenfold
-            after 280 steps and again after 560: test R^2 0.85 to 0.89 over three seeds at
-            the former 120 epochs, against 0.91 to 0.93 constant at 240, for 2.3 x the CPU
-            time (``benchmarks/xnn_fit.py --configs step40 per_class --seeds 0 1 2
+            after 280 steps and again after 560: test R^2 0.79 to 0.87 over three seeds at
+            the former 120 epochs, against 0.91 to 0.93 constant at the default 150
+            (``benchmarks/xnn_fit.py --configs step40 per_class --seeds 0 1 2
             --threads 1``).
         max_attempts: training runs per SRAE, re-weighted after a failed one (`training`).
         min_r2: our faithfulness bar, added to the authors' success rule (train R^2 for
