@@ -125,13 +125,6 @@ def test_a_learning_rate_step_that_is_not_a_positive_integer_is_rejected(step):
         XNN(lr_step_epochs=step)
 
 
-def _head_after_fine_tuning(**params) -> torch.Tensor:
-    features, logits = _synthetic(40, seed=3)
-    xnn = XNN(k=3, mode="shared", seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, **params)
-    xnn.fit_features(features, logits, accept_weak_fit=True)
-    return xnn.modules[0].head.weight.detach().clone()
-
-
 def test_no_srae_layer_is_wider_than_its_input_as_in_the_paper():
     assert SparseReconstructionAutoencoder(4096, 5, 1).sizes == (4096, 800, 100, 5)
     assert SparseReconstructionAutoencoder(128, 5, 1).sizes == (128, 128, 100, 5)
@@ -154,6 +147,13 @@ def test_a_concept_model_saved_with_the_former_wider_first_layer_still_loads():
     assert {m.sizes[1] for m in loaded.modules} == {4 * in_dim}
     assert torch.equal(loaded.modules[0].encoder[0].weight, wide[0]["encoder.0.weight"])
     assert loaded.explain(model, images[:2]).heatmaps.shape[:2] == (2, xnn.k)
+
+
+def _head_after_fine_tuning(**params) -> torch.Tensor:
+    features, logits = _synthetic(40, seed=3)
+    xnn = XNN(k=3, mode="shared", seed=0, epochs=3, pretrain_epochs=1, max_attempts=1, **params)
+    xnn.fit_features(features, logits, accept_weak_fit=True)
+    return xnn.modules[0].head.weight.detach().clone()
 
 
 def test_the_learning_rate_is_constant_by_default_as_in_the_authors_runs(monkeypatch):

@@ -41,7 +41,8 @@ class SparseReconstructionAutoencoder(nn.Module):
         h1: int | None = None,
     ) -> None:
         super().__init__()
-        h1, h2 = h1 or min(800, in_dim), min(100, in_dim)
+        h1 = min(800, in_dim) if h1 is None else h1
+        h2 = min(100, in_dim)
         self.sizes = (in_dim, h1, h2, k)
         self.encoder = nn.ModuleList(
             [nn.Linear(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True)]
