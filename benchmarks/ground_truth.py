@@ -21,8 +21,10 @@ method's default parameters (what the demo uses):
   sets;
 - XNN: fitted on the train split with its defaults, or the parameters ``--xnn-params`` gives
   as JSON (through ``get_method("xnn")``, ``fit``, ``explain``), R^2 on the test split,
-  where each concept's heatmap peaks (marks and CUB parts), the mean pairwise |correlation|
-  of the concept heatmaps.
+  where each concept's heatmap peaks (marks and CUB parts) and the mean pairwise
+  |correlation| of the concept heatmaps, both only on the images that hold the concept
+  (x-feature above 0; elsewhere its map shows where the concept would be, and the panel
+  draws no map), with how many of each model's concepts any of its images holds.
 
 Prints a table per part and, last, each goal with "holds" or "fails" and its figure
 (`explain_engine.ground_truth.goals`).
@@ -251,7 +253,10 @@ def main() -> None:
                 ""
                 if sag["uncovered_strength"] is None
                 else f" (the others show the weakest mark of their best set at a median "
-                f"strength of {sag['uncovered_strength']:.2f}, {gt.MARK_SHOWN} counts as shown)"
+                f"strength of {sag['uncovered_strength']:.2f}, {gt.MARK_SHOWN} counts as shown; "
+                "that mark: "
+                + ", ".join(f"{mark} {count}" for mark, count in sag["uncovered_marks"].items())
+                + ")"
             )
             + f", both sets revealed on {sag['both_sets']:.0%}",
             flush=True,
@@ -286,19 +291,32 @@ def main() -> None:
             r2=getattr(report, "holdout_r2", None),
             tolerance=tolerance,
             models=models,
+            present=result.present(),
         )
         print(
             f"\nXNN ({json.dumps(args.xnn_params) if args.xnn_params else 'defaults'}) "
             f"fitted in {fitted:.0f} s "
             f"(success rule {'met' if report.success else 'failed'}): "
-            f"R^2 {xnn['r2']:.3f}, on a part per concept slot: "
-            + ", ".join(f"{share:.0%}" for share in xnn["on_part"])
-            + f"; mean pairwise |correlation| {xnn['correlation']:.2f}; where each model's "
-            "concepts peak most often:",
+            f"R^2 {xnn['r2']:.3f}; mean pairwise |correlation| "
+            + ("none" if xnn["correlation"] is None else f"{xnn['correlation']:.2f}")
+            + "; per model and concept, over the model's images that hold the concept: the "
+            "part its heatmap peaks on most often ('no part': none near the peak) and on how "
+            "many of them it peaks on a part; '-': no image holds it",
             flush=True,
         )
         for model, model_parts in xnn["models_parts"].items():
-            print(f"  {model}: {', '.join(str(p) for p in model_parts)}", flush=True)
+            mine = [i for i, name in enumerate(models or ["all"] * len(chosen)) if name == model]
+            held = result.present()[mine].float().mean(dim=0).tolist()
+            print(
+                f"  {model} ({len(mine)} images): "
+                + ", ".join(
+                    "-"
+                    if share is None
+                    else f"{part or 'no part'} (held on {h:.0%}, on a part {share:.0%})"
+                    for part, share, h in zip(model_parts, xnn["on_part"][model], held, strict=True)
+                ),
+                flush=True,
+            )
 
     print("\ngoals:")
     for line in gt.format_goals(gt.goals(saliency=saliency, sag=sag, xnn=xnn)):

@@ -136,9 +136,9 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
     )
     if prototypes:
         caption = (
-            "How the AI decides: each row is one concept the AI found, where it is in the "
-            "photo, how much it pushed towards the answer (red: for, blue: against), and "
-            "training photos where that concept is strongest."
+            "How the AI decides: each row is one concept the AI looks for, where it is in the "
+            "photo (grey: not in this photo), how much it pushed towards the answer (red: "
+            "for, blue: against), and training photos where that concept is strongest."
         )
         intro_end: tuple[str, ...] = (
             "in this image, how much it adds to",
@@ -153,8 +153,9 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
         )
     else:
         caption = (
-            "How the AI decides: each row is one concept the AI found, where it is in the "
-            "photo, and how much it pushed towards the answer (red: for, blue: against). "
+            "How the AI decides: each row is one concept the AI looks for, where it is in the "
+            "photo (grey: not in this photo), and how much it pushed towards the answer (red: "
+            "for, blue: against). "
             "The AI's training photos of each concept are not shown: they would give away "
             "its answer."
         )
@@ -167,17 +168,19 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
     return FigureCaptions(
         method="xnn",
         caption=caption,
-        alt="The concepts the AI found in the photo",
+        alt="The concepts the AI looks for, and where they are in the photo",
         drawn={
             "title": (title,),
             "intro": (
-                "The AI found these concepts.",
+                "The AI looks for these concepts.",
                 "Each row shows where a concept is",
                 *intro_end,
+                "Grey: not in this image.",
             ),
             "sum": ("Sum of contributions:",),
             "columns": columns,
             "concept": ("Concept",),
+            "absent": ("Not in", "this photo"),
         },
     )
 

@@ -363,12 +363,15 @@ def sag_summary(
     with two or more diverse roots), ``covering`` (share of MSEs revealing every mark of at
     least one sufficient set, `covered_marks`), ``uncovered_strength`` (over the MSEs that
     reveal no set, the median strength of the weakest mark of the set they show best,
-    `mark_strengths`: how near they come; None when every MSE covers a set), ``both_sets``
+    `mark_strengths`: how near they come; None when every MSE covers a set),
+    ``uncovered_marks`` (over those MSEs, how often each mark is that weakest mark, most
+    often first), ``both_sets``
     (share of images whose MSEs, together, cover two different sufficient sets), ``found``
     (share of images with an MSE), ``images``, ``mses``."""
     if not len(searches) == len(mark_boxes) == len(sufficient_sets) or not searches:
         raise ValueError("need one box set and one list of sets per search, and a search")
     sizes, covering, both, short = [], [], [], []
+    short_marks: dict[str, int] = {}
     for (mses, _roots), boxes, sets_of_image in zip(
         searches, mark_boxes, sufficient_sets, strict=True
     ):
@@ -379,13 +382,15 @@ def sag_summary(
             sets = covered_sets(_shown(strengths), sets_of_image)
             covering.append(bool(sets))
             sets_seen.update(sets)
-            if not sets:
-                short.append(
-                    max(
-                        (min(strengths.get(n, 0.0) for n in names) for names in sets_of_image),
-                        default=0.0,
-                    )
+            if not sets and sets_of_image:
+                best = max(
+                    sets_of_image, key=lambda names: min(strengths.get(n, 0.0) for n in names)
                 )
+                weakest = min(best, key=lambda n: strengths.get(n, 0.0))
+                short.append(strengths.get(weakest, 0.0))
+                short_marks[weakest] = short_marks.get(weakest, 0) + 1
+            elif not sets:
+                short.append(0.0)
         both.append(len(sets_seen) >= 2)
     n = len(searches)
     return {
@@ -396,6 +401,7 @@ def sag_summary(
         "diverse": sum(roots >= 2 for _, roots in searches) / n,
         "covering": sum(covering) / len(covering) if covering else 0.0,
         "uncovered_strength": float(torch.tensor(short).median()) if short else None,
+        "uncovered_marks": dict(sorted(short_marks.items(), key=lambda item: -item[1])),
         "both_sets": sum(both) / n,
     }
 
@@ -407,17 +413,24 @@ def xnn_summary(
     r2: float | None,
     tolerance: float,
     models: Sequence[object] | None = None,
+    present: Tensor | None = None,
 ) -> dict:
     """XNN concept heatmaps (N, k, H, W) against each image's part boxes (marks and CUB part
     points as zero-size boxes). `models` names, per image, the SRAE whose concepts its maps
     show (the explained class in per-class mode, where concept j of one class has nothing to
-    do with concept j of another); None: one model for all.
+    do with concept j of another); None: one model for all. `present` (N, k) bool says which
+    concepts each image holds (x-feature above 0, `XNNResult.present`); None: all. The map of
+    a concept absent from an image is not scored: it shows where that concept would be, not
+    where the AI found it (an x-feature is a ReLU, exactly 0 where absent).
 
-    Per concept slot: ``on_part`` (share of images whose peak is on a part). Per model
-    (``models_parts``: model -> the part each of its concepts peaks on most often over that
-    model's images, None where never on a part) and ``distinct_parts`` (the fewest distinct
-    parts any model's concepts cover); ``correlation`` (mean over images of the mean
-    pairwise |correlation| of the concepts' maps), ``r2``, ``images``."""
+    Per model, one entry per concept: ``on_part`` (model -> over the model's images holding
+    the concept, the share whose peak is on a part; None where none holds it),
+    ``models_parts`` (model -> the part the concept peaks on most often over those images;
+    None where never on a part or never held) and ``models_present`` (model -> how many of
+    its concepts some image of it holds); ``distinct_parts`` (the fewest distinct parts any
+    model's concepts cover); ``correlation`` (mean over the images holding two or more
+    concepts of the mean pairwise |correlation| of their maps; None where none does), ``r2``,
+    ``images``."""
     if len(heatmaps) != len(part_boxes) or not len(heatmaps):
         raise ValueError("need one part box set per image, and at least one image")
     if models is None:
@@ -425,28 +438,50 @@ def xnn_summary(
     if len(models) != len(heatmaps):
         raise ValueError(f"need one model per image, got {len(models)} for {len(heatmaps)}")
     k = heatmaps.shape[1]
+    if present is None:
+        present = torch.ones(len(heatmaps), k, dtype=torch.bool)
+    if tuple(present.shape) != (len(heatmaps), k):
+        raise ValueError(f"present must be ({len(heatmaps)}, {k}), got {tuple(present.shape)}")
+    held = present.bool().tolist()
     found = [
-        [nearest_part(maps[concept], boxes, tolerance=tolerance) for concept in range(k)]
-        for maps, boxes in zip(heatmaps, part_boxes, strict=True)
+        [
+            nearest_part(maps[concept], boxes, tolerance=tolerance) if row[concept] else None
+            for concept in range(k)
+        ]
+        for maps, boxes, row in zip(heatmaps, part_boxes, held, strict=True)
     ]
-    on_part = [sum(row[c] is not None for row in found) / len(found) for c in range(k)]
+    # correlation among the maps an image shows: those of the concepts it holds
+    shown = [
+        (maps, row) for maps, row in zip(heatmaps, present.bool(), strict=True) if row.sum() >= 2
+    ]
+    on_part: dict[str, list[float | None]] = {}
     models_parts: dict[str, list[str | None]] = {}
+    models_present: dict[str, int] = {}
     for model in dict.fromkeys(models):
-        rows = [row for row, m in zip(found, models, strict=True) if m == model]
-        modal = []
+        mine = [i for i, m in enumerate(models) if m == model]
+        modal, shares = [], []
         for concept in range(k):
-            named = [row[concept] for row in rows if row[concept] is not None]
+            holding = [i for i in mine if held[i][concept]]
+            named = [found[i][concept] for i in holding if found[i][concept] is not None]
             modal.append(max(dict.fromkeys(named), key=named.count) if named else None)
+            shares.append(len(named) / len(holding) if holding else None)
         models_parts[str(model)] = modal
+        on_part[str(model)] = shares
+        models_present[str(model)] = sum(share is not None for share in shares)
     return {
         "images": len(heatmaps),
         "r2": r2,
         "on_part": on_part,
         "models_parts": models_parts,
+        "models_present": models_present,
         "distinct_parts": min(
             len({name for name in parts if name is not None}) for parts in models_parts.values()
         ),
-        "correlation": sum(mean_abs_correlation(maps) for maps in heatmaps) / len(heatmaps),
+        "correlation": (
+            sum(mean_abs_correlation(maps[holds]) for maps, holds in shown) / len(shown)
+            if shown
+            else None
+        ),
     }
 
 
@@ -499,7 +534,8 @@ def goals(
             ),
         ]
     if xnn:
-        r2 = xnn["r2"]
+        r2, correlation = xnn["r2"], xnn["correlation"]
+        scored = [s for shares in xnn["on_part"].values() for s in shares if s is not None]
         rows += [
             (
                 "XNN R^2 >= 0.9 on the test split",
@@ -507,23 +543,25 @@ def goals(
                 f"{r2:.3f}" if r2 is not None else "none",
             ),
             (
-                "XNN each concept's heatmap peaks on a part (most images)",
-                min(xnn["on_part"]) > 0.5,
-                " ".join(f"{share:.0%}" for share in xnn["on_part"]),
+                "XNN each concept's heatmap peaks on a part (most images holding it)",
+                bool(scored) and min(scored) > 0.5,
+                f"{sum(s > 0.5 for s in scored)} of the {len(scored)} concepts held"
+                + (f", lowest {min(scored):.0%}" if scored else ""),
             ),
             (
                 "XNN each model's concepts cover >= 3 distinct parts",
                 xnn["distinct_parts"] >= 3,
                 f"fewest {xnn['distinct_parts']}; "
                 + "; ".join(
-                    f"{model}: {len({p for p in parts if p is not None})}"
+                    f"{model}: {len({p for p in parts if p is not None})} "
+                    f"({xnn['models_present'][model]} of {len(parts)} concepts ever present)"
                     for model, parts in xnn["models_parts"].items()
                 ),
             ),
             (
                 "XNN mean pairwise |correlation| of heatmaps <= 0.5",
-                xnn["correlation"] <= 0.5,
-                f"{xnn['correlation']:.2f}",
+                correlation is not None and correlation <= 0.5,
+                "no image holds two concepts" if correlation is None else f"{correlation:.2f}",
             ),
         ]
     return rows

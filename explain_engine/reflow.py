@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image
 
 from explain_engine.captions import FigureCaptions
-from explain_engine.render import sag_layout, sag_node_tile, xnn_panel_layout
+from explain_engine.render import contribution_label, sag_layout, sag_node_tile, xnn_panel_layout
 
 __all__ = ["SAGCard", "SAGParts", "XNNConceptRow", "XNNParts", "sag_parts", "xnn_parts"]
 
@@ -136,17 +136,20 @@ def sag_parts(
 @dataclasses.dataclass(frozen=True)
 class XNNConceptRow:
     """One concept: its number, its contribution to the explained class's score, the
-    bar's share of the largest |contribution| (0 to 1), its heatmap and prototypes."""
+    bar's share of the largest |contribution| (0 to 1), its heatmap (the faded photo where
+    the photo does not hold the concept: ``present`` False, see `render.xnn_concept_panel`)
+    and prototypes."""
 
     number: int
     contribution: float
     bar_share: float
     heatmap_png: bytes
     prototype_pngs: tuple[bytes, ...]
+    present: bool = True
 
     @property
     def label(self) -> str:
-        return f"{self.contribution:+.2f}"
+        return contribution_label(self.contribution)
 
     @property
     def sign(self) -> str:
@@ -216,6 +219,7 @@ def xnn_parts(
             contribution=values[j],
             bar_share=abs(values[j]) / scale if scale > 0 else 0.0,
             heatmap_png=cut(layout.heatmaps[j]),
+            present=float(concepts[j]["activation"]) > 0,
             prototype_pngs=tuple(
                 cut(layout.prototypes[j][p]) for p in range(len(concepts[j]["prototype_ids"]))
             )

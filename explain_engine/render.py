@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConceptItem",
+    "contribution_label",
     "heatmap_overlay",
     "load_saliency_npy",
     "sag_figure",
@@ -150,12 +151,19 @@ _NEGATIVE = (31, 90, 200)
 _RULE = (150, 150, 150)
 
 
+def contribution_label(value: float) -> str:
+    """An XNN contribution as shown: signed, two decimals; "0.00" for zero (an absent
+    concept's contribution is 0 x its weight, often -0.0, which would read "-0.00")."""
+    return "0.00" if value == 0 else f"{value:+.2f}"
+
+
 def xnn_concept_panel(
     image: Image.Image,
     concept_heatmaps: np.ndarray,
     contributions: np.ndarray,
     prototype_images: list[list[Image.Image]],
     class_name: str | None = None,
+    present: Sequence[bool] | None = None,
 ) -> Image.Image:
     """An XNN explanation: the image, then one row per concept (about 700 px wide).
 
@@ -166,6 +174,9 @@ def xnn_concept_panel(
     `heatmap_overlay`), its contribution to the class score as a bar from a zero line
     (positive red to the right, negative blue to the left, lengths scaled by the largest
     |contribution|, with the number) and the training images that show the concept most.
+    A concept the image does not hold (`present` False: its x-feature is 0) gets no heatmap:
+    its map would show where the concept would be, which a reader takes for where the AI
+    found it. Its square shows the image faded to grey with the words' "absent" over it.
 
     Args:
         image: the explained image.
@@ -175,6 +186,7 @@ def xnn_concept_panel(
         prototype_images: k lists of prototype images (any number each, may be empty).
         class_name: the class whose score the contributions make up, or None to say "its
             answer" instead.
+        present: (k,) whether the image holds each concept; None: all of them.
     """
     maps = np.asarray(concept_heatmaps, dtype=np.float32)
     values = np.asarray(contributions, dtype=np.float64).reshape(-1)
@@ -185,6 +197,9 @@ def xnn_concept_panel(
         raise ValueError(f"contributions must be {k} finite numbers; got shape {values.shape}")
     if len(prototype_images) != k:
         raise ValueError(f"need {k} prototype lists, one per concept; got {len(prototype_images)}")
+    held = [True] * k if present is None else [bool(p) for p in present]
+    if len(held) != k:
+        raise ValueError(f"need {k} present flags, one per concept; got {len(held)}")
 
     n_protos = max(1, max(len(row) for row in prototype_images))
     layout = xnn_panel_layout(k, n_protos)
@@ -218,8 +233,11 @@ def xnn_concept_panel(
     half = bar_width // 2 - 4
     for j in range(k):
         draw.line([(pad, y), (width - pad, y)], fill=(225, 225, 225))
-        overlay = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
-        canvas.paste(overlay, layout.heatmaps[j][:2])
+        if held[j]:
+            square = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
+        else:
+            square = _absent_concept_square(image, thumb, font, words["absent"])
+        canvas.paste(square, layout.heatmaps[j][:2])
 
         centre = bar_left + bar_width // 2
         mid = y + 8 + thumb // 2
@@ -230,7 +248,7 @@ def xnn_concept_panel(
             x0, x1 = (centre, centre + length) if values[j] > 0 else (centre - length, centre)
             draw.rectangle([x0, mid - 11, x1, mid + 11], fill=colour)
         draw.line([(centre, mid - 18), (centre, mid + 18)], fill=_RULE, width=2)
-        label = f"{values[j]:+.2f}"
+        label = contribution_label(values[j])
         label_w = draw.textlength(label, font=font)
         if values[j] >= 0:
             lx = min(centre + length + 4, bar_left + bar_width - label_w)
@@ -245,6 +263,20 @@ def xnn_concept_panel(
             canvas.paste(tile_img, layout.prototypes[j][p][:2])
         y += row_h
     return canvas
+
+
+def _absent_concept_square(
+    image: Image.Image, side: int, font, lines: Sequence[str]
+) -> Image.Image:
+    """The image in grey, faded toward white, with `lines` in the middle."""
+    grey = image.convert("L").resize((side, side), Image.Resampling.BILINEAR)
+    faded = Image.eval(grey, lambda v: 170 + v // 3).convert("RGB")
+    draw = ImageDraw.Draw(faded)
+    for i, line in enumerate(lines):
+        width = draw.textlength(line, font=font)
+        top = side // 2 - 20 + i * 22
+        draw.text(((side - width) / 2, top), line, fill=_TEXT, font=font)
+    return faded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,7 +377,14 @@ def xnn_concept_item(
     heatmaps = result.heatmaps[index].numpy().astype(np.float32)
     contributions = result.contributions[index].double().numpy()  # (C, k)
     # Stored once and shown in every condition that uses it: no class named (see `captions`).
-    panel = xnn_concept_panel(image, heatmaps, contributions[column], prototype_images, None)
+    panel = xnn_concept_panel(
+        image,
+        heatmaps,
+        contributions[column],
+        prototype_images,
+        None,
+        present=result.present()[index].tolist(),
+    )
     buffer = io.BytesIO()
     panel.save(buffer, format="PNG")
     data = {

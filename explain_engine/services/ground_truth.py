@@ -87,7 +87,7 @@ def _scores(
     maps: dict[str, list] = {}
     sag_searches, sag_marks, sag_sets, sag_grid = [], [], [], None
     class_order = job.classifier.class_order
-    xnn_maps, xnn_parts, xnn_models, concept_model_ids = [], [], [], set()
+    xnn_maps, xnn_parts, xnn_models, xnn_present, concept_model_ids = [], [], [], [], set()
     for row in rows:
         boxes = truth.mark_boxes[row.image.source_id]
         if row.method == "sag":
@@ -103,6 +103,7 @@ def _scores(
         elif row.method == "xnn":
             heatmaps = stored[row.pk]
             xnn_maps.append(heatmaps)
+            xnn_present.append([c["activation"] > 0 for c in row.data["concepts"]])
             xnn_parts.append(
                 gt.part_boxes(
                     boxes, row.image.parts, MARK_PARTS, truth.image_size, heatmaps.shape[-1]
@@ -144,6 +145,7 @@ def _scores(
             r2=min(r2s) if r2s else None,
             tolerance=tolerance(xnn_maps[0].shape[-1]),
             models=xnn_models,
+            present=torch.tensor(xnn_present, dtype=torch.bool),
         )
     return {
         "saliency": saliency,

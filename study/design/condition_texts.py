@@ -43,14 +43,15 @@ SAG = ExplanationTexts(
     ),
 )
 CONCEPTS = ExplanationTexts(
-    figure="the concepts the AI found",
+    figure="the concepts the AI looks for",
     reading_guide=(
-        "Below each photo you will see the concepts the AI found in it, one row each: where "
-        "the concept is in the photo, how much it pushed the AI towards its answer (red: "
-        "for, blue: against), and training photos where that concept is strongest."
+        "Below each photo you will see the concepts the AI looks for, one row each: where "
+        "the concept is in the photo (a grey square: not in this photo), how much it pushed "
+        "the AI towards its answer (red: for, blue: against), and training photos where that "
+        "concept is strongest."
     ),
     helpfulness_question=(
-        "How helpful were the rows of concepts the AI found? (1 = not at all, 7 = very)"
+        "How helpful were the rows of concepts the AI looks for? (1 = not at all, 7 = very)"
     ),
 )
 

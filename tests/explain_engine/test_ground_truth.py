@@ -120,7 +120,7 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
     assert summary["median_size"] == 2.0
     assert summary["diverse"] == 0.5
     assert summary["covering"] == 1.0
-    assert summary["uncovered_strength"] is None
+    assert summary["uncovered_strength"] is None and summary["uncovered_marks"] == {}
     assert summary["both_sets"] == 0.5
     rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert rows["SAG median MSE size <= 6 of 49"]
@@ -136,6 +136,7 @@ def test_sag_summary_counts_sizes_diversity_and_sets():
     summary = gt.sag_summary(near, [marks, marks], [sets, sets], grid=7, size=SIZE)
     c = gt.mark_strengths([8, 9, 29], 7, marks, SIZE)["c"]
     assert 0.0 < c < 0.5 and summary["uncovered_strength"] == pytest.approx(c)
+    assert summary["uncovered_marks"] == {"c": 1}  # a is shown; c falls short
     rows = {goal: holds for goal, holds, _ in gt.goals(sag=summary)}
     assert not rows["SAG each MSE covers a sufficient set of marks"]
 
@@ -192,7 +193,7 @@ def test_xnn_summary_reads_each_models_concepts_on_their_own_images():
     summary = gt.xnn_summary(heatmaps, [parts] * 3, r2=0.95, tolerance=1.0, models=["a", "a", "b"])
     assert summary["models_parts"] == {"a": ["bill", "legs", "tail"], "b": ["tail", "bill", "legs"]}
     assert summary["distinct_parts"] == 3
-    assert summary["on_part"] == [1.0, 1.0, 1.0]
+    assert summary["on_part"] == {"a": [1.0, 1.0, 1.0], "b": [1.0, 1.0, 1.0]}
     # Model "b" alone with all concepts on the bill covers one part: the fewest counts.
     heatmaps[2] = torch.stack([bill, bill, bill])
     summary = gt.xnn_summary(heatmaps, [parts] * 3, r2=0.95, tolerance=1.0, models=["a", "a", "b"])
@@ -202,6 +203,55 @@ def test_xnn_summary_reads_each_models_concepts_on_their_own_images():
     assert rows["XNN R^2 >= 0.9 on the test split"]
     with pytest.raises(ValueError, match="one model per image"):
         gt.xnn_summary(heatmaps, [parts] * 3, r2=None, tolerance=1.0, models=["a"])
+
+
+def test_xnn_summary_scores_only_the_concepts_an_image_holds():
+    parts = {
+        "bill": (10.0, 10.0, 4.0, 4.0),
+        "legs": (40.0, 40.0, 0.0, 0.0),
+        "tail": (60.0, 10.0, 0.0, 0.0),
+    }
+    bill, legs, tail = map_with_peak(12, 12), map_with_peak(40, 40), map_with_peak(60, 10)
+    nowhere = map_with_peak(30, 60)  # far from every part
+    heatmaps = torch.stack([torch.stack([bill, legs, tail, nowhere])] * 2)
+    # Image 0 holds concepts 0 and 1; image 1 holds concept 0 only; none holds 2 or 3.
+    present = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    summary = gt.xnn_summary(heatmaps, [parts] * 2, r2=0.95, tolerance=1.0, present=present)
+    # The tail map of concept 2 is not an explanation: no image holds the concept.
+    assert summary["models_parts"] == {"all": ["bill", "legs", None, None]}
+    assert summary["distinct_parts"] == 2
+    assert summary["models_present"] == {"all": 2}
+    # Concept 3 peaks off every part but is never held: it does not fail "peaks on a part".
+    assert summary["on_part"] == {"all": [1.0, 1.0, None, None]}
+    # Correlation only among the maps an image shows, and only where it shows two or more.
+    assert summary["correlation"] == pytest.approx(gt.mean_abs_correlation(heatmaps[0, :2]))
+    rows = {goal: (holds, figure) for goal, holds, figure in gt.goals(xnn=summary)}
+    assert rows["XNN each concept's heatmap peaks on a part (most images holding it)"] == (
+        True,
+        "2 of the 2 concepts held, lowest 100%",
+    )
+    holds, figure = rows["XNN each model's concepts cover >= 3 distinct parts"]
+    assert not holds and "2 of 4 concepts ever present" in figure
+    # Every concept held: all four maps are scored, and the one off the parts fails.
+    summary = gt.xnn_summary(heatmaps, [parts] * 2, r2=0.95, tolerance=1.0)
+    assert summary["on_part"] == {"all": [1.0, 1.0, 1.0, 0.0]}
+    assert summary["distinct_parts"] == 3
+    rows = {goal: (holds, figure) for goal, holds, figure in gt.goals(xnn=summary)}
+    assert rows["XNN each concept's heatmap peaks on a part (most images holding it)"] == (
+        False,
+        "3 of the 4 concepts held, lowest 0%",
+    )
+    # No image holding two concepts: no correlation, and the goal says so.
+    one = torch.tensor([[True, False, False, False]] * 2)
+    summary = gt.xnn_summary(heatmaps, [parts] * 2, r2=0.95, tolerance=1.0, present=one)
+    assert summary["correlation"] is None
+    rows = {goal: (holds, figure) for goal, holds, figure in gt.goals(xnn=summary)}
+    assert rows["XNN mean pairwise |correlation| of heatmaps <= 0.5"] == (
+        False,
+        "no image holds two concepts",
+    )
+    with pytest.raises(ValueError, match=r"present must be \(2, 4\)"):
+        gt.xnn_summary(heatmaps, [parts] * 2, r2=None, tolerance=1.0, present=present[:, :2])
 
 
 def test_ground_truth_module_does_not_import_django():

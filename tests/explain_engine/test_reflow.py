@@ -68,7 +68,11 @@ def test_xnn_rows_cut_the_stored_panel_and_take_the_numbers_from_the_data():
         "classes": [4, 7],
         "target_class": 7,
         "concepts": [
-            {"contributions": [0.0, float(c)], "prototype_ids": list(range(len(prototypes[j])))}
+            {
+                "activation": 1.0,
+                "contributions": [0.0, float(c)],
+                "prototype_ids": list(range(len(prototypes[j]))),
+            }
             for j, c in enumerate(contributions)
         ],
     }
@@ -84,3 +88,11 @@ def test_xnn_rows_cut_the_stored_panel_and_take_the_numbers_from_the_data():
     assert np.array_equal(_pixels(parts.concepts[1].heatmap_png), np.asarray(heatmap))
     tile = _pixels(parts.concepts[2].prototype_pngs[1])
     assert tile.shape == (104, 104, 3) and tuple(tile[50, 50]) == (21, 90, 90)
+    assert [row.present for row in parts.concepts] == [True, True, True]
+    # A concept whose x-feature is 0 on the photo is absent from it (render.xnn_concept_panel)
+    data["concepts"][1] = {**data["concepts"][1], "activation": 0.0, "contributions": [0.0, 0.0]}
+    parts = xnn_parts(buffer.getvalue(), data, xnn_captions(None))
+    assert [row.present for row in parts.concepts] == [True, False, True]
+    assert parts.concepts[1].label == "0.00"
+    data["concepts"][1]["contributions"] = [0.0, -0.0]  # 0 x a negative weight
+    assert xnn_parts(buffer.getvalue(), data, xnn_captions(None)).concepts[1].label == "0.00"

@@ -23,7 +23,7 @@ from explain_engine.methods.xnn import (
     mean_abs_correlation,
 )
 from explain_engine.methods.xnn.autoencoder import SparseReconstructionAutoencoder
-from explain_engine.render import xnn_concept_item, xnn_concept_panel
+from explain_engine.render import xnn_concept_item, xnn_concept_panel, xnn_panel_layout
 
 #: Faithfulness-dominated weights: the synthetic logits have variance ~1, where the paper's
 #: table (tuned for CUB logits) lets reconstruction and pull-away outweigh faithfulness.
@@ -512,6 +512,36 @@ def test_concept_panel_rejects_mismatched_inputs():
         xnn_concept_panel(image, maps, contributions, prototypes[:2], "x")
 
 
+def _heatmap_squares(panel: Image.Image, k: int, n_protos: int) -> list[np.ndarray]:
+    layout = xnn_panel_layout(k, n_protos)
+    return [
+        np.asarray(panel.crop((left, top, left + side, top + side))).astype(int)
+        for left, top, side in layout.heatmaps
+    ]
+
+
+def test_a_concept_the_image_does_not_hold_gets_the_faded_photo_not_a_heatmap():
+    image, maps, contributions, prototypes = _panel_inputs()
+    maps[:, 40:56, 40:56] = 1.0  # every concept's map has a hot spot
+    present = [True, False, True, False]
+    panel = xnn_concept_panel(image, maps, contributions, prototypes, "x", present=present)
+    for square, held in zip(_heatmap_squares(panel, 4, 3), present, strict=True):
+        spread = square.max(axis=2) - square.min(axis=2)  # 0 on grey pixels
+        if held:
+            assert (spread > 100).sum() > 100  # the jet colours of the hot spot
+        else:
+            assert spread.max() <= 2  # grey only
+            assert (square[..., 0] < 80).sum() > 30  # the words drawn over it
+            assert (square[..., 0] > 150).mean() > 0.8  # the photo faded toward white
+    # Without `present` every concept is drawn with its map, as before.
+    every = xnn_concept_panel(image, maps, contributions, prototypes, "x")
+    assert all(
+        ((s.max(axis=2) - s.min(axis=2)) > 100).sum() > 100 for s in _heatmap_squares(every, 4, 3)
+    )
+    with pytest.raises(ValueError, match="need 4 present flags"):
+        xnn_concept_panel(image, maps, contributions, prototypes, "x", present=[True])
+
+
 def _fitted_cnn_result(k: int = 3):
     model, images = _plain_cnn(), _images()
     xnn = XNN(k=k, classes=[1, 3], mode="shared", seed=0, epochs=3, pretrain_epochs=1)
@@ -552,9 +582,30 @@ def test_concept_item_data_adds_up_and_gives_one_map_per_concept():
     with Image.open(io.BytesIO(item.panel_png)) as panel:
         assert panel.format == "PNG"
         expected = xnn_concept_panel(
-            stimulus, item.heatmaps, result.contributions[2, 1].numpy(), tiles, None
+            stimulus,
+            item.heatmaps,
+            result.contributions[2, 1].numpy(),
+            tiles,
+            None,
+            present=(result.activations[2] > 0).tolist(),
         )
         assert np.array_equal(np.asarray(panel.convert("RGB")), np.asarray(expected))
+
+
+def test_concept_item_draws_a_concept_absent_from_the_image_without_its_heatmap():
+    result = _fitted_cnn_result(k=3)
+    result.activations[2] = torch.tensor([1.5, 0.0, 0.7])  # concept 2 absent from image 2
+    assert result.present()[2].tolist() == [True, False, True]
+    tiles, ids = _prototype_inputs(3)
+    names = [f"class {c}" for c in range(4)]
+    stimulus = Image.new("RGB", (48, 48), (128, 128, 128))
+    item = xnn_concept_item(result, 2, stimulus, tiles, class_names=names, prototype_ids=ids)
+    with Image.open(io.BytesIO(item.panel_png)) as opened:
+        panel = opened.convert("RGB")
+    squares = _heatmap_squares(panel, 3, 2)
+    assert (squares[1].max(axis=2) - squares[1].min(axis=2)).max() <= 2  # grey: no map
+    assert ((squares[0].max(axis=2) - squares[0].min(axis=2)) > 60).any()  # a map
+    assert item.data["concepts"][1]["activation"] == 0.0
 
 
 def test_concept_item_rejects_mismatched_inputs():

@@ -6,12 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from PIL import Image as PILImage
 
 from explain_engine.captions import xnn_captions
 from explain_engine.models import ConceptModel, Explanation
 from explain_engine.reflow import xnn_parts
+from explain_engine.render import xnn_concept_panel
 from explain_engine.services.concept_models import concept_model_fit
 from explain_engine.tasks import precompute_job_run
 from study.design.creation import study_create, study_precompute_job
@@ -141,3 +143,27 @@ def _prototype_srcs(explanation):
     with explanation.overlay.open("rb") as handle:
         parts = xnn_parts(handle.read(), explanation.data, xnn_captions(None))
     return [src for row in parts.concepts for src in row.prototype_srcs]
+
+
+def test_the_page_says_which_concepts_the_photo_does_not_hold():
+    """A concept whose x-feature is 0 on the photo is drawn faded with no heatmap
+    (`render.xnn_concept_panel`); its picture's alternative text says so too."""
+    image = PILImage.new("RGB", (64, 64), (128, 128, 128))
+    maps = np.ones((3, 64, 64), dtype=np.float32)
+    tiles = [[PILImage.new("RGB", (32, 32), (90, 90, 90))] for _ in range(3)]
+    buffer = io.BytesIO()
+    xnn_concept_panel(image, maps, np.array([1.0, 0.0, 0.5]), tiles, None).save(buffer, "PNG")
+    data = {
+        "classes": [0, 1],
+        "target_class": 1,
+        "concepts": [
+            {"activation": a, "contributions": [0.0, c], "prototype_ids": [j]}
+            for j, (a, c) in enumerate([(2.0, 1.0), (0.0, 0.0), (1.0, 0.5)])
+        ],
+    }
+    parts = xnn_parts(buffer.getvalue(), data, xnn_captions(None, prototypes=False))
+    html = render_to_string("study/_xnn_figure.html", {"parts": parts})
+    assert 'alt="Concept 1: Where in this image"' in html
+    assert 'alt="Concept 2: Not in this photo"' in html
+    assert 'alt="Concept 3: Where in this image"' in html
+    assert "grey: not in this photo" in html  # the caption explains the faded squares

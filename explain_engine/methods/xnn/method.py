@@ -104,6 +104,12 @@ class XNNResult:
     heatmap_method: str
     heatmap_layer: str
 
+    def present(self) -> Tensor:
+        """(B, k) bool: the concepts each image holds. An x-feature is a ReLU, exactly 0 on
+        an image without the concept; that concept's heatmap then shows where it would be,
+        not where the AI found it, and is not shown as such (`render.xnn_concept_panel`)."""
+        return self.activations > 0
+
     def target_contributions(self) -> Tensor:
         """(B, k) each concept's contribution to each image's target class."""
         index = self.targets[:, None, None].expand(-1, 1, self.contributions.shape[2])
