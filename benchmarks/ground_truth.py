@@ -154,6 +154,26 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _print_xnn(xnn: dict, present: torch.Tensor, models: list[str]) -> None:
+    """Per model and concept: where its heatmap peaks, on the model's photos holding it."""
+    correlation = "none" if xnn["correlation"] is None else f"{xnn['correlation']:.2f}"
+    print(
+        f"mean pairwise |correlation| {correlation}; per model and concept, over the photos "
+        "explained with the model that hold the concept: the part its heatmap peaks on most "
+        "often ('no part': none near the peak), on how many of them it peaks on a part; "
+        "'-': none holds it",
+        flush=True,
+    )
+    for model, model_parts in xnn["models_parts"].items():
+        mine = [i for i, name in enumerate(models) if name == model]
+        held = present[mine].float().mean(dim=0).tolist()
+        rows = [
+            "-" if share is None else f"{part or 'no part'} (held {h:.0%}, on a part {share:.0%})"
+            for part, share, h in zip(model_parts, xnn["on_part"][model], held, strict=True)
+        ]
+        print(f"  {model} ({len(mine)} photos): {', '.join(rows)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=60)
@@ -285,10 +305,11 @@ def main() -> None:
         models = (
             [dataset.class_names[int(p)] for p in predicted] if method.mode == "per_class" else None
         )
+        r2 = getattr(report, "holdout_r2", None)
         xnn = gt.xnn_summary(
             result.heatmaps,
             parts,
-            r2=getattr(report, "holdout_r2", None),
+            r2=r2,
             tolerance=tolerance,
             models=models,
             present=result.present(),
@@ -296,27 +317,35 @@ def main() -> None:
         print(
             f"\nXNN ({json.dumps(args.xnn_params) if args.xnn_params else 'defaults'}) "
             f"fitted in {fitted:.0f} s "
-            f"(success rule {'met' if report.success else 'failed'}): "
-            f"R^2 {xnn['r2']:.3f}; mean pairwise |correlation| "
-            + ("none" if xnn["correlation"] is None else f"{xnn['correlation']:.2f}")
-            + "; per model and concept, over the model's images that hold the concept: the "
-            "part its heatmap peaks on most often ('no part': none near the peak) and on how "
-            "many of them it peaks on a part; '-': no image holds it",
+            f"(success rule {'met' if report.success else 'failed'}), R^2 {r2:.3f}; each "
+            "photo explained with the model of its predicted class, as the demo shows it:",
             flush=True,
         )
-        for model, model_parts in xnn["models_parts"].items():
-            mine = [i for i, name in enumerate(models or ["all"] * len(chosen)) if name == model]
-            held = result.present()[mine].float().mean(dim=0).tolist()
+        _print_xnn(xnn, result.present(), models or ["all"] * len(chosen))
+        if method.mode == "per_class":
+            # A one-vs-all model's concepts with a negative weight detect other species: the
+            # photos of its own class never hold them, so they are scored here on every
+            # photo, explained with every class's model.
+            classes = [int(c) for c in result.classes]
+            every = [method.explain(model, images, torch.full((len(chosen),), c)) for c in classes]
+            names = [dataset.class_names[c] for c in classes for _ in chosen]
+            present = torch.cat([r.present() for r in every])
+            summary = gt.xnn_summary(
+                torch.cat([r.heatmaps for r in every]),
+                parts * len(classes),
+                r2=r2,
+                tolerance=tolerance,
+                models=names,
+                present=present,
+            )
             print(
-                f"  {model} ({len(mine)} images): "
-                + ", ".join(
-                    "-"
-                    if share is None
-                    else f"{part or 'no part'} (held on {h:.0%}, on a part {share:.0%})"
-                    for part, share, h in zip(model_parts, xnn["on_part"][model], held, strict=True)
-                ),
+                "\nthe same XNN, every class's model on every photo (each concept scored on "
+                "the photos holding it, of any class):",
                 flush=True,
             )
+            _print_xnn(summary, present, names)
+            for line in gt.format_goals(gt.goals(xnn=summary)):
+                print("  " + line)
 
     print("\ngoals:")
     for line in gt.format_goals(gt.goals(saliency=saliency, sag=sag, xnn=xnn)):
