@@ -2,12 +2,15 @@
 
 Run: ``.venv/bin/python benchmarks/ground_truth.py [--images 40] [--sag-images 20]
 [--methods gradcam igos igospp integrated_gradients] [--no-sag] [--no-xnn] [--xnn-params JSON]
-[--threads N]``
+[--half-strength-reveals] [--threads N]``
 
 Draws the demo's data set (``per_class=60``, ``seed=0``, 224 px) and trains the demo
 classifier (``DEMO_TRAINING``) as the demo does, both cached under
 ``/tmp/explainstudy-bench/ground-truth-<hash>`` (the hash covers the settings and the
-generator's and trainer's source, so a changed generator or trainer is retrained). Then, on
+generator's and trainer's source, so a changed generator or trainer is retrained;
+``--half-strength-reveals`` trains and caches another classifier, whose mark-reveal training
+also shows each set through the fewest cells that show its marks at half strength, the
+SAG goal's bar). Then, on
 the test images (spread over the classes) that the classifier answers correctly, as the
 demo's report scores them, each explaining the classifier's predicted class with the
 method's default parameters (what the demo uses):
@@ -66,17 +69,36 @@ IMAGE_SIZE = 224
 SALIENCY_METHODS = ("gradcam", "igos", "igospp", "integrated_gradients")
 
 
-def _cache_dir(per_class: int, seed: int) -> Path:
+def _cache_dir(per_class: int, seed: int, half_strength: bool = False) -> Path:
     digest = hashlib.sha256()
-    digest.update(json.dumps([DEMO_TRAINING, per_class, seed], sort_keys=True).encode())
+    settings = [DEMO_TRAINING, per_class, seed] + (["half strength"] if half_strength else [])
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     for source in ("explain_engine/datasets/synthetic_birds.py", "explain_engine/training.py"):
         digest.update((ROOT / source).read_bytes())
     return CACHE / f"ground-truth-{digest.hexdigest()[:12]}"
 
 
-def prepare(per_class: int, seed: int, device: str):
-    """(model, dataset, truth, preprocessing), drawing and training once per cache key."""
-    directory = _cache_dir(per_class, seed)
+def _train_keeps(dataset, truth, size: int, half_strength: bool) -> torch.Tensor:
+    """The mark-reveal keep masks the demo trains with (`gt.train_mark_keeps`: each set's
+    marks whole); with `half_strength`, also each set through the fewest cells that show
+    its marks at half strength (`gt.sufficient_cells`, what the SAG goal counts as shown)."""
+    whole = gt.train_mark_keeps(dataset, truth, OCCLUSION_GRID, size)
+    if not half_strength:
+        return whole
+    half = torch.zeros_like(whole).flatten(2)
+    train = [image.image_id for image in dataset.images if image.is_train]
+    for n, image_id in enumerate(train):
+        boxes = gt.scaled_boxes(truth.mark_boxes[image_id], truth.image_size, size)
+        chosen = gt.sufficient_cells(boxes, truth.minimal_sufficient_sets, OCCLUSION_GRID, size)
+        for index, cells in enumerate(chosen):
+            half[n, index, cells] = 1.0
+    return torch.cat([whole, half.view_as(whole)], dim=1)
+
+
+def prepare(per_class: int, seed: int, device: str, *, half_strength: bool = False):
+    """(model, dataset, truth, preprocessing), drawing and training once per cache key;
+    `half_strength`: a classifier trained with `_train_keeps`' half-strength reveals too."""
+    directory = _cache_dir(per_class, seed, half_strength)
     birds = directory / "birds"
     checkpoint = directory / "classifier.pt"
     if not (birds / "ground_truth.json").exists():
@@ -97,8 +119,8 @@ def prepare(per_class: int, seed: int, device: str):
             num_classes=len(dataset.class_names),
             seed=seed,
             device=device,
-            mark_keeps=gt.train_mark_keeps(
-                dataset, truth, OCCLUSION_GRID, int(DEMO_TRAINING["input_size"])
+            mark_keeps=_train_keeps(
+                dataset, truth, int(DEMO_TRAINING["input_size"]), half_strength
             ),
             **DEMO_TRAINING,
         )
@@ -189,6 +211,11 @@ def main() -> None:
         default={},
         help='XNN parameters other than the defaults, as JSON, e.g. \'{"pull_away": "features"}\'',
     )
+    parser.add_argument(
+        "--half-strength-reveals",
+        action="store_true",
+        help="score a classifier trained also with each set of marks shown at half strength",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -196,7 +223,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model, dataset, truth, preprocessing = prepare(args.per_class, args.seed, args.device)
+    model, dataset, truth, preprocessing = prepare(
+        args.per_class, args.seed, args.device, half_strength=args.half_strength_reveals
+    )
     model = model.to(args.device)
     size = preprocessing.input_size
     tolerance = gt.POINTING_TOLERANCE_AT_224 * size / IMAGE_SIZE

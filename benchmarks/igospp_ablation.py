@@ -1,7 +1,7 @@
 """Why iGOS++ trails I-GOS and integrated gradients on the demo's ground truth: its two masks
 read apart, and its smoothing varied.
 
-Run: ``.venv/bin/python benchmarks/igospp_ablation.py [--images 40] [--threads 1]
+Run: ``.venv/bin/python benchmarks/igospp_ablation.py [--images 40] [--seed 0] [--threads 1]
 [--configs release tv2 res56 plain alpha200 alpha200_tv2]``
 
 Uses `benchmarks/ground_truth.py`'s demo classifier and photos: the same cache and, for the
@@ -62,6 +62,13 @@ CONFIGS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="draw and classifier (ground_truth.py --seed): other than 0, photos the "
+        "configurations were not chosen on",
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -69,7 +76,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model, dataset, truth, preprocessing = prepare(60, 0, "cpu")
+    model, dataset, truth, preprocessing = prepare(60, args.seed, "cpu")
     size = preprocessing.input_size
     tolerance = gt.POINTING_TOLERANCE_AT_224 * size / IMAGE_SIZE
     chosen, images, predicted, _ = photos_answered_correctly(
@@ -78,7 +85,7 @@ def main() -> None:
     marks = [gt.scaled_boxes(truth.mark_boxes[i.image_id], IMAGE_SIZE, size) for i in chosen]
     sets = truth.minimal_sufficient_sets
     print(
-        f"{len(chosen)} test photos answered correctly, {size} px, torch threads "
+        f"seed {args.seed}: {len(chosen)} test photos answered correctly, {size} px, torch threads "
         f"{torch.get_num_threads()}; sets {sets}"
     )
     header = (
