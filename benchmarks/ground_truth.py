@@ -373,6 +373,28 @@ def main() -> None:
                 flush=True,
             )
             _print_xnn(summary, present, names)
+            print(
+                "per model and concept: the sign of its weight in the model, and the species "
+                "(as predicted) at least half of whose photos hold it:",
+                flush=True,
+            )
+            for column, (c, explained) in enumerate(zip(classes, every, strict=True)):
+                weights = explained.contributions[:, column]  # (photos, k): activation x weight
+                rows = []
+                for concept in range(method.k):
+                    holding = explained.present()[:, concept]
+                    if not holding.any():
+                        rows.append("-")
+                        continue
+                    sign = "+" if float(weights[holding, concept].sum()) > 0 else "-"
+                    shares = {
+                        dataset.class_names[o]: float(holding[predicted == o].float().mean())
+                        for o in classes
+                        if bool((predicted == o).any())
+                    }
+                    holders = [n[4:].removesuffix("_Gull") for n, v in shares.items() if v >= 0.5]
+                    rows.append(f"{sign} {', '.join(holders) or 'none'}")
+                print(f"  {dataset.class_names[c]}: {'; '.join(rows)}", flush=True)
             for line in gt.format_goals(gt.goals(xnn=summary)):
                 print("  " + line)
 
