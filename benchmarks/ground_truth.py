@@ -9,7 +9,7 @@ classifier (``DEMO_TRAINING``) as the demo does, both cached under
 ``/tmp/explainstudy-bench/ground-truth-<hash>`` (the hash covers the settings and the
 generator's and trainer's source, so a changed generator or trainer is retrained;
 ``--half-strength-reveals`` trains and caches another classifier, whose mark-reveal training
-also shows each set through the fewest cells that show its marks at half strength, the
+also shows each set through a small set of cells that show its marks at half strength, the
 SAG goal's bar). Then, on
 the test images (spread over the classes) that the classifier answers correctly, as the
 demo's report scores them, each explaining the classifier's predicted class with the
@@ -73,15 +73,19 @@ def _cache_dir(per_class: int, seed: int, half_strength: bool = False) -> Path:
     digest = hashlib.sha256()
     settings = [DEMO_TRAINING, per_class, seed] + (["half strength"] if half_strength else [])
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for source in ("explain_engine/datasets/synthetic_birds.py", "explain_engine/training.py"):
+    sources = ["explain_engine/datasets/synthetic_birds.py", "explain_engine/training.py"]
+    if half_strength:  # its reveals come from these
+        sources += ["explain_engine/ground_truth.py", "benchmarks/ground_truth.py"]
+    for source in sources:
         digest.update((ROOT / source).read_bytes())
     return CACHE / f"ground-truth-{digest.hexdigest()[:12]}"
 
 
 def _train_keeps(dataset, truth, size: int, half_strength: bool) -> torch.Tensor:
     """The mark-reveal keep masks the demo trains with (`gt.train_mark_keeps`: each set's
-    marks whole); with `half_strength`, also each set through the fewest cells that show
-    its marks at half strength (`gt.sufficient_cells`, what the SAG goal counts as shown)."""
+    marks whole); with `half_strength`, also each set through a small set of cells that
+    show its marks at half strength (`gt.sufficient_cells`, what the SAG goal counts as
+    shown)."""
     whole = gt.train_mark_keeps(dataset, truth, OCCLUSION_GRID, size)
     if not half_strength:
         return whole

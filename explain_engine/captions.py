@@ -12,10 +12,12 @@ precompute serve every condition that uses the explanation, so they are drawn wi
 `Disclosure.STORED` (no class, no absolute confidence) and carry no class text at all.
 
 XNN prototypes. Each XNN concept comes with prototypes: the training photos where it is
-strongest, which in per-class mode are photos of the explained class, i.e. of the AI's
-answer. Set beside the species gallery they name that answer as surely as a caption would.
-So a condition that hides the AI's answer shows no prototypes: its XNN figure is the
-concepts' heatmaps on the photo and their contributions only, and its caption says the
+strongest, which in per-class mode are, for the concepts that count for the class, photos
+of the explained class, i.e. of the AI's answer (its concepts that count against are held by
+other species). Set beside the species gallery they name that answer as surely as a caption
+would. So a condition that hides the AI's answer shows no prototypes: its XNN figure is the
+concepts' heatmaps on the photo (a grey square with the words "Not in this photo" for a
+concept the photo does not hold) and their contributions only, and its caption says the
 training photos are left out and why (`xnn_captions(prototypes=False)`). Where the answer
 is shown, the prototypes stay. The stored panel (drawn once, with prototypes) is never
 served to a participant: the page lays the figure out from its parts (`reflow.xnn_parts`).
@@ -137,8 +139,8 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
     if prototypes:
         caption = (
             "How the AI decides: each row is one concept the AI looks for, where it is in the "
-            "photo (grey: not in this photo), how much it pushed towards the answer (red: "
-            "for, blue: against), and training photos where that concept is strongest."
+            "photo (a grey square: not in this photo), how much it pushed towards the answer "
+            "(red: for, blue: against), and training photos where that concept is strongest."
         )
         intro_end: tuple[str, ...] = (
             "in this image, how much it adds to",
@@ -154,8 +156,8 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
     else:
         caption = (
             "How the AI decides: each row is one concept the AI looks for, where it is in the "
-            "photo (grey: not in this photo), and how much it pushed towards the answer (red: "
-            "for, blue: against). "
+            "photo (a grey square: not in this photo), and how much it pushed towards the "
+            "answer (red: for, blue: against). "
             "The AI's training photos of each concept are not shown: they would give away "
             "its answer."
         )
@@ -175,7 +177,7 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
                 "The AI looks for these concepts.",
                 "Each row shows where a concept is",
                 *intro_end,
-                "Grey: not in this image.",
+                "A grey square: not in this photo.",
             ),
             "sum": ("Sum of contributions:",),
             "columns": columns,

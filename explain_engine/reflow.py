@@ -28,7 +28,13 @@ from typing import Any
 from PIL import Image
 
 from explain_engine.captions import FigureCaptions
-from explain_engine.render import contribution_label, sag_layout, sag_node_tile, xnn_panel_layout
+from explain_engine.render import (
+    absent_concept_square,
+    contribution_label,
+    sag_layout,
+    sag_node_tile,
+    xnn_panel_layout,
+)
 
 __all__ = ["SAGCard", "SAGParts", "XNNConceptRow", "XNNParts", "sag_parts", "xnn_parts"]
 
@@ -182,7 +188,7 @@ class XNNParts:
 
     @property
     def total_label(self) -> str:
-        return f"{self.words.drawn['sum'][0]} {self.total:+.2f}"
+        return f"{self.words.drawn['sum'][0]} {contribution_label(self.total)}"
 
     @property
     def title(self) -> str:
@@ -213,13 +219,25 @@ def xnn_parts(
         left, top, side = box
         return _png(panel.crop((left, top, left + side, top + side)))
 
+    left, top, side = layout.hero
+    photo = panel.crop((left, top, left + side, top + side))
+    present = [float(concept["activation"]) > 0 for concept in concepts]
+
+    def square(j: int) -> bytes:
+        # Drawn here from the panel's photo, not cut: a panel stored before absent concepts
+        # were drawn faded holds a heatmap there.
+        if present[j]:
+            return cut(layout.heatmaps[j])
+        thumb = layout.heatmaps[j][2]
+        return _png(absent_concept_square(photo, thumb, words.drawn["absent"]))
+
     rows = tuple(
         XNNConceptRow(
             number=j + 1,
             contribution=values[j],
             bar_share=abs(values[j]) / scale if scale > 0 else 0.0,
-            heatmap_png=cut(layout.heatmaps[j]),
-            present=float(concepts[j]["activation"]) > 0,
+            heatmap_png=square(j),
+            present=present[j],
             prototype_pngs=tuple(
                 cut(layout.prototypes[j][p]) for p in range(len(concepts[j]["prototype_ids"]))
             )

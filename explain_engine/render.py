@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConceptItem",
+    "absent_concept_square",
     "contribution_label",
     "heatmap_overlay",
     "load_saliency_npy",
@@ -152,9 +153,11 @@ _RULE = (150, 150, 150)
 
 
 def contribution_label(value: float) -> str:
-    """An XNN contribution as shown: signed, two decimals; "0.00" for zero (an absent
-    concept's contribution is 0 x its weight, often -0.0, which would read "-0.00")."""
-    return "0.00" if value == 0 else f"{value:+.2f}"
+    """An XNN contribution (or their sum) as shown: signed, two decimals; "0.00" where it
+    rounds to zero (an absent concept's contribution is 0 x its weight, often -0.0, which
+    would read "-0.00")."""
+    label = f"{value:+.2f}"
+    return "0.00" if label in ("+0.00", "-0.00") else label
 
 
 def xnn_concept_panel(
@@ -219,7 +222,7 @@ def xnn_concept_panel(
     canvas.paste(
         image.convert("RGB").resize((hero, hero), Image.Resampling.BILINEAR), layout.hero[:2]
     )
-    lines = [*words["intro"], f"{words['sum'][0]} {float(values.sum()):+.2f}"]
+    lines = [*words["intro"], f"{words['sum'][0]} {contribution_label(float(values.sum()))}"]
     for i, line in enumerate(lines):
         draw.text((pad + hero + 2 * gap, top + 8 + i * 22), line, fill=_TEXT, font=font)
 
@@ -236,7 +239,7 @@ def xnn_concept_panel(
         if held[j]:
             square = heatmap_overlay(image.resize((thumb, thumb)), maps[j], legend=False)
         else:
-            square = _absent_concept_square(image, thumb, font, words["absent"])
+            square = absent_concept_square(image, thumb, words["absent"])
         canvas.paste(square, layout.heatmaps[j][:2])
 
         centre = bar_left + bar_width // 2
@@ -265,10 +268,10 @@ def xnn_concept_panel(
     return canvas
 
 
-def _absent_concept_square(
-    image: Image.Image, side: int, font, lines: Sequence[str]
-) -> Image.Image:
-    """The image in grey, faded toward white, with `lines` in the middle."""
+def absent_concept_square(image: Image.Image, side: int, lines: Sequence[str]) -> Image.Image:
+    """Where an XNN panel would put the heatmap of a concept `image` does not hold: the
+    image in grey, faded toward white, `side` pixels square, with `lines` in the middle."""
+    font = ImageFont.load_default(size=15)
     grey = image.convert("L").resize((side, side), Image.Resampling.BILINEAR)
     faded = Image.eval(grey, lambda v: 170 + v // 3).convert("RGB")
     draw = ImageDraw.Draw(faded)

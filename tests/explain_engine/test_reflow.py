@@ -8,7 +8,12 @@ from PIL import Image
 
 from explain_engine.captions import sag_captions, xnn_captions
 from explain_engine.reflow import sag_parts, xnn_parts
-from explain_engine.render import heatmap_overlay, sag_node_tile, xnn_concept_panel
+from explain_engine.render import (
+    contribution_label,
+    heatmap_overlay,
+    sag_node_tile,
+    xnn_concept_panel,
+)
 
 from .test_render import make_image, sag_graph
 
@@ -89,10 +94,21 @@ def test_xnn_rows_cut_the_stored_panel_and_take_the_numbers_from_the_data():
     tile = _pixels(parts.concepts[2].prototype_pngs[1])
     assert tile.shape == (104, 104, 3) and tuple(tile[50, 50]) == (21, 90, 90)
     assert [row.present for row in parts.concepts] == [True, True, True]
+    cut_before = [row.heatmap_png for row in parts.concepts]
     # A concept whose x-feature is 0 on the photo is absent from it (render.xnn_concept_panel)
     data["concepts"][1] = {**data["concepts"][1], "activation": 0.0, "contributions": [0.0, 0.0]}
     parts = xnn_parts(buffer.getvalue(), data, xnn_captions(None))
     assert [row.present for row in parts.concepts] == [True, False, True]
     assert parts.concepts[1].label == "0.00"
+    # The panel was drawn with every concept's map (as one stored before absent concepts
+    # were faded): the page draws concept 2's square from the panel's photo instead.
+    absent = _pixels(parts.concepts[1].heatmap_png)
+    assert absent.shape == (150, 150, 3)
+    assert (absent.max(axis=2) - absent.min(axis=2)).max() <= 2  # grey, no heatmap colours
+    assert np.array_equal(_pixels(parts.concepts[0].heatmap_png), _pixels(cut_before[0]))
     data["concepts"][1]["contributions"] = [0.0, -0.0]  # 0 x a negative weight
     assert xnn_parts(buffer.getvalue(), data, xnn_captions(None)).concepts[1].label == "0.00"
+    assert contribution_label(-0.003) == "0.00" and contribution_label(0.004) == "0.00"
+    assert contribution_label(-0.006) == "-0.01"
+    data["concepts"] = [{**c, "contributions": [0.0, -0.0]} for c in data["concepts"]]
+    assert xnn_parts(buffer.getvalue(), data, xnn_captions(None)).total_label.endswith(" 0.00")

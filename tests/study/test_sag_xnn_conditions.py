@@ -146,8 +146,9 @@ def _prototype_srcs(explanation):
 
 
 def test_the_page_says_which_concepts_the_photo_does_not_hold():
-    """A concept whose x-feature is 0 on the photo is drawn faded with no heatmap
-    (`render.xnn_concept_panel`); its picture's alternative text says so too."""
+    """A concept whose x-feature is 0 on the photo gets the faded photo, not a heatmap, and
+    alternative text that says so, also from a panel stored with every concept's map (as
+    panels were before absent concepts were faded)."""
     image = PILImage.new("RGB", (64, 64), (128, 128, 128))
     maps = np.ones((3, 64, 64), dtype=np.float32)
     tiles = [[PILImage.new("RGB", (32, 32), (90, 90, 90))] for _ in range(3)]
@@ -166,4 +167,7 @@ def test_the_page_says_which_concepts_the_photo_does_not_hold():
     assert 'alt="Concept 1: Where in this image"' in html
     assert 'alt="Concept 2: Not in this photo"' in html
     assert 'alt="Concept 3: Where in this image"' in html
-    assert "grey: not in this photo" in html  # the caption explains the faded squares
+    assert "a grey square: not in this photo" in html  # the caption explains them
+    with PILImage.open(io.BytesIO(parts.concepts[1].heatmap_png)) as square:
+        pixels = np.asarray(square.convert("RGB")).astype(int)
+    assert (pixels.max(axis=2) - pixels.min(axis=2)).max() <= 2  # grey: the map is gone
