@@ -319,7 +319,8 @@ def demo_prepare(
         report = scored.ground_truth
         # scored before the goals were split (stop 26), or before an XNN concept a photo
         # does not hold was left out of its scores (stop 29)
-        stale_xnn = report.get("xnn") is not None and "models_present" not in report["xnn"]
+        xnn_scores = [report.get("xnn"), report.get("all_photos", {}).get("xnn")]
+        stale_xnn = any(x is not None and "models_present" not in x for x in xnn_scores)
         if "all_photos" not in report or stale_xnn:
             report = precompute_job_ground_truth(job=scored, truth_root=demo_birds_dir(data_dir))
         log(

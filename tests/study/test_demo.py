@@ -140,6 +140,15 @@ def test_demo_sets_up_once_and_reuses_everything(small_demo, tmp_path, capsys, c
     assert [user.username for user in study.owners.all()] == ["researcher"]
     assert client.get("/researcher/studies/demo/").status_code == 200
 
+    # A report scored before an XNN concept a photo does not hold was left out of the XNN
+    # scores (no "models_present" there) is scored again too.
+    old_xnn = {k: v for k, v in every["xnn"].items() if k != "models_present"}
+    stale = {**report, "all_photos": {**every, "xnn": old_xnn}}
+    PrecomputeJob.objects.filter(pk=scored.pk).update(ground_truth=stale)
+    call_command("demo", "--no-serve", "--workers", "0", "--data-dir", str(tmp_path))
+    capsys.readouterr()
+    assert PrecomputeJob.objects.get(pk=scored.pk).ground_truth == report
+
 
 def test_the_site_answers_while_the_demo_is_prepared(small_demo, tmp_path, client, monkeypatch):
     """Half-way (the classifier trained, the explanations not yet computed) the participant
