@@ -383,14 +383,15 @@ def main() -> None:
                 flush=True,
             )
             for column, (c, explained) in enumerate(zip(classes, every, strict=True)):
-                weights = explained.contributions[:, column]  # (photos, k): activation x weight
+                contributions = explained.contributions[:, column]  # activation x weight
+                held = explained.present()
                 rows = []
                 for concept in range(method.k):
-                    holding = explained.present()[:, concept]
+                    holding = held[:, concept]
                     if not holding.any():
                         rows.append("-")
                         continue
-                    sign = "+" if float(weights[holding, concept].sum()) > 0 else "-"
+                    sign = "+" if float(contributions[holding, concept].sum()) > 0 else "-"
                     shares = {
                         dataset.class_names[o]: float(holding[predicted == o].float().mean())
                         for o in classes

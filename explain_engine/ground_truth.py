@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
@@ -371,7 +372,7 @@ def sag_summary(
     if not len(searches) == len(mark_boxes) == len(sufficient_sets) or not searches:
         raise ValueError("need one box set and one list of sets per search, and a search")
     sizes, covering, both, short = [], [], [], []
-    short_marks: dict[str, int] = {}
+    short_marks: Counter[str] = Counter()
     for (mses, _roots), boxes, sets_of_image in zip(
         searches, mark_boxes, sufficient_sets, strict=True
     ):
@@ -382,15 +383,16 @@ def sag_summary(
             sets = covered_sets(_shown(strengths), sets_of_image)
             covering.append(bool(sets))
             sets_seen.update(sets)
-            if not sets and sets_of_image:
+            if not sets:
                 best = max(
-                    sets_of_image, key=lambda names: min(strengths.get(n, 0.0) for n in names)
+                    sets_of_image,
+                    key=lambda names: min(strengths.get(n, 0.0) for n in names),
+                    default=(),
                 )
-                weakest = min(best, key=lambda n: strengths.get(n, 0.0))
+                weakest = min(best, key=lambda n: strengths.get(n, 0.0), default=None)
                 short.append(strengths.get(weakest, 0.0))
-                short_marks[weakest] = short_marks.get(weakest, 0) + 1
-            elif not sets:
-                short.append(0.0)
+                if weakest is not None:
+                    short_marks[weakest] += 1
         both.append(len(sets_seen) >= 2)
     n = len(searches)
     return {
@@ -401,7 +403,7 @@ def sag_summary(
         "diverse": sum(roots >= 2 for _, roots in searches) / n,
         "covering": sum(covering) / len(covering) if covering else 0.0,
         "uncovered_strength": float(torch.tensor(short).median()) if short else None,
-        "uncovered_marks": dict(sorted(short_marks.items(), key=lambda item: -item[1])),
+        "uncovered_marks": dict(short_marks.most_common()),
         "both_sets": sum(both) / n,
     }
 
@@ -442,7 +444,8 @@ def xnn_summary(
         present = torch.ones(len(heatmaps), k, dtype=torch.bool)
     if tuple(present.shape) != (len(heatmaps), k):
         raise ValueError(f"present must be ({len(heatmaps)}, {k}), got {tuple(present.shape)}")
-    held = present.bool().tolist()
+    present = present.bool()
+    held = present.tolist()
     found = [
         [
             nearest_part(maps[concept], boxes, tolerance=tolerance) if row[concept] else None
@@ -451,9 +454,7 @@ def xnn_summary(
         for maps, boxes, row in zip(heatmaps, part_boxes, held, strict=True)
     ]
     # correlation among the maps an image shows: those of the concepts it holds
-    shown = [
-        (maps, row) for maps, row in zip(heatmaps, present.bool(), strict=True) if row.sum() >= 2
-    ]
+    shown = [(maps, row) for maps, row in zip(heatmaps, present, strict=True) if row.sum() >= 2]
     on_part: dict[str, list[float | None]] = {}
     models_parts: dict[str, list[str | None]] = {}
     models_present: dict[str, int] = {}

@@ -178,12 +178,16 @@ def test_sufficient_cells_reveal_every_mark_of_each_set():
     assert 2 <= len(cells[1]) <= 4
 
 
+#: A mark's box and two CUB part points, with maps peaking on each in the XNN tests.
+XNN_PARTS = {
+    "bill": (10.0, 10.0, 4.0, 4.0),
+    "legs": (40.0, 40.0, 0.0, 0.0),
+    "tail": (60.0, 10.0, 0.0, 0.0),
+}
+
+
 def test_xnn_summary_reads_each_models_concepts_on_their_own_images():
-    parts = {
-        "bill": (10.0, 10.0, 4.0, 4.0),
-        "legs": (40.0, 40.0, 0.0, 0.0),
-        "tail": (60.0, 10.0, 0.0, 0.0),
-    }
+    parts = dict(XNN_PARTS)
     bill, legs, tail = map_with_peak(12, 12), map_with_peak(40, 40), map_with_peak(60, 10)
     # Model "a": concepts on bill, legs, tail; model "b": on tail, bill, legs. Pooled over
     # the concept slots, each slot's most frequent part is the first image's.
@@ -206,11 +210,7 @@ def test_xnn_summary_reads_each_models_concepts_on_their_own_images():
 
 
 def test_xnn_summary_scores_only_the_concepts_an_image_holds():
-    parts = {
-        "bill": (10.0, 10.0, 4.0, 4.0),
-        "legs": (40.0, 40.0, 0.0, 0.0),
-        "tail": (60.0, 10.0, 0.0, 0.0),
-    }
+    parts = dict(XNN_PARTS)
     bill, legs, tail = map_with_peak(12, 12), map_with_peak(40, 40), map_with_peak(60, 10)
     nowhere = map_with_peak(30, 60)  # far from every part
     heatmaps = torch.stack([torch.stack([bill, legs, tail, nowhere])] * 2)
