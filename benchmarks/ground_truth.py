@@ -27,7 +27,9 @@ method's default parameters (what the demo uses):
   where each concept's heatmap peaks (marks and CUB parts) and the mean pairwise
   |correlation| of the concept heatmaps, both only on the images that hold the concept
   (x-feature above 0; elsewhere its map shows where the concept would be, and the panel
-  draws no map), with how many of each model's concepts any of its images holds.
+  draws no map), with how many of each model's concepts any of its images holds, and
+  how many photos hold none of their model's concepts (the page then says they do not
+  explain the answer).
 
 Prints a table per part and, last, each goal with "holds" or "fails" and its figure
 (`explain_engine.ground_truth.goals`).
@@ -355,6 +357,14 @@ def main() -> None:
             flush=True,
         )
         _print_xnn(xnn, result.present(), models or ["all"] * len(chosen))
+        bare = ~result.present().any(dim=1)
+        by_model = sorted({m for m, b in zip(models or [], bare.tolist(), strict=False) if b})
+        print(
+            f"photos holding none of their model's concepts (the page says they do not "
+            f"explain the answer): {int(bare.sum())} of {len(bare)}"
+            + (f" ({', '.join(by_model)})" if by_model else ""),
+            flush=True,
+        )
         if method.mode == "per_class":
             # A one-vs-all model's concepts with a negative weight detect other species: the
             # photos of its own class never hold them, so they are scored here on every

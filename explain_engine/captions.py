@@ -183,6 +183,10 @@ def xnn_captions(class_name: str | None = None, *, prototypes: bool = True) -> F
             "columns": columns,
             "concept": ("Concept",),
             "absent": ("Not in", "this photo"),
+            "none_present": (
+                f"None of these concepts is in this photo: they do not show why the AI "
+                f"chose {answer}.",
+            ),
         },
     )
 

@@ -194,6 +194,13 @@ class XNNParts:
     def title(self) -> str:
         return self.words.drawn["title"][0]
 
+    @property
+    def holds_no_concept(self) -> bool:
+        """The photo holds none of the model's concepts: every contribution is 0 and the
+        rebuilt score is the model's bias alone, so the rows explain nothing, and the page
+        says so (a one-vs-all model can spend all its concepts on other species)."""
+        return not any(row.present for row in self.concepts)
+
 
 def xnn_parts(
     panel_png: bytes, data: Mapping[str, Any], words: FigureCaptions, *, prototypes: bool = True

@@ -171,3 +171,30 @@ def test_the_page_says_which_concepts_the_photo_does_not_hold():
     with PILImage.open(io.BytesIO(parts.concepts[1].heatmap_png)) as square:
         pixels = np.asarray(square.convert("RGB")).astype(int)
     assert (pixels.max(axis=2) - pixels.min(axis=2)).max() <= 2  # grey: the map is gone
+
+
+def test_the_page_says_when_the_photo_holds_none_of_the_concepts():
+    """Every x-feature 0: the rows explain nothing (the rebuilt score is the bias alone), and
+    the figure says so; with one concept held it does not."""
+    image = PILImage.new("RGB", (64, 64), (128, 128, 128))
+    tiles = [[PILImage.new("RGB", (32, 32), (90, 90, 90))] for _ in range(2)]
+    buffer = io.BytesIO()
+    xnn_concept_panel(image, np.ones((2, 64, 64), np.float32), np.zeros(2), tiles, None).save(
+        buffer, "PNG"
+    )
+    data = {
+        "classes": [0, 1],
+        "target_class": 1,
+        "concepts": [
+            {"activation": 0.0, "contributions": [0.0, 0.0], "prototype_ids": [j]} for j in range(2)
+        ],
+    }
+    note = "None of these concepts is in this photo: they do not show why the AI chose its answer."
+
+    def page() -> str:
+        parts = xnn_parts(buffer.getvalue(), data, xnn_captions(None, prototypes=False))
+        return render_to_string("study/_xnn_figure.html", {"parts": parts})
+
+    assert note in page()
+    data["concepts"][0]["activation"] = 0.5
+    assert note not in page()
