@@ -42,6 +42,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -341,13 +342,14 @@ def main() -> None:
             [dataset.class_names[int(p)] for p in predicted] if method.mode == "per_class" else None
         )
         r2 = getattr(report, "holdout_r2", None)
+        present = result.present()
         xnn = gt.xnn_summary(
             result.heatmaps,
             parts,
             r2=r2,
             tolerance=tolerance,
             models=models,
-            present=result.present(),
+            present=present,
         )
         print(
             f"\nXNN ({json.dumps(args.xnn_params) if args.xnn_params else 'defaults'}) "
@@ -356,13 +358,15 @@ def main() -> None:
             "photo explained with the model of its predicted class, as the demo shows it:",
             flush=True,
         )
-        _print_xnn(xnn, result.present(), models or ["all"] * len(chosen))
-        bare = ~result.present().any(dim=1)
-        by_model = sorted({m for m, b in zip(models or [], bare.tolist(), strict=False) if b})
+        names = models or ["all"] * len(chosen)
+        _print_xnn(xnn, present, names)
+        bare = Counter(
+            name for name, held in zip(names, present.any(dim=1).tolist(), strict=True) if not held
+        )
         print(
             f"photos holding none of their model's concepts (the page says they do not "
-            f"explain the answer): {int(bare.sum())} of {len(bare)}"
-            + (f" ({', '.join(by_model)})" if by_model else ""),
+            f"explain the answer): {bare.total()} of {len(names)}"
+            + "".join(f"; {name} {count}" for name, count in sorted(bare.items())),
             flush=True,
         )
         if method.mode == "per_class":

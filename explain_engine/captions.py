@@ -17,7 +17,8 @@ of the explained class, i.e. of the AI's answer (its concepts that count against
 other species). Set beside the species gallery they name that answer as surely as a caption
 would. So a condition that hides the AI's answer shows no prototypes: its XNN figure is the
 concepts' heatmaps on the photo (a grey square with the words "Not in this photo" for a
-concept the photo does not hold) and their contributions only, and its caption says the
+concept the photo does not hold; where it holds none, a line says that the concepts do not
+show why the AI chose its answer) and their contributions only, and its caption says the
 training photos are left out and why (`xnn_captions(prototypes=False)`). Where the answer
 is shown, the prototypes stay. The stored panel (drawn once, with prototypes) is never
 served to a participant: the page lays the figure out from its parts (`reflow.xnn_parts`).

@@ -196,5 +196,7 @@ def test_the_page_says_when_the_photo_holds_none_of_the_concepts():
         return render_to_string("study/_xnn_figure.html", {"parts": parts})
 
     assert note in page()
+    named = xnn_captions("Western Gull").drawn["none_present"][0]
+    assert named.endswith("do not show why the AI chose Western Gull.")  # the answer shown
     data["concepts"][0]["activation"] = 0.5
     assert note not in page()
